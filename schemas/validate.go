@@ -1,0 +1,278 @@
+package schemas
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+)
+
+// Options configures a [Validator].
+type Options struct {
+	// Strict also reports fields that a message's schema does not define, such as a
+	// misspelt "querry". The protocol itself tells receivers to ignore unknown fields
+	// (rule ENV-3); strict mode is for checking what a client or server sends.
+	Strict bool
+}
+
+// A Validator validates messages against the embedded schemas. It is safe for
+// concurrent use.
+type Validator struct {
+	strict  bool
+	schemas map[Schema]*jsonschema.Schema
+}
+
+var printer = message.NewPrinter(language.English)
+
+// NewValidator compiles every embedded schema.
+func NewValidator(opts Options) (*Validator, error) {
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	names := All()
+	for _, name := range names {
+		doc, err := loadDoc(name)
+		if err != nil {
+			return nil, err
+		}
+		if opts.Strict {
+			forbidUnknown(doc)
+		}
+		if err := c.AddResource(name.URL(), doc); err != nil {
+			return nil, fmt.Errorf("failed to add schema %s: %w", name.File(), err)
+		}
+	}
+	v := &Validator{strict: opts.Strict, schemas: make(map[Schema]*jsonschema.Schema, len(names))}
+	for _, name := range names {
+		sch, err := c.Compile(name.URL())
+		if err != nil {
+			return nil, fmt.Errorf("failed to compile schema %s: %w", name.File(), err)
+		}
+		v.schemas[name] = sch
+	}
+	return v, nil
+}
+
+func loadDoc(name Schema) (any, error) {
+	data, err := FS.ReadFile(name.File())
+	if err != nil {
+		return nil, err
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("failed to parse schema %s: %w", name.File(), err)
+	}
+	return doc, nil
+}
+
+// forbidUnknown makes a message schema reject properties it does not define. Only a
+// document's root object is closed: the unions (which have allOf) and the definitions
+// stay as they are, and so do the "if" subschemas that select a union's branch.
+func forbidUnknown(doc any) {
+	obj, ok := doc.(map[string]any)
+	if !ok {
+		return
+	}
+	_, hasProps := obj["properties"]
+	_, hasAllOf := obj["allOf"]
+	if hasProps && !hasAllOf {
+		obj["additionalProperties"] = false
+	}
+}
+
+// Strict reports whether the validator reports unknown fields.
+func (v *Validator) Strict() bool { return v.strict }
+
+// Decode parses one JSON value the way the validator does (numbers kept exact).
+// A problem is reported as a *ValidationError with code invalid_json.
+func Decode(data []byte) (any, error) {
+	if !utf8.Valid(data) {
+		return nil, single("", "", CodeInvalidJSON, "invalid JSON: not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, jsonError(err, dec)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, single("", "", CodeInvalidJSON, "invalid JSON: unexpected data after the value at byte %d", dec.InputOffset())
+	}
+	return doc, nil
+}
+
+func jsonError(err error, dec *json.Decoder) error {
+	var syn *json.SyntaxError
+	switch {
+	case errors.As(err, &syn):
+		return single("", "", CodeInvalidJSON, "invalid JSON at byte %d: %v", syn.Offset, syn)
+	case errors.Is(err, io.EOF):
+		return single("", "", CodeInvalidJSON, "invalid JSON: empty input")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return single("", "", CodeInvalidJSON, "invalid JSON: unexpected end of input at byte %d", dec.InputOffset())
+	}
+	return single("", "", CodeInvalidJSON, "invalid JSON: %v", err)
+}
+
+// Validate parses data and validates it against the named schema.
+func (v *Validator) Validate(s Schema, data []byte) error {
+	doc, err := Decode(data)
+	if err != nil {
+		return err
+	}
+	return v.ValidateValue(s, doc)
+}
+
+// ValidateValue validates a decoded JSON value (as produced by [Decode], or by
+// encoding/json into an any) against the named schema.
+func (v *Validator) ValidateValue(s Schema, doc any) error {
+	sch, ok := v.schemas[s]
+	if !ok {
+		return fmt.Errorf("unknown schema %q", s)
+	}
+	err := sch.Validate(doc)
+	if err == nil {
+		return nil
+	}
+	var verr *jsonschema.ValidationError
+	if !errors.As(err, &verr) {
+		return fmt.Errorf("failed to validate against %s: %w", s.File(), err)
+	}
+	return &ValidationError{Schema: s, Problems: problems(verr)}
+}
+
+// ValidateMessage parses data and validates it as a message of the given direction,
+// with the direction's union schema (Any picks the direction from the message's type).
+func (v *Validator) ValidateMessage(d Direction, data []byte) error {
+	doc, err := Decode(data)
+	if err != nil {
+		return err
+	}
+	return v.ValidateMessageValue(d, doc)
+}
+
+// ValidateMessageValue is ValidateMessage for a decoded value.
+func (v *Validator) ValidateMessageValue(d Direction, doc any) error {
+	switch d {
+	case Client:
+		return v.ValidateValue(ClientMessage, doc)
+	case Server:
+		return v.ValidateValue(ServerMessage, doc)
+	case Any:
+		obj, ok := doc.(map[string]any)
+		if !ok {
+			return single("", "", CodeInvalidMessage, "got %s, want object", jsonType(doc))
+		}
+		t, ok := obj["type"].(string)
+		switch {
+		case !ok && obj["type"] == nil:
+			return single("", "/type", CodeMissingField, "missing required property")
+		case !ok:
+			return single("", "/type", CodeUnknownType, "got %s, want string", jsonType(obj["type"]))
+		case DirectionOf(t) == Client:
+			return v.ValidateValue(ClientMessage, doc)
+		case DirectionOf(t) == Server:
+			return v.ValidateValue(ServerMessage, doc)
+		}
+		return single("", "/type", CodeUnknownType, "unknown message type %q: want one of %s", t, quoteAll(MessageTypes(Any)))
+	}
+	return fmt.Errorf("unknown direction %q", d)
+}
+
+// problems flattens jsonschema's tree of errors into its leaves, one Problem each,
+// sorted and without duplicates.
+func problems(root *jsonschema.ValidationError) []Problem {
+	var out []Problem
+	var walk func(e *jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		if len(e.Causes) > 0 {
+			for _, c := range e.Causes {
+				walk(c)
+			}
+			return
+		}
+		out = append(out, leaf(e)...)
+	}
+	walk(root)
+	slices.SortFunc(out, func(a, b Problem) int {
+		return cmp.Or(codeRank(a.Code)-codeRank(b.Code), strings.Compare(a.Pointer, b.Pointer), strings.Compare(a.Message, b.Message))
+	})
+	return slices.Compact(out)
+}
+
+// codeRank orders problems so that the most telling comes first.
+func codeRank(c Code) int {
+	return slices.Index([]Code{CodeInvalidJSON, CodeInvalidMessage, CodeUnknownType, CodeMissingField, CodeInvalidField}, c)
+}
+
+func leaf(e *jsonschema.ValidationError) []Problem {
+	ptr := pointer(e.InstanceLocation)
+	switch k := e.ErrorKind.(type) {
+	case *kind.Required:
+		ps := make([]Problem, len(k.Missing))
+		for i, m := range k.Missing {
+			ps[i] = Problem{Pointer: pointer(append(slices.Clone(e.InstanceLocation), m)), Message: "missing required property", Code: CodeMissingField}
+		}
+		return ps
+	case *kind.AdditionalProperties:
+		ps := make([]Problem, len(k.Properties))
+		for i, p := range k.Properties {
+			ps[i] = Problem{Pointer: pointer(append(slices.Clone(e.InstanceLocation), p)), Message: "unknown property (strict mode)", Code: CodeInvalidField}
+		}
+		return ps
+	case *kind.Type:
+		if ptr == "" {
+			return []Problem{{Pointer: ptr, Message: k.LocalizedString(printer), Code: CodeInvalidMessage}}
+		}
+	case *kind.Enum, *kind.Const:
+		if ptr == "/type" {
+			return []Problem{{Pointer: ptr, Message: e.ErrorKind.LocalizedString(printer), Code: CodeUnknownType}}
+		}
+	}
+	return []Problem{{Pointer: ptr, Message: e.ErrorKind.LocalizedString(printer), Code: CodeInvalidField}}
+}
+
+// pointer builds an RFC 6901 JSON pointer from reference tokens.
+func pointer(tokens []string) string {
+	var sb strings.Builder
+	for _, t := range tokens {
+		sb.WriteByte('/')
+		sb.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(t))
+	}
+	return sb.String()
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	case json.Number, float64:
+		return "number"
+	case string:
+		return "string"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func quoteAll(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}
