@@ -1,0 +1,24 @@
+# agentws. `make test` is the whole test suite and what CI runs (.ci/run).
+GO ?= go
+
+.PHONY: test generate check-generate lint lint-spec bench
+
+test: lint check-generate lint-spec
+	$(GO) test -race -count=1 ./...
+
+generate:
+	$(GO) generate ./...
+
+check-generate:
+	tools/checkgen.sh
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: run gofmt -w on the files above"; exit 1; }
+	$(GO) vet ./...
+	$(GO) mod tidy -diff
+
+lint-spec:
+	tools/speclint/run.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./schemas/...

@@ -1,0 +1,61 @@
+package schemas_test
+
+import (
+	"testing"
+
+	"github.com/agentws/agentws/schemas"
+)
+
+var typicalChunk = []byte(`{"type":"chunk","content":"The capital of France is Paris, which is also its largest city.","chunk_number":12,"session_id":"sess-7f3a9c","timestamp":"2025-10-25T12:34:56.789Z","query_id":"q-42","seq":57}`)
+
+// BenchmarkValidateChunk measures messages validated per second for a typical chunk,
+// parsing included: the work a server or the validator command does per frame.
+func BenchmarkValidateChunk(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		dir    schemas.Direction
+		strict bool
+	}{
+		{"server", schemas.Server, false},
+		{"server-strict", schemas.Server, true},
+		{"any", schemas.Any, false},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			v := newValidator(b, bc.strict)
+			b.SetBytes(int64(len(typicalChunk)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := v.ValidateMessage(bc.dir, typicalChunk); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+// BenchmarkDecodeChunk is the parsing part of BenchmarkValidateChunk alone.
+func BenchmarkDecodeChunk(b *testing.B) {
+	b.SetBytes(int64(len(typicalChunk)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := schemas.Decode(typicalChunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkValidateDecodedChunk is the schema part of BenchmarkValidateChunk alone.
+func BenchmarkValidateDecodedChunk(b *testing.B) {
+	v := newValidator(b, false)
+	doc, err := schemas.Decode(typicalChunk)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := v.ValidateMessageValue(schemas.Server, doc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
