@@ -145,12 +145,13 @@ func Decode(data []byte) (any, error) {
 	}
 	end := dec.InputOffset()
 	if rest := bytes.TrimLeft(data[end:], " \t\r\n"); len(rest) > 0 {
-		return nil, single("", "", CodeInvalidJSON, "invalid JSON: unexpected data after the value at byte %d", len(data)-len(rest))
+		return nil, single("", "", CodeInvalidJSON, "invalid JSON: unexpected data after the value at byte %d", len(data)-len(rest)+1)
 	}
 	return doc, nil
 }
 
-// jsonError describes a decoding error of an input of n bytes.
+// jsonError describes a decoding error of an input of n bytes. Byte positions count
+// from 1, as encoding/json's SyntaxError.Offset does.
 func jsonError(err error, n int) error {
 	var syn *json.SyntaxError
 	switch {
@@ -159,7 +160,11 @@ func jsonError(err error, n int) error {
 	case errors.Is(err, io.EOF):
 		return single("", "", CodeInvalidJSON, "invalid JSON: empty input")
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return single("", "", CodeInvalidJSON, "invalid JSON: unexpected end of input at byte %d", n)
+		unit := "bytes"
+		if n == 1 {
+			unit = "byte"
+		}
+		return single("", "", CodeInvalidJSON, "invalid JSON: unexpected end of input after %d %s", n, unit)
 	}
 	return single("", "", CodeInvalidJSON, "invalid JSON: %v", err)
 }

@@ -1,0 +1,8 @@
+package main
+
+import "encoding/json"
+
+var (
+	jsonUnmarshal = json.Unmarshal
+	jsonMarshal   = json.Marshal
+)
