@@ -87,7 +87,7 @@ type HTTPError struct {
 // HTTPErrorCode A machine-readable reason; see the HTTP error table of spec/PROTOCOL.md.
 type HTTPErrorCode string
 
-// Health The body of GET /ws/health (rules HEALTH-1 to HEALTH-5).
+// Health The body of GET /ws/health (rules HEALTH-1 to HEALTH-6).
 //
 // Example: {"active_connections":0,"sessions_with_buffer":0,"status":"healthy","total_buffered_messages":0,"total_messages_sent":0}
 type Health struct {
@@ -118,7 +118,7 @@ type ServerInterface interface {
 	// GetReadyz Readiness probe of the reference server.
 	// (GET /readyz)
 	GetReadyz(w http.ResponseWriter, r *http.Request)
-	// GetHealth Connection statistics (rules HEALTH-1 to HEALTH-5).
+	// GetHealth Connection statistics (rules HEALTH-1 to HEALTH-6).
 	// (GET /ws/health)
 	GetHealth(w http.ResponseWriter, r *http.Request)
 }
@@ -377,7 +377,7 @@ type StrictServerInterface interface {
 	// GetReadyz Readiness probe of the reference server.
 	// (GET /readyz)
 	GetReadyz(ctx context.Context, request GetReadyzRequestObject) (GetReadyzResponseObject, error)
-	// GetHealth Connection statistics (rules HEALTH-1 to HEALTH-5).
+	// GetHealth Connection statistics (rules HEALTH-1 to HEALTH-6).
 	// (GET /ws/health)
 	GetHealth(ctx context.Context, request GetHealthRequestObject) (GetHealthResponseObject, error)
 }

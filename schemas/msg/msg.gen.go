@@ -259,7 +259,7 @@ type CancelType string
 // Capability A protocol extension the server implements (see the capability table of spec/PROTOCOL.md). Servers may advertise names not listed here; clients ignore names they do not know.
 type Capability = string
 
-// Chunk Server to client: one piece of a query's answer (rules STREAM-2, STREAM-4).
+// Chunk Server to client: one piece of a query's answer (rules STREAM-3, STREAM-5).
 //
 // Example: {"chunk_number":1,"content":"response text...","session_id":"abc123","timestamp":"2025-10-25T12:34:56.000Z","type":"chunk"}
 type Chunk struct {
@@ -293,7 +293,7 @@ type ClientMessage struct {
 	union json.RawMessage
 }
 
-// Complete Server to client: a query's stream ended successfully (rules STREAM-3, STREAM-4).
+// Complete Server to client: a query's stream ended successfully (rules STREAM-4, STREAM-5).
 //
 // Example: {"full_response":"complete response...","session_id":"abc123","timestamp":"2025-10-25T12:34:57.000Z","total_chunks":42,"type":"complete"}
 type Complete struct {
@@ -384,7 +384,7 @@ type Disconnected struct {
 // DisconnectedType defines model for Disconnected.Type.
 type DisconnectedType string
 
-// Error Server to client: a client frame was refused, or a query failed (rules ENV-6, STREAM-5, CODE-1).
+// Error Server to client: a client frame was refused, or a query failed (rules ENV-4, STREAM-6, CODE-1).
 //
 // Example: {"error":"error message","timestamp":"2025-10-25T12:34:56.000Z","type":"error"}
 type Error struct {
