@@ -10,14 +10,17 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// converter turns JSON Schema 2020-12 files into OpenAPI 3.0 schema components.
+// converter turns JSON Schema 2020-12 files into OpenAPI 3.0 schema components. A
+// file's root becomes a component named by its title, and each of its $defs a component
+// named in CamelCase, when something references it.
 type converter struct {
-	components *yaml.Node        // mapping: component name -> schema
-	names      map[string]string // absolute file path -> its component name
+	components *yaml.Node            // mapping: component name -> schema
+	files      map[string]*yaml.Node // absolute path -> the file's root, as read
+	names      map[string]string     // absolute path, or path#name of a definition -> component name
 }
 
 func newConverter() *converter {
-	return &converter{components: mapping(), names: map[string]string{}}
+	return &converter{components: mapping(), files: map[string]*yaml.Node{}, names: map[string]string{}}
 }
 
 // keywords that mean the same in both dialects and are copied as they are.
@@ -28,8 +31,21 @@ var sameKeywords = map[string]bool{
 	"format": true, "default": true,
 }
 
-// addFile converts a schema file (and every file it references) into components and
-// returns the component name of its root: its title.
+// load reads a schema file once and sets its $defs aside.
+func (c *converter) load(abs string) (*yaml.Node, error) {
+	if root, ok := c.files[abs]; ok {
+		return root, nil
+	}
+	root, err := readNode(abs)
+	if err != nil {
+		return nil, err
+	}
+	c.files[abs] = root
+	return root, nil
+}
+
+// addFile converts a schema file's root (and whatever it references) into a component
+// and returns the component's name: the file's title.
 func (c *converter) addFile(path string) (string, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -38,7 +54,7 @@ func (c *converter) addFile(path string) (string, error) {
 	if name, ok := c.names[abs]; ok {
 		return name, nil
 	}
-	root, err := readNode(abs)
+	root, err := c.load(abs)
 	if err != nil {
 		return "", err
 	}
@@ -47,24 +63,43 @@ func (c *converter) addFile(path string) (string, error) {
 		return "", fmt.Errorf("%s: a schema file needs a title, its component name", path)
 	}
 	c.names[abs] = title.Value
-	if defs := get(root, "$defs"); defs != nil {
-		for i := 0; i+1 < len(defs.Content); i += 2 {
-			name := camel(defs.Content[i].Value)
-			if err := c.convert(defs.Content[i+1], abs, "/$defs/"+defs.Content[i].Value); err != nil {
-				return "", err
-			}
-			set(c.components, name, defs.Content[i+1])
-		}
-		del(root, "$defs")
-		if get(root, "type") == nil && get(root, "properties") == nil {
-			return title.Value, nil // a file of definitions only
+	schema := mapping()
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value != "$defs" {
+			schema.Content = append(schema.Content, root.Content[i], root.Content[i+1])
 		}
 	}
-	if err := c.convert(root, abs, ""); err != nil {
+	if err := c.convert(schema, abs, ""); err != nil {
 		return "", err
 	}
-	set(c.components, title.Value, root)
+	set(c.components, title.Value, schema)
 	return title.Value, nil
+}
+
+// addDef converts one definition of a file into a component and returns its name.
+func (c *converter) addDef(abs, def string) (string, error) {
+	key := abs + "#" + def
+	if name, ok := c.names[key]; ok {
+		return name, nil
+	}
+	root, err := c.load(abs)
+	if err != nil {
+		return "", err
+	}
+	var schema *yaml.Node
+	if defs := get(root, "$defs"); defs != nil {
+		schema = get(defs, def)
+	}
+	if schema == nil {
+		return "", fmt.Errorf("%s has no $defs/%s", abs, def)
+	}
+	name := camel(def)
+	c.names[key] = name
+	if err := c.convert(schema, abs, "/$defs/"+def); err != nil {
+		return "", err
+	}
+	set(c.components, name, schema)
+	return name, nil
 }
 
 // convert rewrites the schema n of file (at JSON pointer at) in place.
@@ -89,6 +124,7 @@ func (c *converter) convert(n *yaml.Node, file, at string) error {
 		case sameKeywords[key]:
 			set(out, key, val)
 		case key == "$schema" || key == "$id" || key == "$comment":
+		case key == "$defs" && at == "":
 		case key == "examples":
 			if val.Kind != yaml.SequenceNode || len(val.Content) == 0 {
 				return fmt.Errorf("%s%s: want a non-empty array", file, loc)
@@ -165,17 +201,27 @@ func (c *converter) ref(ref, file string) (string, error) {
 	if target == "" || strings.Contains(target, "://") {
 		return "", fmt.Errorf("$ref %q: want a relative file reference", ref)
 	}
-	name, err := c.addFile(filepath.Join(filepath.Dir(file), target))
+	path := filepath.Join(filepath.Dir(file), target)
+	if frag == "" || frag == "/" {
+		name, err := c.addFile(path)
+		if err != nil {
+			return "", err
+		}
+		return "#/components/schemas/" + name, nil
+	}
+	def, ok := strings.CutPrefix(frag, "/$defs/")
+	if !ok || strings.Contains(def, "/") {
+		return "", fmt.Errorf("$ref %q: only a whole file or one of its $defs can be referenced", ref)
+	}
+	abs, err := filepath.Abs(path)
 	if err != nil {
 		return "", err
 	}
-	switch {
-	case frag == "" || frag == "/":
-		return "#/components/schemas/" + name, nil
-	case strings.HasPrefix(frag, "/$defs/") && !strings.Contains(frag[len("/$defs/"):], "/"):
-		return "#/components/schemas/" + camel(frag[len("/$defs/"):]), nil
+	name, err := c.addDef(abs, def)
+	if err != nil {
+		return "", err
 	}
-	return "", fmt.Errorf("$ref %q: only a whole file or one of its $defs can be referenced", ref)
+	return "#/components/schemas/" + name, nil
 }
 
 // pointers keeps a Go pointer on an optional field whose zero value is valid (false,
