@@ -1,0 +1,83 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// The fixture contract, spec/PROTOCOL.md rules FIX-1 to FIX-3.
+const (
+	FailQuery      = "__fail__"             // FIX-2: fail before the first chunk
+	SlowPrefix     = "__slow__"             // FIX-3: a slow stream
+	SlowDelay      = 100 * time.Millisecond // FIX-3: the wait before each chunk
+	SlowChunkRunes = 8                      // FIX-3: the largest chunk of a slow stream
+)
+
+// ErrFixtureFailure is the failure the fixture agent reports for FailQuery.
+var ErrFixtureFailure = errors.New("the fixture agent fails on " + FailQuery)
+
+// Fixture is the deterministic agent of the fixture contract: the answer to q is
+// "Echo: " + q.
+type Fixture struct {
+	// Delay is the pause before each chunk (the server's -fixture-delay), to emulate a
+	// model's token rate. A slow query always waits SlowDelay.
+	Delay time.Duration
+	// ChunkRunes is the largest chunk, in characters; 0 means 16.
+	ChunkRunes int
+}
+
+// Stream implements Agent.
+func (f Fixture) Stream(ctx context.Context, req Request, emit func(string) error) error {
+	if req.Query == FailQuery {
+		return ErrFixtureFailure
+	}
+	size, delay := f.ChunkRunes, f.Delay
+	if size <= 0 {
+		size = 16
+	}
+	if strings.HasPrefix(req.Query, SlowPrefix) {
+		size, delay = min(size, SlowChunkRunes), SlowDelay
+	}
+	var timer *time.Timer
+	for _, chunk := range split("Echo: "+req.Query, size) {
+		if delay > 0 {
+			if timer == nil {
+				timer = time.NewTimer(delay)
+				defer timer.Stop()
+			} else {
+				timer.Reset(delay)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-timer.C:
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := emit(chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// split cuts s into pieces of at most n characters, never inside a character.
+func split(s string, n int) []string {
+	var out []string
+	for len(s) > 0 {
+		i, count := 0, 0
+		for i < len(s) && count < n {
+			_, w := utf8.DecodeRuneInString(s[i:])
+			i += w
+			count++
+		}
+		out = append(out, s[:i])
+		s = s[i:]
+	}
+	return out
+}

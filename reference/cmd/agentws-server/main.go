@@ -1,0 +1,205 @@
+// Command agentws-server runs the agentws reference server (spec/PROTOCOL.md).
+//
+// With no flags it listens on :8050, serves the protocol at /ws with the fixture
+// agent, and GET /ws/health, /livez and /readyz. Every flag has an environment variable
+// twin, AGENTWS_ and the flag's name in capitals with underscores
+// (-session-ttl: AGENTWS_SESSION_TTL); a flag on the command line wins.
+//
+// To front a real model, point it at an OpenAI-compatible endpoint:
+//
+//	AGENTWS_AGENT_API_KEY=... agentws-server -agent openai -agent-url http://localhost:11434/v1 -agent-model llama3.2
+//
+// On SIGTERM or SIGINT it drains: new connections are refused, readiness fails,
+// clients are closed with 1001, and running queries finish into their sessions' buffers
+// until the drain timeout.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/agentws/agentws/reference/agent"
+	"github.com/agentws/agentws/reference/server"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "agentws-server:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// options are the command's settings.
+type options struct {
+	addr       string
+	cfg        server.Config
+	origins    string
+	agentName  string
+	agentURL   string
+	agentModel string
+	delay      time.Duration
+	logFormat  string
+	logLevel   string
+}
+
+const envPrefix = "AGENTWS_"
+
+// envName returns the environment variable twin of a flag.
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func parse(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
+	o := &options{cfg: server.DefaultConfig()}
+	fs := flag.NewFlagSet("agentws-server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.addr, "addr", ":8050", "listen `address`")
+	fs.IntVar(&o.cfg.BufferSize, "buffer-size", o.cfg.BufferSize, "frames buffered per session while it has no connection")
+	fs.IntVar(&o.cfg.BufferBytes, "buffer-bytes", o.cfg.BufferBytes, "bytes buffered per session while it has no connection")
+	fs.DurationVar(&o.cfg.SessionTTL, "session-ttl", o.cfg.SessionTTL, "how long a session outlives an abrupt drop")
+	fs.DurationVar(&o.cfg.KeepaliveInterval, "keepalive", o.cfg.KeepaliveInterval, "idle time before a keepalive frame")
+	fs.Int64Var(&o.cfg.MaxMessageBytes, "max-message-bytes", o.cfg.MaxMessageBytes, "the largest client message; a larger one closes the connection with 1009")
+	fs.IntVar(&o.cfg.QueueDepth, "queue-depth", o.cfg.QueueDepth, "queries a session may have waiting behind the running one")
+	fs.IntVar(&o.cfg.SendQueue, "send-queue", o.cfg.SendQueue, "frames waiting for a slow client before it is closed with 4002")
+	fs.DurationVar(&o.cfg.WriteTimeout, "write-timeout", o.cfg.WriteTimeout, "the longest one write to a client may take")
+	fs.StringVar(&o.origins, "allowed-origins", "", "comma-separated host `patterns` of browser origins allowed besides the server's own, such as localhost:3000,*.example.com")
+	fs.DurationVar(&o.cfg.DrainTimeout, "drain-timeout", o.cfg.DrainTimeout, "how long running queries may finish on shutdown")
+	fs.StringVar(&o.agentName, "agent", "fixture", "the agent: `fixture` (deterministic, spec section 13) or openai (an OpenAI-compatible endpoint)")
+	fs.StringVar(&o.agentURL, "agent-url", "", "with -agent openai: the API base `URL`, such as http://localhost:11434/v1")
+	fs.StringVar(&o.agentModel, "agent-model", "", "with -agent openai: the model name")
+	fs.DurationVar(&o.delay, "fixture-delay", 0, "with -agent fixture: the pause before each chunk, to emulate a model's token rate")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: agentws-server [flags]\n\nEvery flag can also be set with its environment variable, %sNAME (-session-ttl: %s).\nThe API key of -agent openai comes from %sAGENT_API_KEY or OPENAI_API_KEY.\n\n", envPrefix, envName("session-ttl"), envPrefix)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q: every setting is a flag", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && !set[f.Name] {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %v", envName(f.Name), v, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for _, p := range strings.Split(o.origins, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			o.cfg.AllowedOrigins = append(o.cfg.AllowedOrigins, p)
+		}
+	}
+	switch o.agentName {
+	case "fixture":
+		o.cfg.Agent = agent.Fixture{Delay: o.delay}
+	case "openai":
+		if o.agentURL == "" || o.agentModel == "" {
+			return nil, errors.New("-agent openai needs -agent-url and -agent-model")
+		}
+		key := getenv(envPrefix + "AGENT_API_KEY")
+		if key == "" {
+			key = getenv("OPENAI_API_KEY")
+		}
+		o.cfg.Agent = &agent.OpenAI{URL: o.agentURL, Model: o.agentModel, APIKey: key}
+	default:
+		return nil, fmt.Errorf("-agent: unknown agent %q: want fixture or openai", o.agentName)
+	}
+	return o, nil
+}
+
+func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("-log-format: unknown format %q: want text or json", format)
+}
+
+// run serves until ctx is done, then drains. When ready is not nil, it receives the
+// address the server listens on.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready chan<- string) error {
+	o, err := parse(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(o.logFormat, o.logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	o.cfg.Logger = log
+	srv, err := server.New(o.cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	log.Info("agentws reference server listening",
+		"url", "ws://"+displayAddr(ln.Addr())+"/ws", "health", "http://"+displayAddr(ln.Addr())+"/ws/health",
+		"agent", o.agentName, "capabilities", srv.Capabilities())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	select {
+	case err := <-served:
+		srv.Close()
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	srv.Drain(context.Background())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// displayAddr turns a listen address such as [::]:8050 into one a client can dial.
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,78 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"time"
+
+	"github.com/agentws/agentws/reference/agent"
+)
+
+// Config is the server's configuration; [DefaultConfig] gives the defaults of
+// spec/PROTOCOL.md table 15.4.
+type Config struct {
+	BufferSize        int           // frames kept per session while it has no connection (BUF-3)
+	BufferBytes       int           // bytes kept per session while it has no connection (BUF-7)
+	SessionTTL        time.Duration // how long a session outlives an abrupt drop (BUF-1)
+	KeepaliveInterval time.Duration // idle time before a keepalive frame (KA-1)
+	MaxMessageBytes   int64         // the largest client message (ENV-7)
+	QueueDepth        int           // queries waiting behind the running one (STREAM-8)
+	SendQueue         int           // frames waiting to be written to one connection
+	WriteTimeout      time.Duration // the longest a single write may take
+	AllowedOrigins    []string      // host patterns allowed besides the request's own host (HS-8)
+	DrainTimeout      time.Duration // how long running queries may finish on shutdown (SHUT-3)
+	Agent             agent.Agent   // answers the queries
+	Logger            *slog.Logger
+}
+
+// DefaultConfig returns the defaults, with the fixture agent.
+func DefaultConfig() Config {
+	return Config{
+		BufferSize:        100,
+		BufferBytes:       1 << 20,
+		SessionTTL:        5 * time.Minute,
+		KeepaliveInterval: 30 * time.Second,
+		MaxMessageBytes:   1 << 20,
+		QueueDepth:        16,
+		SendQueue:         256,
+		WriteTimeout:      10 * time.Second,
+		DrainTimeout:      30 * time.Second,
+		Agent:             agent.Fixture{},
+	}
+}
+
+func (c *Config) check() error {
+	var errs []error
+	positive := func(name string, v int64) {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, not %d", name, v))
+		}
+	}
+	positive("buffer size", int64(c.BufferSize))
+	positive("buffer byte limit", int64(c.BufferBytes))
+	positive("session TTL", int64(c.SessionTTL))
+	positive("keepalive interval", int64(c.KeepaliveInterval))
+	positive("send queue", int64(c.SendQueue))
+	positive("write timeout", int64(c.WriteTimeout))
+	positive("drain timeout", int64(c.DrainTimeout))
+	if c.MaxMessageBytes < 64<<10 {
+		errs = append(errs, fmt.Errorf("max message size must be at least 65536 bytes (rule ENV-7), not %d", c.MaxMessageBytes))
+	}
+	if c.QueueDepth < 1 {
+		errs = append(errs, fmt.Errorf("query queue depth must be at least 1 (rule STREAM-8), not %d", c.QueueDepth))
+	}
+	for _, p := range c.AllowedOrigins {
+		if _, err := path.Match(p, ""); err != nil {
+			errs = append(errs, fmt.Errorf("allowed origin %q is not a valid pattern: %w", p, err))
+		}
+	}
+	if c.Agent == nil {
+		errs = append(errs, errors.New("no agent"))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,14 @@
+// Package server is the reference server of the agentws protocol (spec/PROTOCOL.md):
+// the WebSocket endpoint /ws, GET /ws/health, and the /livez and /readyz probes.
+//
+// A [Server] keeps sessions in memory. Each connection has a reader that always runs
+// (so WebSocket pings and close frames are handled at once) and a writer that drains a
+// bounded queue, so a slow client never blocks a stream: when its queue overflows it
+// is closed with 4002 and its session's frames go to the session's buffer. Each session
+// runs its queries one at a time, in arrival order, from a bounded queue; a query keeps
+// running through an abrupt drop, and its frames are buffered until the client comes
+// back or the session's TTL passes.
+//
+// The server claims the capabilities buffering and error_codes, and fixture when it runs
+// the fixture agent.
+package server

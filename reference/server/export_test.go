@@ -1,0 +1,19 @@
+package server
+
+// Test hooks: what the end-to-end tests poll instead of sleeping.
+
+// SessionBusy reports whether the session has a query running or queued.
+func (s *Server) SessionBusy(id string) bool {
+	s.mu.Lock()
+	sess := s.sessions[id]
+	s.mu.Unlock()
+	return sess != nil && sess.busy()
+}
+
+// SessionExists reports whether the server holds the session.
+func (s *Server) SessionExists(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.sessions[id]
+	return ok
+}

@@ -1,0 +1,59 @@
+package server
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/agentws/agentws/schemas/msg"
+)
+
+// ProtocolVersion is the protocol version the server speaks.
+const ProtocolVersion = "1.1"
+
+// A frame is one encoded server message waiting to be written.
+type frame struct {
+	data    []byte
+	session bool // session-scoped: buffered while the session has no connection
+}
+
+func timestamp() string { return time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
+func encode(v any) frame {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // the generated types always encode
+	}
+	return frame{data: data}
+}
+
+func sessionFrame(v any) frame {
+	f := encode(v)
+	f.session = true
+	return f
+}
+
+func connectedFrame(sessionID string, caps []string) frame {
+	return encode(msg.Connected{
+		Type: msg.ConnectedTypeConnected, Message: "WebSocket connection established",
+		SessionId: sessionID, Timestamp: timestamp(),
+		ProtocolVersion: ProtocolVersion, Capabilities: caps,
+	})
+}
+
+func pongFrame() frame {
+	return encode(msg.Pong{Type: msg.PongTypePong, Timestamp: timestamp()})
+}
+
+func keepaliveFrame() frame {
+	return encode(msg.Keepalive{Type: msg.KeepaliveTypeKeepalive, Timestamp: timestamp()})
+}
+
+func disconnectedFrame(sessionID string) frame {
+	text := "Session ended"
+	return encode(msg.Disconnected{Type: msg.DisconnectedTypeDisconnected, Message: &text, SessionId: sessionID, Timestamp: timestamp()})
+}
+
+// errorFrame is a connection-scoped error: the refusal of a client frame.
+func errorFrame(sessionID string, code msg.ErrorCode, text string) frame {
+	return encode(msg.Error{Type: msg.ErrorTypeError, Error: text, Code: code, SessionId: sessionID, Timestamp: timestamp()})
+}

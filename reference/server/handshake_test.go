@@ -1,0 +1,128 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/agentws/agentws/reference/server"
+	"github.com/agentws/agentws/schemas/httpapi"
+)
+
+// HS-1, CONN-1, CONN-3, CAP-1: connected first, for the requested session, with the
+// capabilities; unknown parameters are ignored.
+func TestConnectedFirst(t *testing.T) {
+	s := start(t, nil)
+	sid := newSession(t)
+	_, f := s.connect(t, "session_id="+sid+"&user_id=user1&unknown=x")
+	if f.str("session_id") != sid || f.str("protocol_version") != "1.1" {
+		t.Errorf("connected %v: want session_id %s and protocol_version 1.1", f, sid)
+	}
+	var caps []string
+	for _, c := range f["capabilities"].([]any) {
+		caps = append(caps, c.(string))
+	}
+	if want := []string{"buffering", "error_codes", "fixture"}; !slices.Equal(caps, want) {
+		t.Errorf("capabilities %v, want %v", caps, want)
+	}
+	if ts := f.str("timestamp"); !strings.HasSuffix(ts, "Z") || len(ts) != len("2025-10-25T12:34:56.000Z") {
+		t.Errorf("timestamp %q: want UTC with milliseconds (ENV-5)", ts)
+	}
+}
+
+// HS-2, HS-3, HS-5, HS-7, HS-9: refusals before the upgrade, with JSON bodies.
+func TestHandshakeRefusals(t *testing.T) {
+	s := start(t, nil)
+	tests := []struct {
+		query  string
+		status int
+		code   httpapi.HTTPErrorCode
+	}{
+		{"", http.StatusBadRequest, httpapi.HTTPErrorCodeMissingSessionId},
+		{"session_id=", http.StatusBadRequest, httpapi.HTTPErrorCodeMissingSessionId},
+		{"session_id=a%20b", http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidSessionId},
+		{"session_id=" + strings.Repeat("s", 129), http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidSessionId},
+		{"session_id=caf%C3%A9", http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidSessionId},
+		{"session_id=ok&user_id=", http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidUserId},
+		{"session_id=ok&user_id=a/b", http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidUserId},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			status, he := s.refused(t, tt.query, nil)
+			if status != tt.status || he.Code != tt.code {
+				t.Errorf("got %d %s (%q), want %d %s", status, he.Code, he.Error, tt.status, tt.code)
+			}
+		})
+	}
+	t.Run("not an upgrade", func(t *testing.T) {
+		resp, err := http.Get(s.URL + "/ws?session_id=x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUpgradeRequired || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("got %s %s, want 426 with a JSON body", resp.Status, resp.Header.Get("Content-Type"))
+		}
+	})
+}
+
+// HS-4: every id of the syntax is accepted, and ids are compared byte for byte.
+func TestSessionIDSyntax(t *testing.T) {
+	s := start(t, nil)
+	for _, sid := range []string{"a", "A.b_c:d~e-f", strings.Repeat("9", 128)} {
+		s.connect(t, "session_id="+sid)
+	}
+	a, _ := s.connect(t, "session_id=Case")
+	s.connect(t, "session_id=case") // another session: no takeover of Case
+	a.send(ping)
+	a.expect("pong")
+}
+
+// HS-8: a browser origin other than the server's own is refused unless allowed.
+func TestOrigins(t *testing.T) {
+	s := start(t, func(c *server.Config) { c.AllowedOrigins = []string{"localhost:3000", "*.example.com"} })
+	for _, o := range []string{"http://evil.test", "http://localhost:3001", "not a url"} {
+		status, he := s.refused(t, "session_id="+newSession(t), http.Header{"Origin": {o}})
+		if status != http.StatusForbidden || he.Code != httpapi.HTTPErrorCodeOriginNotAllowed {
+			t.Errorf("origin %s: got %d %s, want 403 origin_not_allowed", o, status, he.Code)
+		}
+	}
+	for _, o := range []string{"http://localhost:3000", "https://app.example.com", s.URL} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ws, _, err := websocket.Dial(ctx, s.wsURL("session_id="+newSession(t)), &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {o}}})
+		cancel()
+		if err != nil {
+			t.Errorf("origin %s: %v, want it allowed", o, err)
+			continue
+		}
+		ws.CloseNow()
+	}
+}
+
+// HS-6: a session belongs to its first user; another user (or none) is refused, and
+// the refusal leaves the session and its connection alone.
+func TestUserBinding(t *testing.T) {
+	s := start(t, nil)
+	sid := newSession(t)
+	owner, _ := s.connect(t, "session_id="+sid+"&user_id=alice")
+	for _, q := range []string{"&user_id=mallory", "", "&user_id=Alice"} {
+		status, he := s.refused(t, "session_id="+sid+q, nil)
+		if status != http.StatusForbidden || he.Code != httpapi.HTTPErrorCodeUserMismatch {
+			t.Errorf("%q: got %d %s, want 403 user_mismatch", q, status, he.Code)
+		}
+	}
+	owner.send(query("still mine"))
+	if got := checkStream(t, owner.stream()); got != "Echo: still mine" {
+		t.Errorf("got %q", got)
+	}
+	anon := newSession(t)
+	s.connect(t, "session_id="+anon)
+	if status, _ := s.refused(t, "session_id="+anon+"&user_id=alice", nil); status != http.StatusForbidden {
+		t.Errorf("a user joining an anonymous session: got %d, want 403", status)
+	}
+}

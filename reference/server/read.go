@@ -1,0 +1,85 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/coder/websocket"
+
+	"github.com/agentws/agentws/schemas"
+	"github.com/agentws/agentws/schemas/msg"
+)
+
+// readLoop reads c's frames until it ends. It always runs, so that WebSocket pings and
+// close frames are answered at once, whatever the session is doing (KA-2).
+func (s *Server) readLoop(c *conn, sess *session) {
+	for {
+		typ, data, err := c.ws.Read(s.ctx)
+		if err != nil {
+			s.readEnded(c, err)
+			return
+		}
+		if typ == websocket.MessageBinary {
+			c.log.Info("binary frame: closing with 1003")
+			s.release(c)
+			sess.detach(c, c.closeNow(websocket.StatusUnsupportedData, "binary frames are not supported"))
+			return
+		}
+		if !s.handle(c, sess, data) {
+			return
+		}
+	}
+}
+
+// readEnded handles a read error: the client went away, closed, or sent too much.
+func (s *Server) readEnded(c *conn, err error) {
+	switch {
+	case errors.Is(err, websocket.ErrMessageTooBig):
+		c.log.Info("message over the size limit: closed with 1009", "limit", s.cfg.MaxMessageBytes)
+	case websocket.CloseStatus(err) != -1:
+		c.log.Info("client closed the connection", "code", websocket.CloseStatus(err))
+	case errors.Is(err, context.Canceled):
+	default:
+		c.log.Info("connection lost", "err", err)
+	}
+	s.dropped(c)
+}
+
+// handle dispatches one text frame; it returns false when the connection ends.
+func (s *Server) handle(c *conn, sess *session, data []byte) bool {
+	doc, err := schemas.Decode(data)
+	if err == nil {
+		err = s.validator.ValidateMessageValue(schemas.Client, doc)
+	}
+	if err != nil {
+		code := msg.ErrorCodeInvalidMessage
+		var verr *schemas.ValidationError
+		if errors.As(err, &verr) {
+			code = msg.ErrorCode(verr.Code())
+		}
+		c.reply(errorFrame(sess.id, code, "Invalid message: "+err.Error()))
+		return true
+	}
+	switch doc.(map[string]any)["type"] {
+	case "query":
+		var q msg.Query
+		if err := json.Unmarshal(data, &q); err != nil {
+			c.reply(errorFrame(sess.id, msg.ErrorCodeInvalidMessage, "Invalid message: "+err.Error()))
+			return true
+		}
+		sess.submit(c, q)
+	case "ping":
+		c.reply(pongFrame())
+	case "disconnect":
+		c.log.Info("disconnect: ending the session")
+		sess.end(errSessionEnded)
+		s.release(c)
+		c.reply(disconnectedFrame(sess.id))
+		c.closeAfter(websocket.StatusNormalClosure, "")
+		return false
+	case "cancel":
+		c.reply(errorFrame(sess.id, msg.ErrorCodeUnsupported, "Unsupported message: this server does not implement the cancel capability"))
+	}
+	return true
+}

@@ -1,0 +1,247 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/coder/websocket"
+
+	"github.com/agentws/agentws/reference/agent"
+	"github.com/agentws/agentws/schemas"
+	"github.com/agentws/agentws/schemas/httpapi"
+)
+
+// Server is the reference server. Its zero value is not usable; call [New].
+type Server struct {
+	cfg          Config
+	log          *slog.Logger
+	validator    *schemas.Validator
+	capabilities []string
+	handler      http.Handler
+
+	ctx    context.Context // cancelled when the server stops
+	cancel context.CancelCauseFunc
+
+	mu       sync.Mutex
+	sessions map[string]*session
+
+	draining atomic.Bool
+	conns    sync.WaitGroup // connection handlers
+	runners  sync.WaitGroup // query runners
+	stats    struct {
+		sent   atomic.Int64 // frames written, ever (HEALTH-3)
+		active atomic.Int64 // connections that got connected and are not gone (HEALTH-4)
+	}
+}
+
+// New returns a server for cfg.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.check(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	v, err := schemas.NewValidator(schemas.Options{})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, validator: v, sessions: map[string]*session{}}
+	s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	s.capabilities = []string{"buffering", "error_codes"}
+	if _, ok := cfg.Agent.(agent.Fixture); ok {
+		s.capabilities = append(s.capabilities, "fixture")
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ws", s.serveWS)
+	s.handler = httpapi.HandlerFromMux(httpapi.NewStrictHandler(healthAPI{s}, nil), mux)
+	return s, nil
+}
+
+// Capabilities returns the capabilities the server claims in connected.
+func (s *Server) Capabilities() []string { return slices.Clone(s.capabilities) }
+
+// ServeHTTP serves /ws, /ws/health, /livez and /readyz.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+var idSyntax = regexp.MustCompile(`^[A-Za-z0-9._:~-]{1,128}$`)
+
+// httpError answers a refused request with the JSON body of http-error.json.
+func httpError(w http.ResponseWriter, status int, code httpapi.HTTPErrorCode, format string, args ...any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(httpapi.HTTPError{Code: code, Error: fmt.Sprintf(format, args...)})
+}
+
+// serveWS checks the handshake (HS-1 to HS-9), upgrades, and serves the connection.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	sid, user := q.Get("session_id"), q.Get("user_id")
+	log := s.log.With("session_id", sid, "remote", r.RemoteAddr)
+	switch {
+	case !isUpgrade(r):
+		httpError(w, http.StatusUpgradeRequired, httpapi.HTTPErrorCodeNotWebsocket, "this endpoint speaks WebSocket: send an upgrade request")
+		return
+	case s.draining.Load():
+		httpError(w, http.StatusServiceUnavailable, httpapi.HTTPErrorCodeDraining, "the server is shutting down and accepts no new connections")
+		return
+	case sid == "":
+		httpError(w, http.StatusBadRequest, httpapi.HTTPErrorCodeMissingSessionId, "session_id query parameter is required")
+		return
+	case !idSyntax.MatchString(sid):
+		httpError(w, http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidSessionId, "session_id %q is not 1 to 128 characters of A-Z a-z 0-9 . _ : ~ -", sid)
+		return
+	case q.Has("user_id") && !idSyntax.MatchString(user):
+		httpError(w, http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidUserId, "user_id %q is not 1 to 128 characters of A-Z a-z 0-9 . _ : ~ -", user)
+		return
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && !s.originAllowed(origin, r.Host) {
+		log.Warn("origin refused", "origin", origin, "allow_with", "-allowed-origins="+originHost(origin))
+		httpError(w, http.StatusForbidden, httpapi.HTTPErrorCodeOriginNotAllowed, "origin %q is not allowed", origin)
+		return
+	}
+	if owner, ok := s.owner(sid); ok && owner != user {
+		log.Warn("user mismatch", "user_id", user)
+		httpError(w, http.StatusForbidden, httpapi.HTTPErrorCodeUserMismatch, "session %q belongs to another user", sid)
+		return
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
+	if err != nil {
+		log.Warn("upgrade failed", "err", err)
+		return
+	}
+	ws.SetReadLimit(s.cfg.MaxMessageBytes)
+	s.conns.Add(1)
+	defer s.conns.Done()
+	c := newConn(s, ws, log)
+	sess, old, ok := s.attach(c, sid, user)
+	if !ok {
+		ws.Close(websocket.StatusPolicyViolation, "session belongs to another user")
+		return
+	}
+	if old != nil {
+		log.Info("session taken over by a new connection")
+		s.release(old)
+	}
+	log.Info("connected", "user_id", user)
+	go c.writeLoop()
+	s.readLoop(c, sess)
+	<-c.done
+}
+
+func isUpgrade(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") &&
+		slices.ContainsFunc(strings.Split(r.Header.Get("Connection"), ","), func(t string) bool {
+			return strings.EqualFold(strings.TrimSpace(t), "upgrade")
+		})
+}
+
+// originAllowed applies HS-8: the request's own host, or an allowed host pattern.
+func (s *Server) originAllowed(origin, host string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, host) {
+		return true
+	}
+	for _, p := range s.cfg.AllowedOrigins {
+		target := u.Host
+		if strings.Contains(p, "://") {
+			target = u.Scheme + "://" + u.Host
+		}
+		if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(target)); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func originHost(origin string) string {
+	if u, err := url.Parse(origin); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return origin
+}
+
+// owner returns the user of a live session.
+func (s *Server) owner(sid string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sess, ok := s.sessions[sid]; ok {
+		return sess.user, true
+	}
+	return "", false
+}
+
+// attach joins c to its session, creating the session when there is none.
+func (s *Server) attach(c *conn, sid, user string) (*session, *conn, bool) {
+	for {
+		s.mu.Lock()
+		sess, ok := s.sessions[sid]
+		if !ok {
+			sess = newSession(s, sid, user)
+			s.sessions[sid] = sess
+		}
+		s.mu.Unlock()
+		if sess.user != user {
+			return nil, nil, false
+		}
+		c.mu.Lock()
+		c.sess, c.counted = sess, true
+		c.mu.Unlock()
+		if old, ok := sess.attach(c); ok {
+			s.stats.active.Add(1)
+			return sess, old, true
+		}
+		c.mu.Lock()
+		c.sess, c.counted = nil, false
+		c.mu.Unlock()
+		s.forget(sess) // it ended in between; make a new one
+	}
+}
+
+// forget removes an ended session from the table.
+func (s *Server) forget(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sessions[sess.id] == sess {
+		delete(s.sessions, sess.id)
+	}
+}
+
+// release stops counting c as an active connection; it is gone or going.
+func (s *Server) release(c *conn) {
+	c.mu.Lock()
+	counted := c.counted
+	c.counted = false
+	c.mu.Unlock()
+	if counted {
+		s.stats.active.Add(-1)
+	}
+}
+
+// dropped handles the abrupt end of c; failed is a frame whose write failed.
+func (s *Server) dropped(c *conn, failed ...frame) {
+	s.release(c)
+	var frames []frame
+	for _, f := range failed {
+		if f.session {
+			frames = append(frames, f)
+		}
+	}
+	frames = append(frames, c.closeNow(websocket.StatusGoingAway, "")...)
+	c.mu.Lock()
+	sess := c.sess
+	c.mu.Unlock()
+	if sess != nil {
+		sess.detach(c, frames)
+	}
+}
