@@ -29,7 +29,7 @@ type conn struct {
 	closing bool    // no more frames are accepted
 	code    websocket.StatusCode
 	reason  string
-	flush   bool // write what is queued before closing
+	flush   bool     // write what is queued before closing
 	counted bool     // counted in active_connections
 	sess    *session // the session it belongs to, once attached
 
