@@ -20,7 +20,7 @@ type Config struct {
 	MaxMessageBytes   int64         // the largest client message (ENV-7)
 	QueueDepth        int           // queries waiting behind the running one (STREAM-8)
 	SendQueue         int           // frames waiting to be written to one connection
-	WriteTimeout      time.Duration // the longest a single write may take
+	WriteTimeout      time.Duration // how long a client may leave its send queue full before it is closed with 4002
 	AllowedOrigins    []string      // host patterns allowed besides the request's own host (HS-8)
 	DrainTimeout      time.Duration // how long running queries may finish on shutdown (SHUT-3)
 	Agent             agent.Agent   // answers the queries

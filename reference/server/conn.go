@@ -191,8 +191,12 @@ func (c *conn) writeLoop() {
 	}
 }
 
+// abortGrace is how much longer than the write timeout one write may take before the
+// connection is aborted: long enough for the slow-consumer close (4002) to come first.
+const abortGrace = 5 * time.Second
+
 func (c *conn) write(f frame) error {
-	ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.WriteTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.WriteTimeout+abortGrace)
 	defer cancel()
 	if err := c.ws.Write(ctx, websocket.MessageText, f.data); err != nil {
 		return err

@@ -227,7 +227,7 @@ func (c *client) expectClose(code websocket.StatusCode) {
 			}
 			return
 		}
-		c.t.Logf("frame before the close: %v", f)
+		c.t.Logf("frame before the close: %s %d", f.str("type"), f.num("chunk_number"))
 	}
 }
 
