@@ -12,10 +12,12 @@ import (
 )
 
 // readLoop reads c's frames until it ends. It always runs, so that WebSocket pings and
-// close frames are answered at once, whatever the session is doing (KA-2).
+// close frames are answered at once, whatever the session is doing (KA-2). It is not
+// cancelled: it ends when the writer closes the connection, so that a close frame
+// (1001 on shutdown) always goes out first.
 func (s *Server) readLoop(c *conn, sess *session) {
 	for {
-		typ, data, err := c.ws.Read(s.ctx)
+		typ, data, err := c.ws.Read(context.Background())
 		if err != nil {
 			s.readEnded(c, err)
 			return
