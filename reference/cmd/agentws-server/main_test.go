@@ -103,7 +103,9 @@ func TestRunServesAndDrains(t *testing.T) {
 	ready := make(chan string, 1)
 	var logs bytes.Buffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-log-format", "json"}, env(nil), &logs, ready) }()
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-log-format", "json"}, env(nil), &logs, ready)
+	}()
 	addr := <-ready
 	resp, err := http.Get("http://" + addr + "/ws/health")
 	if err != nil {
