@@ -1,10 +1,13 @@
 # agentws. `make test` is the whole test suite and what CI runs (.ci/run).
 GO ?= go
 
-.PHONY: test generate check-generate lint lint-spec bench
+.PHONY: run test generate check-generate lint lint-spec seed-clients bench
 
-test: lint check-generate lint-spec
-	$(GO) test -race -count=1 ./...
+run:
+	$(GO) run ./reference/cmd/agentws-server
+
+test: lint check-generate lint-spec seed-clients
+	AGENTWS_REQUIRE_SEED_CLIENTS=1 $(GO) test -race -count=1 ./...
 
 generate:
 	$(GO) generate ./...
@@ -20,5 +23,8 @@ lint:
 lint-spec:
 	tools/speclint/run.sh
 
+seed-clients:
+	tools/seed-clients.sh
+
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./schemas/...
+	$(GO) test -run '^$$' -bench . -benchmem ./schemas/... ./tools/agentws-validate/
