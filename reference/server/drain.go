@@ -12,7 +12,7 @@ import (
 // their sessions' buffers for the drain timeout (or until ctx is done), then stops what
 // is left. It returns once every connection and query has ended.
 func (s *Server) Drain(ctx context.Context) {
-	if s.draining.Swap(true) {
+	if !s.stop() {
 		return
 	}
 	s.log.Info("draining", "timeout", s.cfg.DrainTimeout)
@@ -44,7 +44,7 @@ func (s *Server) Drain(ctx context.Context) {
 // Close stops everything at once: running queries are cancelled (their sessions get an
 // error with code unavailable), connections are closed. It waits for them to end.
 func (s *Server) Close() {
-	s.draining.Store(true)
+	s.stop()
 	s.cancel(errShutdown)
 	for _, sess := range s.snapshot() {
 		sess.mu.Lock()

@@ -34,10 +34,11 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	stopping bool // set under mu when the drain starts: nothing new is tracked after
 
-	draining atomic.Bool
-	conns    sync.WaitGroup // connection handlers
-	runners  sync.WaitGroup // query runners
+	draining atomic.Bool    // what health and the handshake read
+	conns    sync.WaitGroup // connection handlers, added under mu while !stopping
+	runners  sync.WaitGroup // query runners, added under mu while !stopping
 	stats    struct {
 		sent   atomic.Int64 // frames written, ever (HEALTH-3)
 		active atomic.Int64 // connections that got connected and are not gone (HEALTH-4)
@@ -118,7 +119,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(s.cfg.MaxMessageBytes)
-	s.conns.Add(1)
+	if !s.track(&s.conns) {
+		ws.Close(websocket.StatusGoingAway, "server shutting down")
+		return
+	}
 	defer s.conns.Done()
 	c := newConn(s, ws, log)
 	sess, old, ok := s.attach(c, sid, user)
@@ -169,6 +173,40 @@ func originHost(origin string) string {
 		return u.Host
 	}
 	return origin
+}
+
+// track adds one to wg unless the server is stopping. Adding under mu, before the
+// stop is marked, orders every Add before the Wait of the drain.
+func (s *Server) track(wg *sync.WaitGroup) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return false
+	}
+	wg.Add(1)
+	return true
+}
+
+// startRunner runs fn as a query runner, unless the server is stopping.
+func (s *Server) startRunner(fn func()) bool {
+	if !s.track(&s.runners) {
+		return false
+	}
+	go func() {
+		defer s.runners.Done()
+		fn()
+	}()
+	return true
+}
+
+// stop marks the server as stopping; it returns false when it already was.
+func (s *Server) stop() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	was := s.stopping
+	s.stopping = true
+	s.draining.Store(true)
+	return !was
 }
 
 // owner returns the user of a live session.

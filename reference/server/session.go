@@ -191,12 +191,15 @@ func (s *session) submit(from *conn, q msg.Query) {
 	if q.IncludeContext != nil {
 		qu.req.IncludeContext = *q.IncludeContext
 	}
+	if !s.runner {
+		if !s.srv.startRunner(s.runQueue) {
+			from.reply(errorFrame(s.id, msg.ErrorCodeUnavailable, "Query refused: the server is shutting down"))
+			return
+		}
+		s.runner = true
+	}
 	qu.ctx, qu.cancel = context.WithCancelCause(s.srv.ctx)
 	s.queue = append(s.queue, qu)
-	if !s.runner {
-		s.runner = true
-		s.srv.runners.Go(s.runQueue)
-	}
 }
 
 // runQueue runs the queued queries one at a time, in order (STREAM-7).
