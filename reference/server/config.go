@@ -23,6 +23,7 @@ type Config struct {
 	WriteTimeout      time.Duration // how long a client may leave its send queue full before it is closed with 4002
 	AllowedOrigins    []string      // host patterns allowed besides the request's own host (HS-8)
 	DrainTimeout      time.Duration // how long running queries may finish on shutdown (SHUT-3)
+	MaxSessions       int           // sessions held at once; more are refused (HS-10)
 	Agent             agent.Agent   // answers the queries
 	Logger            *slog.Logger
 }
@@ -39,6 +40,7 @@ func DefaultConfig() Config {
 		SendQueue:         256,
 		WriteTimeout:      10 * time.Second,
 		DrainTimeout:      30 * time.Second,
+		MaxSessions:       10000,
 		Agent:             agent.Fixture{},
 	}
 }
@@ -57,6 +59,7 @@ func (c *Config) check() error {
 	positive("send queue", int64(c.SendQueue))
 	positive("write timeout", int64(c.WriteTimeout))
 	positive("drain timeout", int64(c.DrainTimeout))
+	positive("session limit", int64(c.MaxSessions))
 	if c.MaxMessageBytes < 64<<10 {
 		errs = append(errs, fmt.Errorf("max message size must be at least 65536 bytes (rule ENV-7), not %d", c.MaxMessageBytes))
 	}

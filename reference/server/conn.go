@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -32,6 +33,8 @@ type conn struct {
 	flush   bool     // write what is queued before closing
 	counted bool     // counted in active_connections
 	sess    *session // the session it belongs to, once attached
+
+	lastSent atomic.Int64 // when the writer last wrote a frame, in Unix nanoseconds
 
 	wake  chan struct{} // the writer has something to do
 	space chan struct{} // the writer made room in out, or the connection is closing
@@ -152,18 +155,10 @@ func (c *conn) closeNow(code websocket.StatusCode, reason string) []frame {
 	return unsent
 }
 
-// writeLoop writes queued frames until the connection closes, and a keepalive after
-// each idle interval (KA-1).
+// writeLoop writes queued frames until the connection closes.
 func (c *conn) writeLoop() {
 	defer close(c.done)
-	idle := time.NewTimer(c.srv.cfg.KeepaliveInterval)
-	defer idle.Stop()
-	for {
-		select {
-		case <-c.wake:
-		case <-idle.C:
-			c.reply(keepaliveFrame())
-		}
+	for range c.wake {
 		for {
 			c.mu.Lock()
 			if len(c.out) == 0 || (c.closing && !c.flush) {
@@ -186,10 +181,12 @@ func (c *conn) writeLoop() {
 				c.srv.dropped(c, f)
 				return
 			}
-			idle.Reset(c.srv.cfg.KeepaliveInterval)
 		}
 	}
 }
+
+// idleSince reports whether the writer has written nothing since t.
+func (c *conn) idleSince(t time.Time) bool { return c.lastSent.Load() <= t.UnixNano() }
 
 // abortGrace is how much longer than the write timeout one write may take before the
 // connection is aborted: long enough for the slow-consumer close (4002) to come first.
@@ -201,6 +198,7 @@ func (c *conn) write(f frame) error {
 	if err := c.ws.Write(ctx, websocket.MessageText, f.data); err != nil {
 		return err
 	}
+	c.lastSent.Store(time.Now().UnixNano())
 	c.srv.stats.sent.Add(1)
 	return nil
 }

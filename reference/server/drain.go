@@ -57,6 +57,7 @@ func (s *Server) Close() {
 	}
 	s.runners.Wait()
 	s.conns.Wait()
+	s.background.Wait()
 	for _, sess := range s.snapshot() {
 		sess.mu.Lock()
 		if sess.expiry != nil {

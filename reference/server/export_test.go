@@ -17,3 +17,10 @@ func (s *Server) SessionExists(id string) bool {
 	_, ok := s.sessions[id]
 	return ok
 }
+
+// SessionCount returns how many sessions the server holds.
+func (s *Server) SessionCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}

@@ -126,3 +126,18 @@ func TestUserBinding(t *testing.T) {
 		t.Errorf("a user joining an anonymous session: got %d, want 403", status)
 	}
 }
+
+// HS-10: the server holds at most its limit of sessions; known sessions still get in.
+func TestSessionLimit(t *testing.T) {
+	s := start(t, func(c *server.Config) { c.MaxSessions = 2 })
+	a := newSession(t)
+	s.connect(t, "session_id="+a)
+	s.connect(t, "session_id="+newSession(t))
+	status, he := s.refused(t, "session_id="+newSession(t), nil)
+	if status != http.StatusServiceUnavailable || he.Code != httpapi.HTTPErrorCodeServerFull {
+		t.Errorf("a third session: got %d %s, want 503 server_full", status, he.Code)
+	}
+	c, _ := s.connect(t, "session_id="+a) // takes over an existing session
+	c.send(ping)
+	c.expect("pong")
+}

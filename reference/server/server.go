@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -36,10 +37,11 @@ type Server struct {
 	sessions map[string]*session
 	stopping bool // set under mu when the drain starts: nothing new is tracked after
 
-	draining atomic.Bool    // what health and the handshake read
-	conns    sync.WaitGroup // connection handlers, added under mu while !stopping
-	runners  sync.WaitGroup // query runners, added under mu while !stopping
-	stats    struct {
+	draining   atomic.Bool    // what health and the handshake read
+	conns      sync.WaitGroup // connection handlers, added under mu while !stopping
+	runners    sync.WaitGroup // query runners, added under mu while !stopping
+	background sync.WaitGroup // the keepalive loop
+	stats      struct {
 		sent   atomic.Int64 // frames written, ever (HEALTH-3)
 		active atomic.Int64 // connections that got connected and are not gone (HEALTH-4)
 	}
@@ -60,6 +62,11 @@ func New(cfg Config) (*Server, error) {
 	if _, ok := cfg.Agent.(agent.Fixture); ok {
 		s.capabilities = append(s.capabilities, "fixture")
 	}
+	s.background.Add(1)
+	go func() {
+		defer s.background.Done()
+		s.keepalive()
+	}()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", s.serveWS)
 	s.handler = httpapi.HandlerFromMux(httpapi.NewStrictHandler(healthAPI{s}, nil), mux)
@@ -108,9 +115,15 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusForbidden, httpapi.HTTPErrorCodeOriginNotAllowed, "origin %q is not allowed", origin)
 		return
 	}
-	if owner, ok := s.owner(sid); ok && owner != user {
+	owner, exists, count := s.owner(sid)
+	switch {
+	case exists && owner != user:
 		log.Warn("user mismatch", "user_id", user)
 		httpError(w, http.StatusForbidden, httpapi.HTTPErrorCodeUserMismatch, "session %q belongs to another user", sid)
+		return
+	case !exists && count >= s.cfg.MaxSessions:
+		log.Warn("session limit reached: refusing a new session", "max_sessions", s.cfg.MaxSessions)
+		httpError(w, http.StatusServiceUnavailable, httpapi.HTTPErrorCodeServerFull, "the server holds %d sessions, its limit; try again later", count)
 		return
 	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
@@ -135,6 +148,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.release(old)
 	}
 	log.Info("connected", "user_id", user)
+	c.lastSent.Store(time.Now().UnixNano())
 	go c.writeLoop()
 	s.readLoop(c, sess)
 	<-c.done
@@ -209,14 +223,14 @@ func (s *Server) stop() bool {
 	return !was
 }
 
-// owner returns the user of a live session.
-func (s *Server) owner(sid string) (string, bool) {
+// owner returns the user of a session the server holds, and how many it holds.
+func (s *Server) owner(sid string) (user string, exists bool, count int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if sess, ok := s.sessions[sid]; ok {
-		return sess.user, true
+		return sess.user, true, len(s.sessions)
 	}
-	return "", false
+	return "", false, len(s.sessions)
 }
 
 // attach joins c to its session, creating the session when there is none.

@@ -238,3 +238,23 @@ func TestSlowConsumer(t *testing.T) {
 		}
 	}
 }
+
+// Clients that never come back leave nothing behind: after the TTL their sessions,
+// buffers and queries are gone (and TestMain checks that no goroutine is left).
+func TestAbandonedSessionsAreFreed(t *testing.T) {
+	s := start(t, func(c *server.Config) { c.SessionTTL = 200 * time.Millisecond })
+	for range 30 {
+		c, _ := s.connect(t, "session_id="+newSession(t))
+		c.send(query(slowQuery))
+		c.send(query("queued behind it"))
+		c.expect("query_start")
+		c.ws.CloseNow()
+	}
+	if n := s.SessionCount(); n != 30 {
+		t.Errorf("%d sessions held while within their TTL, want 30", n)
+	}
+	eventually(t, "every abandoned session is freed", func() bool { return s.SessionCount() == 0 })
+	if h := s.health(t); h.TotalBufferedMessages != 0 || h.SessionsWithBuffer != 0 || h.ActiveConnections != 0 {
+		t.Errorf("health after the TTL: %+v, want nothing held", h)
+	}
+}

@@ -134,11 +134,23 @@ func TestPingDuringStream(t *testing.T) {
 	}
 }
 
-// KA-1: an idle connection gets keepalive frames.
+// KA-1: an idle connection gets keepalive frames; one that is sent frames more often
+// than the interval (a stream, 100 ms apart) is left out of the broadcast.
 func TestKeepalive(t *testing.T) {
-	s := start(t, func(c *server.Config) { c.KeepaliveInterval = 50 * time.Millisecond })
-	c, _ := s.connect(t, "session_id="+newSession(t))
-	c.keepalive = true
-	c.expect("keepalive")
-	c.expect("keepalive")
+	s := start(t, func(c *server.Config) { c.KeepaliveInterval = 300 * time.Millisecond })
+	idle, _ := s.connect(t, "session_id="+newSession(t))
+	busy, _ := s.connect(t, "session_id="+newSession(t))
+	idle.keepalive, busy.keepalive = true, true
+	busy.send(query("__slow__ a stream that never idles long"))
+	for {
+		f := busy.next()
+		if f.str("type") == "keepalive" {
+			t.Fatal("a keepalive during a stream that sends a frame every 100 ms")
+		}
+		if f.str("type") == "complete" {
+			break
+		}
+	}
+	idle.expect("keepalive")
+	idle.expect("keepalive")
 }

@@ -22,6 +22,7 @@ const (
 	HTTPErrorCodeMissingSessionId HTTPErrorCode = "missing_session_id"
 	HTTPErrorCodeNotWebsocket     HTTPErrorCode = "not_websocket"
 	HTTPErrorCodeOriginNotAllowed HTTPErrorCode = "origin_not_allowed"
+	HTTPErrorCodeServerFull       HTTPErrorCode = "server_full"
 	HTTPErrorCodeUnauthorized     HTTPErrorCode = "unauthorized"
 	HTTPErrorCodeUserMismatch     HTTPErrorCode = "user_mismatch"
 )
@@ -42,6 +43,8 @@ func (e HTTPErrorCode) Valid() bool {
 	case HTTPErrorCodeNotWebsocket:
 		return true
 	case HTTPErrorCodeOriginNotAllowed:
+		return true
+	case HTTPErrorCodeServerFull:
 		return true
 	case HTTPErrorCodeUnauthorized:
 		return true
@@ -73,7 +76,7 @@ func (e HealthStatus) Valid() bool {
 	}
 }
 
-// HTTPError The JSON body of an HTTP error, such as a refused WebSocket upgrade (rules HS-2, HS-3, HS-5, AUTH-1).
+// HTTPError The JSON body of an HTTP error, such as a refused WebSocket upgrade (rules HS-2, HS-3, HS-5, HS-10, AUTH-1).
 //
 // Example: {"code":"missing_session_id","error":"session_id query parameter is required"}
 type HTTPError struct {

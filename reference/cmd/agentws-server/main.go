@@ -79,6 +79,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	fs.DurationVar(&o.cfg.WriteTimeout, "write-timeout", o.cfg.WriteTimeout, "how long a client may leave its send queue full before it is closed with 4002 (slow consumer)")
 	fs.StringVar(&o.origins, "allowed-origins", "", "comma-separated host `patterns` of browser origins allowed besides the server's own, such as localhost:3000,*.example.com")
 	fs.DurationVar(&o.cfg.DrainTimeout, "drain-timeout", o.cfg.DrainTimeout, "how long running queries may finish on shutdown")
+	fs.IntVar(&o.cfg.MaxSessions, "max-sessions", o.cfg.MaxSessions, "sessions held at once; a request for a new one beyond it gets 503")
 	fs.StringVar(&o.agentName, "agent", "fixture", "the agent: `fixture` (deterministic, spec section 13) or openai (an OpenAI-compatible endpoint)")
 	fs.StringVar(&o.agentURL, "agent-url", "", "with -agent openai: the API base `URL`, such as http://localhost:11434/v1")
 	fs.StringVar(&o.agentModel, "agent-model", "", "with -agent openai: the model name")
