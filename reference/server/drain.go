@@ -16,15 +16,7 @@ func (s *Server) Drain(ctx context.Context) {
 		return
 	}
 	s.log.Info("draining", "timeout", s.cfg.DrainTimeout)
-	for _, sess := range s.snapshot() {
-		sess.mu.Lock()
-		c := sess.conn
-		sess.mu.Unlock()
-		if c != nil {
-			s.release(c)
-			sess.detach(c, c.closeNow(websocket.StatusGoingAway, "server shutting down"))
-		}
-	}
+	s.closeConnections()
 	done := make(chan struct{})
 	go func() {
 		s.runners.Wait()
@@ -46,15 +38,7 @@ func (s *Server) Drain(ctx context.Context) {
 func (s *Server) Close() {
 	s.stop()
 	s.cancel(errShutdown)
-	for _, sess := range s.snapshot() {
-		sess.mu.Lock()
-		c := sess.conn
-		sess.mu.Unlock()
-		if c != nil {
-			s.release(c)
-			sess.detach(c, c.closeNow(websocket.StatusGoingAway, "server shutting down"))
-		}
-	}
+	s.closeConnections()
 	s.runners.Wait()
 	s.conns.Wait()
 	s.background.Wait()
@@ -64,6 +48,20 @@ func (s *Server) Close() {
 			sess.expiry.Stop()
 		}
 		sess.mu.Unlock()
+	}
+}
+
+// closeConnections closes every live connection with 1001; their sessions live on, and
+// buffer what their queries still produce (SHUT-2).
+func (s *Server) closeConnections() {
+	for _, sess := range s.snapshot() {
+		sess.mu.Lock()
+		c := sess.conn
+		sess.mu.Unlock()
+		if c != nil {
+			s.release(c)
+			sess.detach(c, c.closeNow(websocket.StatusGoingAway, "server shutting down"))
+		}
 	}
 }
 

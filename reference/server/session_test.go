@@ -16,6 +16,16 @@ import (
 // slowQuery takes about a second with the fixture agent: 9 chunks, 100 ms apart.
 const slowQuery = "__slow__ a query that streams slowly"
 
+// dropDuringSlowQuery starts the slow query on c, drops c abruptly after query_start,
+// and waits until the query has finished offline.
+func dropDuringSlowQuery(t *testing.T, s *testServer, c *client, sid string) {
+	t.Helper()
+	c.send(query(slowQuery))
+	c.expect("query_start")
+	c.ws.CloseNow()
+	eventually(t, "the query finishes offline", func() bool { return !s.SessionBusy(sid) })
+}
+
 // DISC-1 to DISC-3: disconnect answers disconnected, closes with 1000, cancels the
 // running query and ends the session.
 func TestDisconnect(t *testing.T) {
@@ -81,10 +91,7 @@ func TestBufferDropsOldest(t *testing.T) {
 	s := start(t, func(c *server.Config) { c.BufferSize = 3 })
 	sid := newSession(t)
 	c, _ := s.connect(t, "session_id="+sid)
-	c.send(query(slowQuery))
-	c.expect("query_start")
-	c.ws.CloseNow()
-	eventually(t, "the query finishes offline", func() bool { return !s.SessionBusy(sid) })
+	dropDuringSlowQuery(t, s, c, sid)
 	if h := s.health(t); h.TotalBufferedMessages != 3 {
 		t.Errorf("buffered %d frames, want 3", h.TotalBufferedMessages)
 	}
@@ -101,10 +108,7 @@ func TestBufferByteBound(t *testing.T) {
 	s := start(t, func(c *server.Config) { c.BufferBytes = 700 })
 	sid := newSession(t)
 	c, _ := s.connect(t, "session_id="+sid)
-	c.send(query(slowQuery))
-	c.expect("query_start")
-	c.ws.CloseNow()
-	eventually(t, "the query finishes offline", func() bool { return !s.SessionBusy(sid) })
+	dropDuringSlowQuery(t, s, c, sid)
 	c2, _ := s.connect(t, "session_id="+sid)
 	total := 0
 	for {
