@@ -44,6 +44,18 @@ func TestFixtureEcho(t *testing.T) {
 	}
 }
 
+// A long answer comes in at most MaxChunks chunks, so that it fits a send queue.
+func TestFixtureBoundsChunks(t *testing.T) {
+	q := strings.Repeat("a", 64<<10)
+	chunks, err := collect(t, agent.Fixture{}, context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chunks) > agent.MaxChunks || strings.Join(chunks, "") != "Echo: "+q {
+		t.Errorf("got %d chunks, want at most %d making up the answer", len(chunks), agent.MaxChunks)
+	}
+}
+
 // FIX-2: __fail__ fails before the first chunk.
 func TestFixtureFail(t *testing.T) {
 	chunks, err := collect(t, agent.Fixture{}, context.Background(), "__fail__")

@@ -25,24 +25,31 @@ type Fixture struct {
 	// Delay is the pause before each chunk (the server's -fixture-delay), to emulate a
 	// model's token rate. A slow query always waits SlowDelay.
 	Delay time.Duration
-	// ChunkRunes is the largest chunk, in characters; 0 means 16.
+	// ChunkRunes is the smallest chunk size, in characters; 0 means 16. Long answers
+	// use larger chunks, so that no answer has more than MaxChunks chunks.
 	ChunkRunes int
 }
+
+// MaxChunks bounds the chunks of an answer that is not slow: an agent that produces
+// them all at once never fills a connection's send queue.
+const MaxChunks = 100
 
 // Stream implements Agent.
 func (f Fixture) Stream(ctx context.Context, req Request, emit func(string) error) error {
 	if req.Query == FailQuery {
 		return ErrFixtureFailure
 	}
+	answer := "Echo: " + req.Query
 	size, delay := f.ChunkRunes, f.Delay
 	if size <= 0 {
 		size = 16
 	}
+	size = max(size, (utf8.RuneCountInString(answer)+MaxChunks-1)/MaxChunks)
 	if strings.HasPrefix(req.Query, SlowPrefix) {
-		size, delay = min(size, SlowChunkRunes), SlowDelay
+		size, delay = SlowChunkRunes, SlowDelay
 	}
 	var timer *time.Timer
-	for _, chunk := range split("Echo: "+req.Query, size) {
+	for _, chunk := range split(answer, size) {
 		if delay > 0 {
 			if timer == nil {
 				timer = time.NewTimer(delay)

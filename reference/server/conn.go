@@ -36,9 +36,8 @@ type conn struct {
 
 	lastSent atomic.Int64 // when the writer last wrote a frame, in Unix nanoseconds
 
-	wake  chan struct{} // the writer has something to do
-	space chan struct{} // the writer made room in out, or the connection is closing
-	done  chan struct{} // the writer has returned
+	wake chan struct{} // the writer has something to do
+	done chan struct{} // the writer has returned
 }
 
 // controlReserve is how many connection-scoped frames (pong, errors) may wait beyond
@@ -48,21 +47,19 @@ const controlReserve = 32
 func newConn(srv *Server, ws *websocket.Conn, log *slog.Logger) *conn {
 	return &conn{
 		srv: srv, ws: ws, log: log, limit: srv.cfg.SendQueue,
-		wake: make(chan struct{}, 1), space: make(chan struct{}, 1), done: make(chan struct{}),
+		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
 
-func signal(ch chan struct{}) {
+func (c *conn) notify() {
 	select {
-	case ch <- struct{}{}:
+	case c.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (c *conn) notify() { signal(c.wake) }
-
-// offer queues a session-scoped frame; it returns false when the queue is full or the
-// connection is closing.
+// offer queues a session-scoped frame; it returns false when the queue is full (the
+// client is a slow consumer) or the connection is closing.
 func (c *conn) offer(f frame) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -72,26 +69,6 @@ func (c *conn) offer(f frame) bool {
 	c.out = append(c.out, f)
 	c.notify()
 	return true
-}
-
-// waitSpace waits until the writer makes room or the connection closes; it returns
-// false when there was no room within the write timeout: the client is too slow.
-func (c *conn) waitSpace() bool {
-	timer := time.NewTimer(c.srv.cfg.WriteTimeout)
-	defer timer.Stop()
-	for {
-		c.mu.Lock()
-		room := c.closing || len(c.out) < c.limit
-		c.mu.Unlock()
-		if room {
-			return true
-		}
-		select {
-		case <-c.space:
-		case <-timer.C:
-			return false
-		}
-	}
 }
 
 // reply queues a connection-scoped frame, an answer to a client frame. A client that
@@ -132,7 +109,6 @@ func (c *conn) closeAfter(code websocket.StatusCode, reason string) {
 		c.closing, c.code, c.reason, c.flush = true, code, reason, true
 	}
 	c.notify()
-	signal(c.space)
 }
 
 // closeNow closes the connection with code without writing what is queued, and
@@ -151,7 +127,6 @@ func (c *conn) closeNow(code websocket.StatusCode, reason string) []frame {
 		c.closing, c.code, c.reason, c.flush = true, code, reason, false
 	}
 	c.notify()
-	signal(c.space)
 	return unsent
 }
 
@@ -174,7 +149,6 @@ func (c *conn) writeLoop() {
 			c.out[0] = frame{}
 			c.out = c.out[1:]
 			c.mu.Unlock()
-			signal(c.space)
 			if err := c.write(f); err != nil {
 				c.log.Debug("write failed", "err", err)
 				c.ws.CloseNow()
@@ -188,12 +162,8 @@ func (c *conn) writeLoop() {
 // idleSince reports whether the writer has written nothing since t.
 func (c *conn) idleSince(t time.Time) bool { return c.lastSent.Load() <= t.UnixNano() }
 
-// abortGrace is how much longer than the write timeout one write may take before the
-// connection is aborted: long enough for the slow-consumer close (4002) to come first.
-const abortGrace = 5 * time.Second
-
 func (c *conn) write(f frame) error {
-	ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.WriteTimeout+abortGrace)
+	ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.WriteTimeout)
 	defer cancel()
 	if err := c.ws.Write(ctx, websocket.MessageText, f.data); err != nil {
 		return err

@@ -126,43 +126,28 @@ func (s *session) end(cause error) {
 	s.srv.forget(s)
 }
 
-// emit sends a session-scoped frame to the live connection, or buffers it. When the
-// connection's queue is full, emit waits for room up to the write timeout: a client
-// that reads makes room, and only its own session waits. A client that makes no room
-// in time is a slow consumer: it is closed with 4002, and its queued frames go to the
-// buffer with f.
+// emit sends a session-scoped frame to the live connection, or buffers it. It never
+// waits for the client: a connection whose queue is full is a slow consumer, closed
+// with 4002, and its queued frames go to the buffer with f.
 func (s *session) emit(f frame) {
-	for {
-		s.mu.Lock()
-		c := s.conn
-		switch {
-		case s.ended:
-			s.mu.Unlock()
-			return
-		case c == nil:
-			s.buf.push(f)
-			s.mu.Unlock()
-			return
-		case c.offer(f):
-			s.mu.Unlock()
-			return
-		}
-		s.mu.Unlock()
-		if c.waitSpace() {
-			continue
-		}
-		s.mu.Lock()
-		if s.conn == c {
-			s.log.Warn("slow consumer: closing the connection, buffering the session's frames", "send_queue", s.srv.cfg.SendQueue, "write_timeout", s.srv.cfg.WriteTimeout)
-			s.srv.release(c)
-			s.conn = nil
-			for _, u := range c.closeNow(closeSlowConsumer, "slow consumer") {
-				s.buf.push(u)
-			}
-			s.expiry = time.AfterFunc(s.srv.cfg.SessionTTL, s.expire)
-		}
-		s.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return
 	}
+	if c := s.conn; c != nil {
+		if c.offer(f) {
+			return
+		}
+		s.log.Warn("slow consumer: its send queue is full; closing it with 4002 and buffering the session's frames", "send_queue", s.srv.cfg.SendQueue)
+		s.srv.release(c)
+		s.conn = nil
+		for _, u := range c.closeNow(closeSlowConsumer, "slow consumer") {
+			s.buf.push(u)
+		}
+		s.expiry = time.AfterFunc(s.srv.cfg.SessionTTL, s.expire)
+	}
+	s.buf.push(f)
 }
 
 // submit accepts a query into the queue, or refuses it on connection from (STREAM-7 to

@@ -217,8 +217,8 @@ func (a bigAgent) Stream(ctx context.Context, _ agent.Request, emit func(string)
 	return nil
 }
 
-// A client that reads nothing while its send queue stays full is closed with 4002; the
-// query runs on into the buffer, and the session lives on.
+// A client whose send queue overflows is closed with 4002; the query never waits for
+// it, runs on into the buffer, and the session lives on.
 func TestSlowConsumer(t *testing.T) {
 	s := start(t, func(c *server.Config) {
 		c.Agent = bigAgent{n: 400, size: 64 << 10}
