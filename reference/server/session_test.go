@@ -262,3 +262,22 @@ func TestAbandonedSessionsAreFreed(t *testing.T) {
 		t.Errorf("health after the TTL: %+v, want nothing held", h)
 	}
 }
+
+// A client that stops reading is dropped once one write takes longer than the write
+// timeout; its session keeps the frames that were not written.
+func TestWriteTimeout(t *testing.T) {
+	s := start(t, func(c *server.Config) {
+		c.Agent = bigAgent{n: 400, size: 64 << 10}
+		c.SendQueue = 1000 // never overflows: the write timeout acts first
+		c.WriteTimeout = 200 * time.Millisecond
+		c.BufferBytes = 64 << 20
+	})
+	sid := newSession(t)
+	c, _ := s.connect(t, "session_id="+sid)
+	c.send(query("flood me"))
+	eventually(t, "the stalled client is dropped", func() bool { return s.health(t).ActiveConnections == 0 })
+	eventually(t, "the query finishes into the buffer", func() bool { return !s.SessionBusy(sid) })
+	if h := s.health(t); h.SessionsWithBuffer != 1 {
+		t.Errorf("health %+v, want the unwritten frames buffered", h)
+	}
+}
