@@ -70,7 +70,9 @@ func (s *Server) handle(c *conn, sess *session, data []byte) bool {
 			c.reply(errorFrame(sess.id, msg.ErrorCodeInvalidMessage, "Invalid message: "+err.Error()))
 			return true
 		}
-		sess.submit(c, q)
+		if refusal := sess.submit(q); refusal != nil {
+			c.reply(*refusal)
+		}
 	case "ping":
 		c.reply(pongFrame())
 	case "disconnect":

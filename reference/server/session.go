@@ -150,22 +150,29 @@ func (s *session) emit(f frame) {
 	s.buf.push(f)
 }
 
-// submit accepts a query into the queue, or refuses it on connection from (STREAM-7 to
-// STREAM-10).
-func (s *session) submit(from *conn, q msg.Query) {
+// submit accepts a query into the queue (STREAM-7, STREAM-8). It returns the error
+// frame that refuses the query instead (STREAM-9, STREAM-10), for the caller to send
+// once no lock is held, or nil.
+func (s *session) submit(q msg.Query) *frame {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	refuse := func(code msg.ErrorCode, format string, args ...any) *frame {
+		f := errorFrame(s.id, code, fmt.Sprintf(format, args...))
+		return &f
+	}
 	switch {
 	case s.ended:
-		return
+		return nil
 	case q.SessionId != "" && q.SessionId != s.id:
-		from.reply(errorFrame(s.id, msg.ErrorCodeSessionMismatch,
-			fmt.Sprintf("Query refused: its session_id %q is not this connection's %q", q.SessionId, s.id)))
-		return
+		return refuse(msg.ErrorCodeSessionMismatch, "Query refused: its session_id %q is not this connection's %q", q.SessionId, s.id)
 	case len(s.queue) >= s.srv.cfg.QueueDepth:
-		from.reply(errorFrame(s.id, msg.ErrorCodeBusy,
-			fmt.Sprintf("Query refused: %d queries are already waiting in this session's queue", len(s.queue))))
-		return
+		return refuse(msg.ErrorCodeBusy, "Query refused: %d queries are already waiting in this session's queue", len(s.queue))
+	}
+	if !s.runner {
+		if !s.srv.startRunner(s.runQueue) {
+			return refuse(msg.ErrorCodeUnavailable, "Query refused: the server is shutting down")
+		}
+		s.runner = true
 	}
 	s.queryIDs++
 	qu := &query{id: fmt.Sprintf("q%d", s.queryIDs)}
@@ -176,15 +183,9 @@ func (s *session) submit(from *conn, q msg.Query) {
 	if q.IncludeContext != nil {
 		qu.req.IncludeContext = *q.IncludeContext
 	}
-	if !s.runner {
-		if !s.srv.startRunner(s.runQueue) {
-			from.reply(errorFrame(s.id, msg.ErrorCodeUnavailable, "Query refused: the server is shutting down"))
-			return
-		}
-		s.runner = true
-	}
 	qu.ctx, qu.cancel = context.WithCancelCause(s.srv.ctx)
 	s.queue = append(s.queue, qu)
+	return nil
 }
 
 // runQueue runs the queued queries one at a time, in order (STREAM-7).
