@@ -1,0 +1,144 @@
+package conformance
+
+import (
+	"embed"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/rogpeppe/go-internal/txtar"
+
+	"github.com/agentws/agentws/spec"
+)
+
+// The cases that ship with the harness.
+//
+//go:embed testdata/*.txtar
+var builtin embed.FS
+
+// A Case is one transcript: the rules it checks and what it needs.
+type Case struct {
+	Name     string     `json:"id"`      // the file name without .txtar
+	Summary  string     `json:"summary"` // the first comment line
+	Rules    []string   `json:"rules"`
+	Level    spec.Level `json:"level"`
+	Needs    []string   `json:"needs,omitempty"`    // capabilities
+	Settings []string   `json:"settings,omitempty"` // keepalive, session-ttl, ...
+	file     string
+}
+
+// settingNames are the settings a case may need, each an Options field.
+var settingNames = []string{"keepalive", "session-ttl"}
+
+// Catalog reads the cases of dir ("" for the built-in ones), sorted by name.
+func Catalog(dir string) ([]Case, error) {
+	var fsys fs.FS = builtin
+	root := "testdata"
+	if dir != "" {
+		fsys, root = os.DirFS(dir), "."
+	}
+	files, err := fs.Glob(fsys, path.Join(root, "*.txtar"))
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no cases (*.txtar) in %s", dir)
+	}
+	var cases []Case
+	for _, f := range files {
+		data, err := fs.ReadFile(fsys, f)
+		if err != nil {
+			return nil, err
+		}
+		c, err := parseCase(strings.TrimSuffix(path.Base(f), ".txtar"), data)
+		if err != nil {
+			return nil, err
+		}
+		c.file = f
+		if dir != "" {
+			c.file = filepath.Join(dir, f)
+		}
+		cases = append(cases, c)
+	}
+	return cases, nil
+}
+
+// parseCase reads a case's header: its first comment line is the summary, and lines
+// "# rules: A-1, B-2", "# level: MUST", "# needs: fixture" and "# settings: keepalive"
+// say what it checks and needs.
+func parseCase(name string, data []byte) (Case, error) {
+	c := Case{Name: name}
+	ar := txtar.Parse(data)
+	for i, line := range strings.Split(string(ar.Comment), "\n") {
+		text, ok := strings.CutPrefix(line, "#")
+		if !ok {
+			break
+		}
+		text = strings.TrimSpace(text)
+		key, value, _ := strings.Cut(text, ":")
+		list := strings.FieldsFunc(value, func(r rune) bool { return r == ',' || r == ' ' })
+		switch key {
+		case "rules":
+			c.Rules = list
+		case "level":
+			c.Level = spec.Level(strings.TrimSpace(value))
+		case "needs":
+			c.Needs = list
+		case "settings":
+			c.Settings = list
+		default:
+			if i == 0 {
+				c.Summary = text
+			}
+		}
+	}
+	switch {
+	case c.Summary == "":
+		return c, fmt.Errorf("case %s: the first line must be a # comment that says what it checks", name)
+	case len(c.Rules) == 0:
+		return c, fmt.Errorf("case %s: no \"# rules:\" line", name)
+	case c.Level != spec.Must && c.Level != spec.Should:
+		return c, fmt.Errorf("case %s: \"# level:\" must be MUST or SHOULD, not %q", name, c.Level)
+	}
+	for _, s := range c.Settings {
+		if !slices.Contains(settingNames, s) {
+			return c, fmt.Errorf("case %s: unknown setting %q (known: %s)", name, s, strings.Join(settingNames, ", "))
+		}
+	}
+	return c, nil
+}
+
+// selected reports whether the case is selected by prefixes (all when empty).
+func (c Case) selected(prefixes []string) bool {
+	if len(prefixes) == 0 {
+		return true
+	}
+	for _, p := range prefixes {
+		if strings.HasPrefix(c.Name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// skipReason says why the case cannot run against this server, or "".
+func (c Case) skipReason(caps []string, o *Options) string {
+	for _, need := range c.Needs {
+		if !slices.Contains(caps, need) {
+			return fmt.Sprintf("needs capability %q, which the server does not claim (name it with -capabilities to test it)", need)
+		}
+	}
+	for _, s := range c.Settings {
+		switch {
+		case s == "keepalive" && o.KeepaliveInterval <= 0:
+			return "needs the server's keepalive interval: give it with -keepalive"
+		case s == "session-ttl" && o.SessionTTL <= 0:
+			return "needs the server's session TTL: give it with -session-ttl"
+		}
+	}
+	return ""
+}

@@ -1,0 +1,507 @@
+package conformance
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/agentws/agentws/schemas"
+)
+
+// A command is a verb of the transcripts.
+type command struct {
+	usage   string // "send NAME JSON"
+	summary string // one line for the command reference
+	run     func(ts *testscript.TestScript, st *caseState, args []string)
+}
+
+// commands holds every verb, by name; README.md's command reference is generated from
+// it (go test ./conformance -run TestCommandReference -update). It is filled in init:
+// the commands' usage errors read it.
+var commands map[string]command
+
+func init() { commands = commandTable() }
+
+func commandTable() map[string]command {
+	return map[string]command{
+		"close": {
+			usage:   "close NAME [CODE]",
+			summary: "closes connection NAME with a close handshake (code 1000 unless given)",
+			run:     cmdClose,
+		},
+		"closed": {
+			usage:   "closed [-skip] NAME CODE|abrupt",
+			summary: "the connection ends: with a close frame of CODE, or without one (abrupt); -skip first discards the frames that come before",
+			run:     cmdClosed,
+		},
+		"drop": {
+			usage:   "drop NAME",
+			summary: "ends connection NAME abruptly: the TCP connection closes without a close frame",
+			run:     cmdDrop,
+		},
+		"expect": {
+			usage:   "expect [-keepalive] [-within DURATION] NAME PATTERN",
+			summary: "the next frame on NAME matches PATTERN (see Patterns); keepalive frames are skipped unless -keepalive",
+			run:     cmdExpect,
+		},
+		"http": {
+			usage:   "http [-status N] METHOD PATH [PATTERN]",
+			summary: "an HTTP request to the server; its status (200 unless -status) and JSON body (matching PATTERN); /health bodies are validated against health.json",
+			run:     cmdHTTP,
+		},
+		"nothing": {
+			usage:   "nothing NAME DURATION",
+			summary: "no frame but keepalive arrives on NAME for DURATION",
+			run:     cmdNothing,
+		},
+		"open": {
+			usage:   "open NAME QUERY [HEADER:VALUE...]",
+			summary: "opens connection NAME to the endpoint with the query string QUERY (session_id=$SID...); the first frame stays queued for expect",
+			run:     cmdOpen,
+		},
+		"pause": {
+			usage:   "pause DURATION",
+			summary: "waits; only for times the protocol itself defines (a TTL, the fixture's pace)",
+			run:     cmdPause,
+		},
+		"refused": {
+			usage:   "refused [-status N] [-code CODE] QUERY [HEADER:VALUE...]",
+			summary: "a connection with QUERY is refused: an HTTP error before the upgrade (N if given, with a JSON body of code CODE if given), or a close 1008 before any frame when no -status is given",
+			run:     cmdRefused,
+		},
+		"send": {
+			usage:   "send NAME JSON",
+			summary: "sends JSON (after $VARIABLE expansion) as a text frame on NAME",
+			run:     cmdSend,
+		},
+		"sendbig": {
+			usage:   "sendbig NAME BYTES",
+			summary: "sends a query frame of exactly BYTES bytes on NAME",
+			run:     cmdSendBig,
+		},
+		"sendbinary": {
+			usage:   "sendbinary NAME TEXT",
+			summary: "sends TEXT as a binary frame on NAME",
+			run:     cmdSendBinary,
+		},
+		"sendraw": {
+			usage:   "sendraw NAME TEXT",
+			summary: "sends TEXT, which need not be JSON, as a text frame on NAME",
+			run:     cmdSendRaw,
+		},
+		"skipto": {
+			usage:   "skipto [-keepalive] [-within DURATION] NAME PATTERN",
+			summary: "discards frames on NAME until one matches PATTERN",
+			run:     cmdSkipTo,
+		},
+		"stream": {
+			usage:   "stream [-text TEXT] [-end complete|error] [-code CODE] NAME",
+			summary: "reads one whole stream on NAME, query_start to complete or error; checks the stream rules, the joined text (-text), how it ends (-end, complete unless given) and the error's code; sets $STREAM_TEXT and $STREAM_CHUNKS",
+			run:     cmdStream,
+		},
+		"wsping": {
+			usage:   "wsping NAME",
+			summary: "sends a WebSocket ping control frame on NAME; the pong must come within the frame timeout",
+			run:     cmdWSPing,
+		},
+	}
+}
+
+// scriptCommands adapts the commands to testscript: each rejects bad usage with its
+// usage line, and fails with any MUST rule the frame checks found meanwhile.
+func scriptCommands() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
+	out := map[string]func(*testscript.TestScript, bool, []string){}
+	for name, cmd := range commands {
+		out[name] = func(ts *testscript.TestScript, neg bool, args []string) {
+			st := ts.Value(stateKey{}).(*caseState)
+			if neg {
+				ts.Fatalf("usage: %s (! is not supported)", cmd.usage)
+			}
+			cmd.run(ts, st, args)
+			if f := st.failures(); len(f) > 0 {
+				ts.Fatalf("%s (MUST): %s", f[0].Rule, f[0].Message)
+			}
+		}
+	}
+	return out
+}
+
+func usage(ts *testscript.TestScript, name string) {
+	ts.Fatalf("usage: %s", commands[name].usage)
+}
+
+// parse parses a command's flags; it fails with the usage line on an error or when
+// the number of arguments is outside [min, max] (max -1: no limit).
+func parse(ts *testscript.TestScript, name string, args []string, min, max int, define func(fs *flag.FlagSet)) []string {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if define != nil {
+		define(fs)
+	}
+	if err := fs.Parse(args); err != nil || fs.NArg() < min || (max >= 0 && fs.NArg() > max) {
+		usage(ts, name)
+	}
+	return fs.Args()
+}
+
+// expand replaces $VAR and ${VAR} in a quoted argument with the script's variables.
+func expand(ts *testscript.TestScript, s string) string { return os.Expand(s, ts.Getenv) }
+
+func connNamed(ts *testscript.TestScript, st *caseState, name string) *conn {
+	c, ok := st.conns[name]
+	if !ok {
+		ts.Fatalf("no connection named %s: open it first", name)
+	}
+	return c
+}
+
+func header(ts *testscript.TestScript, name string, kvs []string) http.Header {
+	h := http.Header{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, ":")
+		if !ok {
+			usage(ts, name)
+		}
+		h.Add(strings.TrimSpace(k), expand(ts, strings.TrimSpace(v)))
+	}
+	return h
+}
+
+func cmdOpen(ts *testscript.TestScript, st *caseState, args []string) {
+	args = parse(ts, "open", args, 2, -1, nil)
+	name := args[0]
+	if old, ok := st.conns[name]; ok {
+		old.ws.CloseNow()
+		<-old.done
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), st.opts.FrameTimeout)
+	defer cancel()
+	c, resp, err := st.dial(ctx, name, expand(ts, args[1]), header(ts, "open", args[2:]))
+	if err != nil {
+		if resp != nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+			ts.Fatalf("open %s: the server refused the connection: %s %s", name, resp.Status, body)
+		}
+		ts.Fatalf("open %s: %v", name, err)
+	}
+	st.conns[name] = c
+}
+
+func cmdRefused(ts *testscript.TestScript, st *caseState, args []string) {
+	var status int
+	var code string
+	args = parse(ts, "refused", args, 1, -1, func(fs *flag.FlagSet) {
+		fs.IntVar(&status, "status", 0, "")
+		fs.StringVar(&code, "code", "", "")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), st.opts.FrameTimeout)
+	defer cancel()
+	c, resp, err := st.dial(ctx, "refused", expand(ts, args[0]), header(ts, "refused", args[1:]))
+	if err == nil {
+		// Upgraded: only a close 1008 before any frame is a refusal.
+		st.conns["refused"] = c
+		e, err := c.next(st.opts.FrameTimeout, true)
+		switch {
+		case err != nil:
+			ts.Fatalf("the connection was accepted and stays open, want a refusal")
+		case status != 0:
+			ts.Fatalf("the connection was upgraded, want an HTTP %d refusal before the upgrade; then got %s", status, describe(e))
+		case e.end == nil || e.code() != websocket.StatusPolicyViolation:
+			ts.Fatalf("the connection was accepted: got %s, want an HTTP error before the upgrade or a close 1008 before any frame", describe(e))
+		}
+		st.wire.note("refused", "closed with 1008 before any frame")
+		return
+	}
+	if resp == nil {
+		ts.Fatalf("the connection failed without an HTTP answer: %v", err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	st.wire.note("refused", fmt.Sprintf("HTTP %s %s", resp.Status, body))
+	switch {
+	case resp.StatusCode < 400:
+		ts.Fatalf("refused with HTTP %s, want a status of 400 or more", resp.Status)
+	case status != 0 && resp.StatusCode != status:
+		ts.Fatalf("refused with HTTP %s, want %d", resp.Status, status)
+	}
+	if code == "" {
+		return
+	}
+	if err := st.v.Validate(schemas.HTTPError, body); err != nil {
+		ts.Fatalf("the refusal's body %q is not a JSON error (http-error.json): %v", truncate(string(body), 200), err)
+	}
+	var he struct{ Code string }
+	json.Unmarshal(body, &he)
+	if he.Code != code {
+		ts.Fatalf("the refusal's code is %q, want %q (body %s)", he.Code, code, body)
+	}
+}
+
+func cmdSend(ts *testscript.TestScript, st *caseState, args []string) {
+	args = parse(ts, "send", args, 2, 2, nil)
+	data := expand(ts, args[1])
+	if !json.Valid([]byte(data)) {
+		ts.Fatalf("send: %s is not JSON; use sendraw to send anything else", data)
+	}
+	ts.Check(connNamed(ts, st, args[0]).send(websocket.MessageText, []byte(data)))
+}
+
+func cmdSendRaw(ts *testscript.TestScript, st *caseState, args []string) {
+	args = parse(ts, "sendraw", args, 2, 2, nil)
+	ts.Check(connNamed(ts, st, args[0]).send(websocket.MessageText, []byte(expand(ts, args[1]))))
+}
+
+func cmdSendBinary(ts *testscript.TestScript, st *caseState, args []string) {
+	args = parse(ts, "sendbinary", args, 2, 2, nil)
+	ts.Check(connNamed(ts, st, args[0]).send(websocket.MessageBinary, []byte(expand(ts, args[1]))))
+}
+
+func cmdSendBig(ts *testscript.TestScript, st *caseState, args []string) {
+	args = parse(ts, "sendbig", args, 2, 2, nil)
+	n, err := strconv.Atoi(expand(ts, args[1]))
+	const frame = `{"type":"query","query":""}`
+	if err != nil || n < len(frame) {
+		ts.Fatalf("sendbig: BYTES must be a number of at least %d, not %q", len(frame), args[1])
+	}
+	data := `{"type":"query","query":"` + strings.Repeat("a", n-len(frame)) + `"}`
+	c := connNamed(ts, st, args[0])
+	// A server may close the connection while the frame is still being written.
+	c.send(websocket.MessageText, []byte(data))
+}
+
+// readFlags are the flags of expect and skipto.
+func readFlags(ts *testscript.TestScript, st *caseState, name string, args []string) (keepalive bool, within time.Duration, rest []string) {
+	within = st.opts.FrameTimeout
+	rest = parse(ts, name, args, 2, 2, func(fs *flag.FlagSet) {
+		fs.BoolVar(&keepalive, "keepalive", false, "")
+		fs.DurationVar(&within, "within", within, "")
+	})
+	return keepalive, within, rest
+}
+
+func pattern(ts *testscript.TestScript, text string) any {
+	var p any
+	if err := json.Unmarshal([]byte(expand(ts, text)), &p); err != nil {
+		ts.Fatalf("bad pattern %s: %v", text, err)
+	}
+	return p
+}
+
+// matchFrame matches e against p, storing captures as script variables.
+func matchFrame(ts *testscript.TestScript, p any, e event) string {
+	if e.end != nil || e.frame == nil {
+		return "got " + describe(e)
+	}
+	captured := map[string]string{}
+	if d := match(p, e.frame, "", captured); d != "" {
+		return d
+	}
+	for k, v := range captured {
+		ts.Setenv(k, v)
+	}
+	return ""
+}
+
+func cmdExpect(ts *testscript.TestScript, st *caseState, args []string) {
+	keepalive, within, args := readFlags(ts, st, "expect", args)
+	c := connNamed(ts, st, args[0])
+	p := pattern(ts, args[1])
+	e, err := c.next(within, keepalive)
+	if err != nil {
+		ts.Fatalf("expect %s: %v; want %s", args[0], err, show(p))
+	}
+	if d := matchFrame(ts, p, e); d != "" {
+		ts.Fatalf("expect %s: %s\nwant: %s\ngot:  %s", args[0], d, show(p), truncate(describe(e), 500))
+	}
+}
+
+func cmdSkipTo(ts *testscript.TestScript, st *caseState, args []string) {
+	keepalive, within, args := readFlags(ts, st, "skipto", args)
+	c := connNamed(ts, st, args[0])
+	p := pattern(ts, args[1])
+	deadline := time.Now().Add(within)
+	skipped := 0
+	for {
+		e, err := c.next(time.Until(deadline), keepalive)
+		if err != nil {
+			ts.Fatalf("skipto %s: no frame matching %s within %v (%d frames skipped)", args[0], show(p), within, skipped)
+		}
+		if e.end != nil {
+			ts.Fatalf("skipto %s: %s before a frame matching %s", args[0], describe(e), show(p))
+		}
+		if matchFrame(ts, p, e) == "" {
+			return
+		}
+		skipped++
+	}
+}
+
+func cmdStream(ts *testscript.TestScript, st *caseState, args []string) {
+	var text, end, code string
+	textSet := false
+	args = parse(ts, "stream", args, 1, 1, func(fs *flag.FlagSet) {
+		fs.Func("text", "", func(s string) error { text, textSet = s, true; return nil })
+		fs.StringVar(&end, "end", "complete", "")
+		fs.StringVar(&code, "code", "", "")
+	})
+	if end != "complete" && end != "error" {
+		usage(ts, "stream")
+	}
+	c := connNamed(ts, st, args[0])
+	first, err := c.next(st.opts.FrameTimeout, false)
+	if err != nil {
+		ts.Fatalf("stream %s: %v; want query_start", args[0], err)
+	}
+	if first.typ() != "query_start" && !(end == "error" && first.typ() == "error") {
+		ts.Fatalf("stream %s: got %s, want query_start (STREAM-1)", args[0], truncate(describe(first), 300))
+	}
+	e, chunks, joined := first, 0, strings.Builder{}
+	for e.typ() != "complete" && e.typ() != "error" {
+		if e, err = c.next(st.opts.FrameTimeout, false); err != nil {
+			ts.Fatalf("stream %s: %v after %d chunks; want chunk, complete or error (STREAM-1)", args[0], err, chunks)
+		}
+		switch e.typ() {
+		case "chunk":
+			chunks++
+			s, _ := e.frame["content"].(string)
+			joined.WriteString(s)
+		case "complete", "error":
+		default:
+			ts.Fatalf("stream %s: got %s inside a stream (STREAM-1)", args[0], truncate(describe(e), 300))
+		}
+	}
+	ts.Setenv("STREAM_TEXT", joined.String())
+	ts.Setenv("STREAM_CHUNKS", strconv.Itoa(chunks))
+	if e.typ() != end {
+		ts.Fatalf("stream %s: ended with %s, want %s", args[0], truncate(describe(e), 300), end)
+	}
+	if got, _ := e.frame["code"].(string); code != "" && got != code {
+		ts.Fatalf("stream %s: the error's code is %q, want %q: %s", args[0], got, code, describe(e))
+	}
+	if want := expand(ts, text); textSet && joined.String() != want {
+		ts.Fatalf("stream %s: the chunks join to %q, want %q", args[0], truncate(joined.String(), 200), truncate(want, 200))
+	}
+}
+
+func cmdNothing(ts *testscript.TestScript, st *caseState, args []string) {
+	args = parse(ts, "nothing", args, 2, 2, nil)
+	d, err := time.ParseDuration(expand(ts, args[1]))
+	if err != nil {
+		usage(ts, "nothing")
+	}
+	if e, err := connNamed(ts, st, args[0]).next(d, false); err == nil {
+		ts.Fatalf("nothing %s: got %s within %v, want nothing", args[0], truncate(describe(e), 300), d)
+	}
+}
+
+func cmdClosed(ts *testscript.TestScript, st *caseState, args []string) {
+	skip := false
+	args = parse(ts, "closed", args, 2, 2, func(fs *flag.FlagSet) { fs.BoolVar(&skip, "skip", false, "") })
+	c := connNamed(ts, st, args[0])
+	want := args[1]
+	for {
+		e, err := c.next(st.opts.FrameTimeout, true)
+		if err != nil {
+			ts.Fatalf("closed %s: the connection is still open, want it closed (%s)", args[0], want)
+		}
+		if e.end == nil {
+			if skip || e.typ() == "keepalive" {
+				continue
+			}
+			ts.Fatalf("closed %s: got %s, want the connection to close (%s)", args[0], truncate(describe(e), 300), want)
+		}
+		got := strconv.Itoa(int(e.code()))
+		if e.code() == -1 {
+			got = "abrupt"
+		}
+		if got != want {
+			ts.Fatalf("closed %s: %s, want close %s", args[0], describe(e), want)
+		}
+		return
+	}
+}
+
+func cmdDrop(ts *testscript.TestScript, st *caseState, args []string) {
+	args = parse(ts, "drop", args, 1, 1, nil)
+	connNamed(ts, st, args[0]).drop()
+}
+
+func cmdClose(ts *testscript.TestScript, st *caseState, args []string) {
+	args = parse(ts, "close", args, 1, 2, nil)
+	code := websocket.StatusNormalClosure
+	if len(args) == 2 {
+		n, err := strconv.Atoi(args[1])
+		if err != nil {
+			usage(ts, "close")
+		}
+		code = websocket.StatusCode(n)
+	}
+	connNamed(ts, st, args[0]).close(code)
+}
+
+func cmdWSPing(ts *testscript.TestScript, st *caseState, args []string) {
+	args = parse(ts, "wsping", args, 1, 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), st.opts.FrameTimeout)
+	defer cancel()
+	if err := connNamed(ts, st, args[0]).ws.Ping(ctx); err != nil {
+		ts.Fatalf("wsping %s: no pong control frame within %v: %v", args[0], st.opts.FrameTimeout, err)
+	}
+}
+
+func cmdPause(ts *testscript.TestScript, st *caseState, args []string) {
+	args = parse(ts, "pause", args, 1, 1, nil)
+	d, err := time.ParseDuration(expand(ts, args[0]))
+	if err != nil || d < 0 || d > time.Minute {
+		ts.Fatalf("pause: %q is not a duration of at most a minute", args[0])
+	}
+	time.Sleep(d) // a time the protocol defines, not something to poll
+}
+
+func cmdHTTP(ts *testscript.TestScript, st *caseState, args []string) {
+	status := http.StatusOK
+	args = parse(ts, "http", args, 2, 3, func(fs *flag.FlagSet) { fs.IntVar(&status, "status", status, "") })
+	ctx, cancel := context.WithTimeout(context.Background(), st.opts.FrameTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, args[0], st.opts.httpBase()+expand(ts, args[1]), nil)
+	if err != nil {
+		usage(ts, "http")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		ts.Fatalf("http %s %s: %v", args[0], args[1], err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	st.wire.note("http", fmt.Sprintf("%s %s: %s %s", args[0], args[1], resp.Status, truncate(string(body), 500)))
+	if resp.StatusCode != status {
+		ts.Fatalf("http %s %s: %s, want %d: %s", args[0], args[1], resp.Status, status, truncate(string(body), 300))
+	}
+	if strings.HasSuffix(args[1], "/health") {
+		if err := st.v.Validate(schemas.Health, body); err != nil {
+			st.finding("HEALTH-1", "GET %s: the body breaks health.json: %v: %s", args[1], err, truncate(string(body), 300))
+		}
+	}
+	if len(args) < 3 {
+		return
+	}
+	var got any
+	if err := json.Unmarshal(body, &got); err != nil {
+		ts.Fatalf("http %s %s: the body is not JSON: %s", args[0], args[1], truncate(string(body), 300))
+	}
+	captured := map[string]string{}
+	if d := match(pattern(ts, args[2]), got, "", captured); d != "" {
+		ts.Fatalf("http %s %s: %s\nbody: %s", args[0], args[1], d, truncate(string(body), 500))
+	}
+	for k, v := range captured {
+		ts.Setenv(k, v)
+	}
+}

@@ -1,0 +1,136 @@
+package conformance_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentws/agentws/conformance"
+	"github.com/agentws/agentws/reference/server"
+)
+
+// The flags of `go test ./conformance -args ...`. Each has an environment variable
+// twin, AGENTWS_ and its name in capitals (-url: AGENTWS_URL).
+var (
+	flagURL          = flag.String("url", "", "the server to check, such as ws://localhost:8050/ws; none: the reference server, in-process")
+	flagCapabilities = flag.String("capabilities", "", "comma-separated capabilities to test instead of those the server claims")
+	flagStrict       = flag.Bool("strict", false, "treat broken SHOULD rules (warnings) as failures")
+	flagCase         = flag.String("case", "", "comma-separated prefixes of the cases to run (see -list)")
+	flagList         = flag.Bool("list", false, "print the catalogue of cases and exit")
+	flagParallel     = flag.Int("parallel", 8, "cases run at once")
+	flagTimeout      = flag.Duration("frame-timeout", 5*time.Second, "the longest wait for one frame, HTTP answer or close")
+	flagKeepalive    = flag.Duration("keepalive", 0, "the server's keepalive interval; 0: skip the keepalive cases")
+	flagSessionTTL   = flag.Duration("session-ttl", 0, "the server's session TTL; 0: skip the cases that wait for it")
+	flagBufferSize   = flag.Int("buffer-size", 100, "the server's buffer size, in frames")
+	flagMaxMessage   = flag.Int("max-message-bytes", 1<<20, "the server's client message size limit")
+	flagQueueDepth   = flag.Int("queue-depth", 16, "the server's query queue depth")
+	flagReport       = flag.String("report", "", "write the JSON report to this file")
+	flagJUnit        = flag.String("junit", "", "write a JUnit XML report to this file")
+	flagSummary      = flag.String("summary", "", "write a Markdown summary, one row per rule, to this file")
+	flagWireLogs     = flag.String("wirelogs", "", "write the wire log of each failed or warned case, as a replayable transcript, to this directory")
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if err := fromEnvironment(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if *flagList {
+		cases, err := conformance.Catalog("")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		conformance.WriteCatalog(os.Stdout, cases)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// fromEnvironment sets each flag not given on the command line from its twin.
+func fromEnvironment() error {
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	flag.VisitAll(func(f *flag.Flag) {
+		env := "AGENTWS_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := os.Getenv(env); v != "" && !set[f.Name] && !strings.HasPrefix(f.Name, "test.") && err == nil {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s=%q: %v", env, v, e)
+			}
+		}
+	})
+	return err
+}
+
+// The reference server's settings when it runs in-process: short, so that the
+// keepalive and TTL cases run quickly.
+const (
+	inProcessKeepalive = 400 * time.Millisecond
+	inProcessTTL       = 1 * time.Second
+)
+
+// options builds the run's options; with no URL it starts the reference server.
+func options(t *testing.T) conformance.Options {
+	url := *flagURL
+	opts := conformance.DefaultOptions(url)
+	if url == "" {
+		cfg := server.DefaultConfig()
+		cfg.KeepaliveInterval = inProcessKeepalive
+		cfg.SessionTTL = inProcessTTL
+		srv, err := server.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(srv)
+		t.Cleanup(func() {
+			srv.Close()
+			ts.Close()
+		})
+		opts.URL = "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"
+		opts.KeepaliveInterval, opts.SessionTTL = inProcessKeepalive, inProcessTTL
+	} else {
+		opts.KeepaliveInterval, opts.SessionTTL = *flagKeepalive, *flagSessionTTL
+	}
+	if *flagCapabilities != "" {
+		opts.Capabilities = strings.Split(*flagCapabilities, ",")
+	}
+	if *flagCase != "" {
+		opts.Cases = strings.Split(*flagCase, ",")
+	}
+	opts.Strict, opts.Parallel, opts.FrameTimeout = *flagStrict, *flagParallel, *flagTimeout
+	opts.BufferSize, opts.MaxMessageBytes, opts.QueueDepth = *flagBufferSize, *flagMaxMessage, *flagQueueDepth
+	return opts
+}
+
+// TestConformance runs the catalogue against the server and reports each case as a
+// subtest: a failure fails it, a warning is logged, a skip says why.
+func TestConformance(t *testing.T) {
+	opts := options(t)
+	rep, err := conformance.Run(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range rep.Cases {
+		t.Run(c.Name, func(t *testing.T) {
+			switch c.Verdict {
+			case conformance.Fail:
+				t.Errorf("%s (%s): %s\n%s\nwire log:\n%s", strings.Join(c.Rules, ", "), c.Level, c.Summary, c.Failure, c.WireLog)
+			case conformance.Warn:
+				t.Logf("WARN %s (%s): %s\n%s", strings.Join(c.Rules, ", "), c.Level, c.Summary, c.Failure)
+			case conformance.Skip:
+				t.Skip(c.Reason)
+			}
+		})
+	}
+	t.Logf("%s against %s: %s", rep.Tally(), rep.Server, rep.Duration)
+	if err := rep.WriteFiles(*flagReport, *flagJUnit, *flagSummary, *flagWireLogs); err != nil {
+		t.Error(err)
+	}
+}

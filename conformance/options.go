@@ -1,0 +1,79 @@
+package conformance
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Options says which server to check and what the cases need to know about it.
+type Options struct {
+	// URL is the server's WebSocket endpoint, such as ws://localhost:8050/ws.
+	URL string
+	// Capabilities, when not nil, are the capabilities to test, instead of those the
+	// server's connected frame claims.
+	Capabilities []string
+	// Strict turns warnings (broken SHOULD rules) into failures.
+	Strict bool
+	// Dir holds the cases; "" means the package's testdata.
+	Dir string
+	// Cases, when not empty, selects cases whose name starts with one of them.
+	Cases []string
+	// Parallel is how many cases run at once.
+	Parallel int
+	// FrameTimeout bounds every wait for a frame, an HTTP answer or a close.
+	FrameTimeout time.Duration
+
+	// What the server is configured with; a zero duration means unknown, and the
+	// cases that need it are skipped.
+	KeepaliveInterval time.Duration // KA-1
+	SessionTTL        time.Duration // BUF-6
+	BufferSize        int           // BUF-3
+	MaxMessageBytes   int           // ENV-7
+	QueueDepth        int           // STREAM-8
+}
+
+// DefaultOptions returns the spec's defaults (spec/PROTOCOL.md table 15.4) for url.
+func DefaultOptions(url string) Options {
+	return Options{
+		URL: url, Parallel: 8, FrameTimeout: 5 * time.Second,
+		BufferSize: 100, MaxMessageBytes: 1 << 20, QueueDepth: 16,
+	}
+}
+
+func (o *Options) check() error {
+	u, err := url.Parse(o.URL)
+	switch {
+	case o.URL == "":
+		return errors.New("no server URL: give one such as ws://localhost:8050/ws")
+	case err != nil:
+		return fmt.Errorf("server URL %q: %w", o.URL, err)
+	case u.Scheme != "ws" && u.Scheme != "wss":
+		return fmt.Errorf("server URL %q: the scheme must be ws or wss", o.URL)
+	case u.RawQuery != "":
+		return fmt.Errorf("server URL %q: give the endpoint without a query; the cases add session_id", o.URL)
+	case o.Parallel < 1:
+		return fmt.Errorf("parallel must be at least 1, not %d", o.Parallel)
+	case o.FrameTimeout <= 0:
+		return fmt.Errorf("frame timeout must be positive, not %v", o.FrameTimeout)
+	}
+	return nil
+}
+
+// httpBase returns the server's HTTP origin: ws://h:p/ws gives http://h:p.
+func (o *Options) httpBase() string {
+	u, _ := url.Parse(o.URL)
+	scheme := "http"
+	if u.Scheme == "wss" {
+		scheme = "https"
+	}
+	return scheme + "://" + u.Host
+}
+
+// wsPath returns the endpoint's path, /ws by default.
+func (o *Options) wsPath() string {
+	u, _ := url.Parse(o.URL)
+	return strings.TrimSuffix(u.Path, "/")
+}

@@ -1,0 +1,297 @@
+package conformance
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/agentws/agentws/spec"
+)
+
+// ReportVersion is the version of the JSON report's format.
+const ReportVersion = 1
+
+// Report is the outcome of a run.
+type Report struct {
+	Version         int           `json:"version"`
+	SpecVersion     string        `json:"spec_version"`
+	Server          string        `json:"server"`
+	ProtocolVersion string        `json:"protocol_version"` // what the server's connected says
+	Capabilities    []string      `json:"capabilities"`
+	Strict          bool          `json:"strict"`
+	Started         time.Time     `json:"started"`
+	Duration        time.Duration `json:"duration_ns"`
+	Totals          Totals        `json:"totals"`
+	Cases           []*CaseResult `json:"cases"`
+	Rules           []RuleResult  `json:"rules"`
+}
+
+// Totals counts cases by verdict.
+type Totals struct {
+	Pass int `json:"pass"`
+	Fail int `json:"fail"`
+	Warn int `json:"warn"`
+	Skip int `json:"skip"`
+}
+
+// RuleResult is the verdict of one rule of spec/PROTOCOL.md: the worst of its cases'
+// verdicts and of the findings against it.
+type RuleResult struct {
+	ID         string     `json:"id"`
+	Level      spec.Level `json:"level"`
+	Capability string     `json:"capability,omitempty"`
+	Verdict    Verdict    `json:"verdict"`
+	Cases      []string   `json:"cases"`
+	Note       string     `json:"note,omitempty"` // the first failure, warning or skip reason
+}
+
+func newReport(opts *Options, version string, caps []string, rules []spec.Rule, results []*CaseResult, started time.Time) *Report {
+	r := &Report{
+		Version: ReportVersion, SpecVersion: spec.Version(), Server: opts.URL, ProtocolVersion: version,
+		Capabilities: caps, Strict: opts.Strict, Started: started.UTC(), Duration: time.Since(started), Cases: results,
+	}
+	if r.Capabilities == nil {
+		r.Capabilities = []string{}
+	}
+	for _, c := range results {
+		switch c.Verdict {
+		case Pass:
+			r.Totals.Pass++
+		case Fail:
+			r.Totals.Fail++
+		case Warn:
+			r.Totals.Warn++
+		case Skip:
+			r.Totals.Skip++
+		}
+	}
+	for _, rule := range rules {
+		if !rule.Client {
+			r.Rules = append(r.Rules, ruleResult(rule, results, opts.Strict))
+		}
+	}
+	return r
+}
+
+var rank = map[Verdict]int{"": 0, Skip: 1, Pass: 2, Warn: 3, Fail: 4}
+
+func ruleResult(rule spec.Rule, results []*CaseResult, strict bool) RuleResult {
+	rr := RuleResult{ID: rule.ID, Level: rule.Level, Capability: rule.Capability, Cases: []string{}}
+	worse := func(v Verdict, note string) {
+		if rank[v] > rank[rr.Verdict] {
+			rr.Verdict, rr.Note = v, note
+		}
+	}
+	for _, c := range results {
+		if slices.Contains(c.Rules, rule.ID) {
+			rr.Cases = append(rr.Cases, c.Name)
+			note := c.Failure
+			if c.Verdict == Skip {
+				note = c.Reason
+			}
+			worse(c.Verdict, firstLine(note))
+		}
+		for _, f := range c.Findings {
+			if f.Rule != rule.ID {
+				continue
+			}
+			v := Fail
+			if f.Level != spec.Must && !strict {
+				v = Warn
+			}
+			worse(v, fmt.Sprintf("%s: %s", c.Name, f.Message))
+		}
+	}
+	if rr.Verdict == "" {
+		rr.Verdict, rr.Note = Skip, "no case ran"
+	}
+	return rr
+}
+
+func firstLine(s string) string {
+	for _, line := range strings.Split(s, "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") && !strings.HasPrefix(line, ">") {
+			return truncate(line, 300)
+		}
+	}
+	return truncate(strings.TrimSpace(s), 300)
+}
+
+// Failed reports whether a case failed; warnings and skips do not fail a run.
+func (r *Report) Failed() bool { return r.Totals.Fail > 0 }
+
+// Tally summarises the verdicts: "52 passed, 1 failed, 2 warned, 12 skipped".
+func (r *Report) Tally() string {
+	return fmt.Sprintf("%d passed, %d failed, %d warned, %d skipped", r.Totals.Pass, r.Totals.Fail, r.Totals.Warn, r.Totals.Skip)
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteMarkdown writes a summary a person can read: one row per rule.
+func (r *Report) WriteMarkdown(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# agentws conformance: %s\n\n", r.Server)
+	fmt.Fprintf(&b, "Spec %s; the server speaks %s and claims %s. %s in %s", r.SpecVersion, r.ProtocolVersion,
+		orNone(r.Capabilities), r.Tally(), r.Duration.Round(time.Millisecond))
+	if r.Strict {
+		b.WriteString(" (strict: warnings count as failures)")
+	}
+	b.WriteString(".\n\n| rule | level | verdict | cases | note |\n|---|---|---|---|---|\n")
+	for _, rr := range r.Rules {
+		level := string(rr.Level)
+		if rr.Capability != "" {
+			level += " (" + rr.Capability + ")"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", rr.ID, level, icon(rr.Verdict), strings.Join(rr.Cases, ", "), cell(rr.Note))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func orNone(caps []string) string {
+	if len(caps) == 0 {
+		return "no capabilities"
+	}
+	return strings.Join(caps, ", ")
+}
+
+func icon(v Verdict) string {
+	return map[Verdict]string{Pass: "pass", Fail: "**FAIL**", Warn: "warn", Skip: "skip"}[v]
+}
+
+func cell(s string) string {
+	return strings.NewReplacer("|", "\\|", "\n", " ").Replace(truncate(s, 200))
+}
+
+// JUnit XML, as CI systems read it.
+type junitSuite struct {
+	XMLName  xml.Name    `xml:"testsuite"`
+	Name     string      `xml:"name,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Skipped  int         `xml:"skipped,attr"`
+	Time     float64     `xml:"time,attr"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	Classname string        `xml:"classname,attr"`
+	Time      float64       `xml:"time,attr"`
+	Failure   *junitMessage `xml:"failure,omitempty"`
+	Skipped   *junitMessage `xml:"skipped,omitempty"`
+	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+type junitMessage struct {
+	Message string `xml:"message,attr"`
+	Text    string `xml:",chardata"`
+}
+
+// WriteJUnit writes the cases as a JUnit testsuite; a warning is a passed case whose
+// output says WARN.
+func (r *Report) WriteJUnit(w io.Writer) error {
+	s := junitSuite{Name: "agentws conformance " + r.Server, Tests: len(r.Cases), Failures: r.Totals.Fail, Skipped: r.Totals.Skip, Time: r.Duration.Seconds()}
+	for _, c := range r.Cases {
+		jc := junitCase{Name: c.Name, Classname: strings.Join(c.Rules, " "), Time: c.Duration.Seconds()}
+		switch c.Verdict {
+		case Fail:
+			jc.Failure = &junitMessage{Message: firstLine(c.Failure), Text: c.Failure + "\n\nwire log:\n" + c.WireLog}
+		case Skip:
+			jc.Skipped = &junitMessage{Message: c.Reason}
+		case Warn:
+			jc.SystemOut = "WARN (" + string(c.Level) + "): " + c.Failure
+		}
+		s.Cases = append(s.Cases, jc)
+	}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(s); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
+
+// WriteWireLogs writes the wire log of every failed or warned case to dir, as a
+// transcript named after the case that replays the exchange.
+func (r *Report) WriteWireLogs(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, c := range r.Cases {
+		if c.Replay == "" {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dir, c.Name+".txtar"), []byte(c.Replay), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteFiles writes whichever of the JSON report, the JUnit XML, the Markdown summary
+// and the wire logs is given a name.
+func (r *Report) WriteFiles(jsonFile, junitFile, markdownFile, wireDir string) error {
+	for _, out := range []struct {
+		name  string
+		write func(io.Writer) error
+	}{{jsonFile, r.WriteJSON}, {junitFile, r.WriteJUnit}, {markdownFile, r.WriteMarkdown}} {
+		if out.name == "" {
+			continue
+		}
+		if err := writeFile(out.name, out.write); err != nil {
+			return err
+		}
+	}
+	if wireDir != "" {
+		return r.WriteWireLogs(wireDir)
+	}
+	return nil
+}
+
+// writeFile writes through a temporary file, so that a failed write leaves no half file.
+func writeFile(name string, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(name), ".report-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), name)
+}
+
+// WriteCatalog lists the cases: name, level, rules, needs and summary.
+func WriteCatalog(w io.Writer, cases []Case) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "CASE\tLEVEL\tRULES\tNEEDS\tSUMMARY")
+	for _, c := range cases {
+		needs := strings.Join(append(slices.Clone(c.Needs), c.Settings...), ",")
+		if needs == "" {
+			needs = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Name, c.Level, strings.Join(c.Rules, ","), needs, c.Summary)
+	}
+	return tw.Flush()
+}

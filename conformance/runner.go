@@ -1,0 +1,347 @@
+package conformance
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/agentws/agentws/schemas"
+	"github.com/agentws/agentws/spec"
+)
+
+// Verdict is the outcome of a case or a rule.
+type Verdict string
+
+// The verdicts.
+const (
+	Pass Verdict = "pass"
+	Fail Verdict = "fail" // a MUST rule is broken (or a SHOULD rule, with Strict)
+	Warn Verdict = "warn" // a SHOULD rule is broken
+	Skip Verdict = "skip" // the server does not claim a capability the case needs, or a setting is unknown
+)
+
+// CaseResult is what one case found.
+type CaseResult struct {
+	Case
+	Verdict  Verdict       `json:"verdict"`
+	Reason   string        `json:"reason,omitempty"`  // why it was skipped
+	Failure  string        `json:"failure,omitempty"` // what was expected and what arrived
+	Findings []Finding     `json:"findings,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+	WireLog  string        `json:"wire_log,omitempty"` // every frame both ways, on failure or warning
+	Replay   string        `json:"-"`                  // the wire log as a transcript
+}
+
+// Run runs the selected cases against the server of opts and reports what they found.
+// It returns an error only when the cases cannot run at all (a bad option, an
+// unreachable server); a server that breaks rules gives a report with failures.
+func Run(ctx context.Context, opts Options) (*Report, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	rules, err := spec.Rules()
+	if err != nil {
+		return nil, err
+	}
+	v, err := schemas.NewValidator(schemas.Options{})
+	if err != nil {
+		return nil, err
+	}
+	all, err := Catalog(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	var cases []Case
+	for _, c := range all {
+		if c.selected(opts.Cases) {
+			cases = append(cases, c)
+		}
+	}
+	if len(cases) == 0 {
+		return nil, fmt.Errorf("no case matches %v", opts.Cases)
+	}
+	started := time.Now()
+	version, caps, err := probe(ctx, &opts)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Capabilities != nil {
+		caps = opts.Capabilities
+	}
+	files, cleanup, err := caseFiles(opts.Dir, cases)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	r := &runner{
+		opts: &opts, caps: caps, v: v, rules: map[string]spec.Rule{},
+		cases: map[string]Case{}, results: map[string]*CaseResult{},
+		sem: make(chan struct{}, opts.Parallel), runID: newRunID(),
+	}
+	for _, rule := range rules {
+		r.rules[rule.ID] = rule
+	}
+	for _, c := range cases {
+		r.cases[c.Name] = c
+	}
+	if err := r.runScripts(files); err != nil {
+		return nil, err
+	}
+	return newReport(&opts, version, caps, rules, r.ordered(cases), started), nil
+}
+
+// probe opens one connection to learn the server's protocol version and capabilities.
+func probe(ctx context.Context, opts *Options) (string, []string, error) {
+	st := newCaseState(opts, nil, nil)
+	ctx, cancel := context.WithTimeout(ctx, opts.FrameTimeout)
+	defer cancel()
+	c, resp, err := st.dial(ctx, "probe", "session_id=conformance-probe-"+newRunID(), nil)
+	if err != nil {
+		if resp != nil {
+			return "", nil, fmt.Errorf("the server at %s refused a connection: %s", opts.URL, resp.Status)
+		}
+		return "", nil, fmt.Errorf("cannot connect to the server at %s: %w", opts.URL, err)
+	}
+	defer c.drop()
+	e, err := c.next(opts.FrameTimeout, false)
+	if err != nil || e.typ() != "connected" {
+		return "", nil, fmt.Errorf("the server at %s did not send connected first (got %s, %v)", opts.URL, describe(e), err)
+	}
+	version, _ := e.frame["protocol_version"].(string)
+	if version == "" {
+		version = "1.0"
+	}
+	var caps []string
+	if list, ok := e.frame["capabilities"].([]any); ok {
+		for _, c := range list {
+			if s, ok := c.(string); ok {
+				caps = append(caps, s)
+			}
+		}
+	}
+	return version, caps, nil
+}
+
+// caseFiles returns the case files to run: the built-in ones are written to a
+// temporary directory, for testscript reads files.
+func caseFiles(dir string, cases []Case) ([]string, func(), error) {
+	if dir != "" {
+		var files []string
+		for _, c := range cases {
+			files = append(files, c.file)
+		}
+		return files, func() {}, nil
+	}
+	tmp, err := os.MkdirTemp("", "agentws-conformance-")
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanup := func() { os.RemoveAll(tmp) }
+	var files []string
+	for _, c := range cases {
+		data, err := fs.ReadFile(builtin, c.file)
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		f := filepath.Join(tmp, c.Name+".txtar")
+		if err := os.WriteFile(f, data, 0o644); err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		files = append(files, f)
+	}
+	return files, cleanup, nil
+}
+
+func newRunID() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// runner is the testscript.T of a run: its Run runs each case in its own goroutine,
+// at most opts.Parallel at a time, under a caseT that records the verdict.
+type runner struct {
+	opts  *Options
+	caps  []string
+	v     *schemas.Validator
+	rules map[string]spec.Rule
+	cases map[string]Case
+	runID string
+	sem   chan struct{}
+	wg    sync.WaitGroup
+
+	mu      sync.Mutex
+	results map[string]*CaseResult
+	fatal   string
+}
+
+type stateKey struct{}
+
+var errHarness = errors.New("harness failure")
+
+func (r *runner) runScripts(files []string) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p != errHarness {
+				panic(p)
+			}
+			err = fmt.Errorf("the cases could not run: %s", r.fatal)
+		}
+	}()
+	testscript.RunT(r, testscript.Params{Files: files, Setup: r.setup, Cmds: scriptCommands()})
+	r.wg.Wait()
+	return nil
+}
+
+func (r *runner) Skip(args ...any)  { r.Fatal(args...) }
+func (r *runner) Fatal(args ...any) { r.fatal = fmt.Sprint(args...); panic(errHarness) }
+func (r *runner) FailNow()          { panic(errHarness) }
+func (r *runner) Parallel()         {}
+func (r *runner) Log(args ...any)   {}
+func (r *runner) Verbose() bool     { return false }
+
+func (r *runner) Run(name string, f func(testscript.T)) {
+	c, ok := r.cases[name]
+	if !ok {
+		r.Fatal("no case named ", name)
+	}
+	res := &CaseResult{Case: c}
+	r.mu.Lock()
+	r.results[name] = res
+	r.mu.Unlock()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.sem <- struct{}{}
+		defer func() { <-r.sem }()
+		ct := &caseT{r: r, c: c, res: res}
+		ct.run(f)
+	}()
+}
+
+func (r *runner) ordered(cases []Case) []*CaseResult {
+	out := make([]*CaseResult, 0, len(cases))
+	for _, c := range cases {
+		out = append(out, r.results[c.Name])
+	}
+	return out
+}
+
+// setup prepares a case: it skips what the server cannot be asked, and gives the
+// script its session ids and the server's settings as variables.
+func (r *runner) setup(env *testscript.Env) error {
+	ct := env.T().(*caseT)
+	if reason := ct.c.skipReason(r.caps, r.opts); reason != "" {
+		env.T().Skip(reason)
+	}
+	st := newCaseState(r.opts, r.rules, r.v)
+	ct.st = st
+	env.Values[stateKey{}] = st
+	for i, name := range []string{"SID", "SID2", "SID3"} {
+		env.Setenv(name, fmt.Sprintf("cf-%s-%s-%d", r.runID, ct.c.Name, i+1))
+	}
+	env.Setenv("HTTP", r.opts.httpBase())
+	env.Setenv("WS_PATH", r.opts.wsPath())
+	env.Setenv("KEEPALIVE", r.opts.KeepaliveInterval.String())
+	env.Setenv("SESSION_TTL", r.opts.SessionTTL.String())
+	env.Setenv("BUFFER_SIZE", strconv.Itoa(r.opts.BufferSize))
+	env.Setenv("MAX_MESSAGE_BYTES", strconv.Itoa(r.opts.MaxMessageBytes))
+	env.Setenv("QUEUE_DEPTH", strconv.Itoa(r.opts.QueueDepth))
+	env.Defer(func() {
+		for _, c := range st.conns {
+			c.ws.CloseNow()
+			<-c.done
+		}
+	})
+	return nil
+}
+
+// caseT is the testscript.T of one case.
+type caseT struct {
+	r       *runner
+	c       Case
+	res     *CaseResult
+	st      *caseState
+	log     strings.Builder
+	failed  bool
+	skipped string
+}
+
+func (t *caseT) run(f func(testscript.T)) {
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(t)
+	}()
+	<-done
+	res := t.res
+	res.Duration = time.Since(start)
+	if t.skipped != "" {
+		res.Verdict, res.Reason = Skip, t.skipped
+		return
+	}
+	if t.st != nil {
+		res.Findings = t.st.allFindings()
+	}
+	failures := []string{}
+	if t.failed {
+		failures = append(failures, failurePhase(t.log.String()))
+	}
+	if t.st != nil && !t.failed {
+		for _, f := range t.st.failures() {
+			failures = append(failures, fmt.Sprintf("%s (MUST): %s", f.Rule, f.Message))
+		}
+	}
+	switch {
+	case len(failures) == 0:
+		res.Verdict = Pass
+	case t.c.Level == spec.Should && !t.r.opts.Strict && !t.mustFinding():
+		res.Verdict = Warn
+	default:
+		res.Verdict = Fail
+	}
+	res.Failure = strings.Join(failures, "\n")
+	if res.Verdict != Pass && t.st != nil {
+		res.WireLog = t.st.wire.String()
+		res.Replay = t.st.wire.Replay(t.c.Name, t.c.Rules)
+	}
+}
+
+// mustFinding reports whether a MUST rule was broken, whatever the case's level.
+func (t *caseT) mustFinding() bool { return t.st != nil && len(t.st.failures()) > 0 }
+
+// failurePhase keeps the failing phase of a script's log: its comment and commands.
+func failurePhase(log string) string {
+	return strings.TrimSpace(log)
+}
+
+func (t *caseT) Skip(args ...any) {
+	t.skipped = fmt.Sprint(args...)
+	runtime.Goexit()
+}
+func (t *caseT) Fatal(args ...any) { t.Log(args...); t.FailNow() }
+func (t *caseT) FailNow() {
+	t.failed = true
+	runtime.Goexit()
+}
+func (t *caseT) Parallel() {}
+func (t *caseT) Log(args ...any) {
+	t.log.WriteString(fmt.Sprintln(args...))
+}
+func (t *caseT) Run(name string, f func(testscript.T)) { t.Fatal("nested cases are not supported: ", name) }
+func (t *caseT) Verbose() bool                         { return false }

@@ -1,0 +1,189 @@
+package conformance
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/agentws/agentws/schemas"
+	"github.com/agentws/agentws/spec"
+)
+
+// A Finding is a rule broken by a frame, whatever the case was checking.
+type Finding struct {
+	Rule    string     `json:"rule"`
+	Level   spec.Level `json:"level"`
+	Message string     `json:"message"`
+}
+
+// caseState is the state of one running case: its connections, its wire log and what
+// the checks found.
+type caseState struct {
+	opts  *Options
+	rules map[string]spec.Rule
+	v     *schemas.Validator
+	wire  *wireLog
+	conns map[string]*conn
+
+	mu       sync.Mutex
+	findings []Finding
+	streams  map[string]*streamState // by session_id
+}
+
+func newCaseState(opts *Options, rules map[string]spec.Rule, v *schemas.Validator) *caseState {
+	return &caseState{opts: opts, rules: rules, v: v, wire: newWireLog(), conns: map[string]*conn{}, streams: map[string]*streamState{}}
+}
+
+// finding records a broken rule; rule "" is a harness problem, counted as a failure.
+func (st *caseState) finding(rule, format string, args ...any) {
+	level := spec.Must
+	if r, ok := st.rules[rule]; ok {
+		level = r.Level
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	msg := fmt.Sprintf(format, args...)
+	for _, f := range st.findings {
+		if f.Rule == rule && f.Message == msg {
+			return
+		}
+	}
+	st.findings = append(st.findings, Finding{Rule: rule, Level: level, Message: msg})
+}
+
+// failures returns the findings of MUST level, which fail the case.
+func (st *caseState) failures() []Finding {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var out []Finding
+	for _, f := range st.findings {
+		if f.Level == spec.Must {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (st *caseState) allFindings() []Finding {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return append([]Finding(nil), st.findings...)
+}
+
+var offset = regexp.MustCompile(`([Zz]|[+-][0-9]{2}:[0-9]{2})$`)
+
+// check applies the checks every frame gets, on the reader's goroutine. The probe
+// that learns the capabilities (no validator) checks nothing.
+func (st *caseState) check(c *conn, e event) {
+	if st.v == nil {
+		return
+	}
+	first := c.first
+	c.first = false
+	switch {
+	case e.binary:
+		st.finding("ENV-1", "%s: the server sent a binary frame", c.name)
+		return
+	case e.frame == nil:
+		st.finding("ENV-1", "%s: a frame that is not a JSON object: %s", c.name, truncate(string(e.data), 200))
+		return
+	}
+	if first && e.typ() != "connected" {
+		st.finding("CONN-1", "%s: the first frame is %q, want connected: %s", c.name, e.typ(), truncate(string(e.data), 200))
+	}
+	if err := st.v.ValidateMessage(schemas.Server, e.data); err != nil {
+		st.finding("ENV-2", "%s: a %q frame breaks its schema: %v: %s", c.name, e.typ(), err, truncate(string(e.data), 200))
+	}
+	if ts, ok := e.frame["timestamp"].(string); ok && !offset.MatchString(ts) {
+		st.finding("ENV-5", "timestamp %q has no offset (want RFC 3339 with Z or ±hh:mm)", ts)
+	}
+	st.checkStream(c, e)
+}
+
+// streamState follows the stream of one session's query (STREAM-1 to STREAM-5).
+type streamState struct {
+	active  bool // between query_start (or a chunk seen first) and the terminal frame
+	started bool // query_start was seen, so chunk 1 must come first
+	next    int  // the chunk_number expected next
+	chunks  int
+	text    strings.Builder
+	whole   bool // every chunk was seen, so totals and text can be checked
+}
+
+func num(v any) (int, bool) {
+	f, ok := v.(float64)
+	return int(f), ok && f == float64(int(f))
+}
+
+// checkStream checks the stream rules across the connections of a session. A new
+// connection may join a stream in the middle (after a drop or a takeover, frames may
+// have been lost on the way in the core protocol), so numbering is checked from the
+// first chunk it sees, and totals only when every chunk was seen.
+func (st *caseState) checkStream(c *conn, e event) {
+	sid, _ := e.frame["session_id"].(string)
+	st.mu.Lock()
+	s := st.streams[sid]
+	if s == nil {
+		s = &streamState{}
+		st.streams[sid] = s
+	}
+	st.mu.Unlock()
+	switch e.typ() {
+	case "query_start":
+		if s.active {
+			st.finding("STREAM-7", "%s: query_start of a new query before the terminal frame of the previous one", c.name)
+		}
+		*s = streamState{active: true, started: true, next: 1, whole: true}
+	case "chunk":
+		n, _ := num(e.frame["chunk_number"])
+		content, _ := e.frame["content"].(string)
+		switch {
+		case !s.active:
+			// joined in the middle: follow from here
+			*s = streamState{active: true, next: n + 1, chunks: n}
+			return
+		case n != s.next && s.whole:
+			st.finding("STREAM-3", "%s: chunk_number %d, want %d: chunk numbers run 1, 2, … without gaps", c.name, n, s.next)
+			s.whole = false
+		case n != s.next:
+			// a gap after a drop; follow from here
+		}
+		s.next = n + 1
+		s.chunks = n
+		s.text.WriteString(content)
+	case "complete":
+		total, _ := num(e.frame["total_chunks"])
+		full, _ := e.frame["full_response"].(string)
+		if s.active && s.whole {
+			if total != s.chunks {
+				st.finding("STREAM-4", "%s: total_chunks %d, but the stream had %d chunks", c.name, total, s.chunks)
+			}
+			if full != s.text.String() {
+				st.finding("STREAM-5", "%s: full_response %q is not the chunks joined, %q", c.name, truncate(full, 80), truncate(s.text.String(), 80))
+			}
+		} else if s.active && total < s.chunks {
+			st.finding("STREAM-4", "%s: total_chunks %d, but chunk %d was sent", c.name, total, s.chunks)
+		}
+		*s = streamState{}
+	case "error":
+		if endsQuery(e.frame) && s.active {
+			*s = streamState{}
+		}
+	}
+}
+
+// endsQuery reports whether an error frame ends a query rather than refusing a client
+// frame: by its code when it has one, by its seq, and otherwise (a core server) yes.
+func endsQuery(f map[string]any) bool {
+	if _, ok := f["seq"]; ok {
+		return true
+	}
+	switch code, _ := f["code"].(string); code {
+	case "":
+		return true
+	case "query_failed", "cancelled", "unavailable", "internal":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,102 @@
+package conformance
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// A wireLog records every frame of a case in both directions, with times.
+type wireLog struct {
+	mu      sync.Mutex
+	start   time.Time
+	entries []wireEntry
+}
+
+type wireEntry struct {
+	at   time.Duration
+	conn string
+	dir  string // ">" client to server, "<" server to client, "#" an event
+	text string
+	cmd  string // the replay command
+}
+
+func newWireLog() *wireLog { return &wireLog{start: time.Now()} }
+
+func (w *wireLog) add(e wireEntry) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e.at = time.Since(w.start)
+	w.entries = append(w.entries, e)
+}
+
+func (w *wireLog) send(conn string, typ websocket.MessageType, data []byte) {
+	cmd := "sendraw"
+	if typ == websocket.MessageBinary {
+		cmd = "sendbinary"
+	}
+	w.add(wireEntry{conn: conn, dir: ">", text: string(data), cmd: fmt.Sprintf("%s %s %s", cmd, conn, quote(string(data)))})
+}
+
+func (w *wireLog) recv(conn string, e event) {
+	if e.binary {
+		w.add(wireEntry{conn: conn, dir: "<", text: fmt.Sprintf("(binary, %d bytes)", len(e.data))})
+		return
+	}
+	w.add(wireEntry{conn: conn, dir: "<", text: string(e.data), cmd: fmt.Sprintf("expect -keepalive %s %s", conn, quote(timestamps.ReplaceAllString(string(e.data), `"timestamp":"@timestamp"`)))})
+}
+
+func (w *wireLog) end(conn string, e event) {
+	code := e.code()
+	cmd := fmt.Sprintf("closed %s %d", conn, code)
+	if code == -1 {
+		cmd = fmt.Sprintf("closed %s abrupt", conn)
+	}
+	w.add(wireEntry{conn: conn, dir: "#", text: describe(e), cmd: cmd})
+}
+
+func (w *wireLog) note(conn, text string) {
+	cmd := ""
+	switch {
+	case strings.HasPrefix(text, "open "):
+		cmd = fmt.Sprintf("open %s %s", conn, quote(strings.TrimPrefix(text, "open ")))
+	case strings.HasPrefix(text, "drop"):
+		cmd = "drop " + conn
+	}
+	w.add(wireEntry{conn: conn, dir: "#", text: text, cmd: cmd})
+}
+
+var timestamps = regexp.MustCompile(`"timestamp":"[^"]*"`)
+
+// quote quotes s as one testscript word: single quotes, with ' doubled.
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// String formats the log for a person: time, connection, direction, frame.
+func (w *wireLog) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var b strings.Builder
+	for _, e := range w.entries {
+		fmt.Fprintf(&b, "%8.3fs %-4s %s %s\n", e.at.Seconds(), e.conn, e.dir, truncate(e.text, 500))
+	}
+	return b.String()
+}
+
+// Replay returns the log as a transcript that replays the exchange: what the client
+// sent, and the frames the server answered as exact expectations (timestamps aside).
+func (w *wireLog) Replay(caseName string, rules []string) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "# The wire log of case %s, as a transcript that replays it.\n# rules: %s\n\n", caseName, strings.Join(rules, ", "))
+	for _, e := range w.entries {
+		if e.cmd != "" {
+			fmt.Fprintf(&b, "%s\n", e.cmd)
+		}
+	}
+	return b.String()
+}
