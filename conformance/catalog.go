@@ -32,7 +32,7 @@ type Case struct {
 }
 
 // settingNames are the settings a case may need, each an Options field.
-var settingNames = []string{"keepalive", "session-ttl"}
+var settingNames = []string{"keepalive", "session-ttl", "max-sessions", "shutdown", "token"}
 
 // Catalog reads the cases of dir ("" for the built-in ones), sorted by name.
 func Catalog(dir string) ([]Case, error) {
@@ -138,6 +138,12 @@ func (c Case) skipReason(caps []string, o *Options) string {
 			return "needs the server's keepalive interval: give it with -keepalive"
 		case s == "session-ttl" && o.SessionTTL <= 0:
 			return "needs the server's session TTL: give it with -session-ttl"
+		case s == "max-sessions" && o.MaxSessions <= 0:
+			return "needs the server's session limit, and a server of its own: give -max-sessions"
+		case s == "token" && (o.Token == "" || o.ExpiredToken == ""):
+			return "needs a valid and an expired bearer token for the server: give -token and -expired-token"
+		case s == "shutdown" && o.Shutdown == nil:
+			return "shuts the server down, so it needs a server of its own and a shutdown hook (the in-process run of the reference server has one)"
 		}
 	}
 	return ""

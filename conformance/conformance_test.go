@@ -72,8 +72,9 @@ func fromEnvironment() error {
 // The reference server's settings when it runs in-process: short, so that the
 // keepalive and TTL cases run quickly.
 const (
-	inProcessKeepalive = 400 * time.Millisecond
-	inProcessTTL       = 1 * time.Second
+	inProcessKeepalive  = 400 * time.Millisecond
+	inProcessTTL        = 4 * time.Second
+	inProcessBufferSize = 40 // small enough for buf_bounded to overflow it
 )
 
 // options builds the run's options; with no URL it starts the reference server.
@@ -84,6 +85,7 @@ func options(t *testing.T) conformance.Options {
 		cfg := server.DefaultConfig()
 		cfg.KeepaliveInterval = inProcessKeepalive
 		cfg.SessionTTL = inProcessTTL
+		cfg.BufferSize = inProcessBufferSize
 		srv, err := server.New(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -95,6 +97,7 @@ func options(t *testing.T) conformance.Options {
 		})
 		opts.URL = "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"
 		opts.KeepaliveInterval, opts.SessionTTL = inProcessKeepalive, inProcessTTL
+		*flagBufferSize = inProcessBufferSize
 	} else {
 		opts.KeepaliveInterval, opts.SessionTTL = *flagKeepalive, *flagSessionTTL
 	}

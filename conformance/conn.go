@@ -3,9 +3,10 @@ package conformance
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"errors"
+	"fmt"
 	"net/http"
+	neturl "net/url"
 	"time"
 
 	"github.com/coder/websocket"
@@ -36,7 +37,8 @@ type conn struct {
 	ws     *websocket.Conn
 	events chan event
 	done   chan struct{}
-	first  bool // the first frame is still to come; only the reader goroutine uses it
+	first  bool   // the first frame is still to come; only the reader goroutine uses it
+	sid    string // the session_id it was opened with
 }
 
 // maxQueued bounds the frames a connection holds unread.
@@ -54,6 +56,10 @@ func (st *caseState) dial(ctx context.Context, name, query string, header http.H
 	}
 	ws.SetReadLimit(-1)
 	c := &conn{name: name, st: st, ws: ws, events: make(chan event, maxQueued), done: make(chan struct{}), first: true}
+	if q, err := neturl.ParseQuery(query); err == nil {
+		c.sid = q.Get("session_id")
+	}
+	st.joined(c.sid)
 	go c.read()
 	return c, resp, nil
 }

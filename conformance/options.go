@@ -31,15 +31,23 @@ type Options struct {
 	KeepaliveInterval time.Duration // KA-1
 	SessionTTL        time.Duration // BUF-6
 	BufferSize        int           // BUF-3
+	BufferBytes       int           // BUF-7
 	MaxMessageBytes   int           // ENV-7
 	QueueDepth        int           // STREAM-8
+	MaxSessions       int           // HS-10; 0: unknown
+	Token             string        // AUTH-2: a valid bearer token; "": unknown
+	ExpiredToken      string        // AUTH-3: an expired token for the same server
+
+	// Shutdown, when not nil, tells the server to shut down (SHUT-1 to SHUT-3). The
+	// cases that use it end the server, so each needs a server of its own.
+	Shutdown func()
 }
 
 // DefaultOptions returns the spec's defaults (spec/PROTOCOL.md table 15.4) for url.
 func DefaultOptions(url string) Options {
 	return Options{
 		URL: url, Parallel: 8, FrameTimeout: 5 * time.Second,
-		BufferSize: 100, MaxMessageBytes: 1 << 20, QueueDepth: 16,
+		BufferSize: 100, BufferBytes: 1 << 20, MaxMessageBytes: 1 << 20, QueueDepth: 16,
 	}
 }
 

@@ -10,11 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/agentws/agentws/schemas"
@@ -114,7 +116,12 @@ func probe(ctx context.Context, opts *Options) (string, []string, error) {
 		}
 		return "", nil, fmt.Errorf("cannot connect to the server at %s: %w", opts.URL, err)
 	}
-	defer c.drop()
+	defer func() {
+		// End the probe's session, so that it counts nowhere.
+		c.send(websocket.MessageText, []byte(`{"type":"disconnect"}`))
+		c.next(opts.FrameTimeout, false)
+		c.drop()
+	}()
 	e, err := c.next(opts.FrameTimeout, false)
 	if err != nil || e.typ() != "connected" {
 		return "", nil, fmt.Errorf("the server at %s did not send connected first (got %s, %v)", opts.URL, describe(e), err)
@@ -202,7 +209,7 @@ func (r *runner) runScripts(files []string) (err error) {
 			err = fmt.Errorf("the cases could not run: %s", r.fatal)
 		}
 	}()
-	testscript.RunT(r, testscript.Params{Files: files, Setup: r.setup, Cmds: scriptCommands()})
+	testscript.RunT(r, testscript.Params{Files: files, Setup: r.setup, Cmds: scriptCommands(), Condition: r.condition})
 	r.wg.Wait()
 	return nil
 }
@@ -254,6 +261,8 @@ func (r *runner) setup(env *testscript.Env) error {
 	for i, name := range []string{"SID", "SID2", "SID3"} {
 		env.Setenv(name, fmt.Sprintf("cf-%s-%s-%d", r.runID, ct.c.Name, i+1))
 	}
+	sid128 := fmt.Sprintf("cf-%s-%s-128-", r.runID, ct.c.Name)
+	env.Setenv("SID128", sid128+strings.Repeat("x", 128-len(sid128)))
 	env.Setenv("HTTP", r.opts.httpBase())
 	env.Setenv("WS_PATH", r.opts.wsPath())
 	env.Setenv("KEEPALIVE", r.opts.KeepaliveInterval.String())
@@ -261,6 +270,12 @@ func (r *runner) setup(env *testscript.Env) error {
 	env.Setenv("BUFFER_SIZE", strconv.Itoa(r.opts.BufferSize))
 	env.Setenv("MAX_MESSAGE_BYTES", strconv.Itoa(r.opts.MaxMessageBytes))
 	env.Setenv("QUEUE_DEPTH", strconv.Itoa(r.opts.QueueDepth))
+	env.Setenv("BUFFER_BYTES", strconv.Itoa(r.opts.BufferBytes))
+	env.Setenv("MAX_SESSIONS", strconv.Itoa(r.opts.MaxSessions))
+	env.Setenv("TOKEN", r.opts.Token)
+	env.Setenv("EXPIRED_TOKEN", r.opts.ExpiredToken)
+	env.Setenv("KEEPALIVE_WINDOW", (2*r.opts.KeepaliveInterval + time.Second).String())
+	env.Setenv("TTL_WAIT", (r.opts.SessionTTL*3/2 + 500*time.Millisecond).String())
 	env.Defer(func() {
 		for _, c := range st.conns {
 			c.ws.CloseNow()
@@ -268,6 +283,21 @@ func (r *runner) setup(env *testscript.Env) error {
 		}
 	})
 	return nil
+}
+
+// condition answers the conditions of the scripts: [cap:NAME], whether the server
+// claims a capability; [caps], whether it claims any; [overflowable], whether
+// QUEUE_DEPTH+1 queries (3 frames each at least) overflow BUFFER_SIZE frames.
+func (r *runner) condition(cond string) (bool, error) {
+	switch {
+	case strings.HasPrefix(cond, "cap:"):
+		return slices.Contains(r.caps, cond[len("cap:"):]), nil
+	case cond == "caps":
+		return len(r.caps) > 0, nil
+	case cond == "overflowable":
+		return 3*(r.opts.QueueDepth+1) > r.opts.BufferSize, nil
+	}
+	return false, fmt.Errorf("unknown condition %q", cond)
 }
 
 // caseT is the testscript.T of one case.
@@ -343,5 +373,7 @@ func (t *caseT) Parallel() {}
 func (t *caseT) Log(args ...any) {
 	t.log.WriteString(fmt.Sprintln(args...))
 }
-func (t *caseT) Run(name string, f func(testscript.T)) { t.Fatal("nested cases are not supported: ", name) }
-func (t *caseT) Verbose() bool                         { return false }
+func (t *caseT) Run(name string, f func(testscript.T)) {
+	t.Fatal("nested cases are not supported: ", name)
+}
+func (t *caseT) Verbose() bool { return false }

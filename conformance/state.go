@@ -95,6 +95,12 @@ func (st *caseState) check(c *conn, e event) {
 	if err := st.v.ValidateMessage(schemas.Server, e.data); err != nil {
 		st.finding("ENV-2", "%s: a %q frame breaks its schema: %v: %s", c.name, e.typ(), err, truncate(string(e.data), 200))
 	}
+	switch sid, _ := e.frame["session_id"].(string); e.typ() {
+	case "query_start", "chunk", "complete":
+		if c.sid != "" && sid != c.sid {
+			st.finding("STREAM-2", "%s: a %s frame carries session_id %q, want the connection's %q", c.name, e.typ(), sid, c.sid)
+		}
+	}
 	if ts, ok := e.frame["timestamp"].(string); ok && !offset.MatchString(ts) {
 		st.finding("ENV-5", "timestamp %q has no offset (want RFC 3339 with Z or ±hh:mm)", ts)
 	}
@@ -109,6 +115,17 @@ type streamState struct {
 	chunks  int
 	text    strings.Builder
 	whole   bool // every chunk was seen, so totals and text can be checked
+}
+
+// joined notes a new connection to a session: a stream in progress may continue on
+// it from anywhere (frames written into the old connection may be lost, and a bounded
+// buffer keeps only the newest), so its numbering is followed from what comes next.
+func (st *caseState) joined(sid string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if s := st.streams[sid]; s != nil && s.active {
+		*s = streamState{}
+	}
 }
 
 func num(v any) (int, bool) {
