@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -40,8 +41,8 @@ func commandTable() map[string]command {
 			run:     cmdCompare,
 		},
 		"drain": {
-			usage:   "drain [-idle DURATION] [-count PATTERN] NAME",
-			summary: "reads frames on NAME until none comes for DURATION (500ms); sets $DRAINED (frames), $DRAINED_BYTES, $DRAINED_MATCHES (frames matching PATTERN) and $DRAINED_LAST (the last frame's type)",
+			usage:   "drain [-idle DURATION] [-count PATTERN] [-last PATTERN] NAME",
+			summary: "reads frames on NAME until none comes for DURATION (500ms); sets $DRAINED (frames), $DRAINED_BYTES and $DRAINED_MATCHES (frames matching -count); the last frame must match -last",
 			run:     cmdDrain,
 		},
 		"close": {
@@ -50,8 +51,8 @@ func commandTable() map[string]command {
 			run:     cmdClose,
 		},
 		"closed": {
-			usage:   "closed [-skip] NAME CODE|abrupt",
-			summary: "the connection ends: with a close frame of CODE, or without one (abrupt); -skip first discards the frames that come before",
+			usage:   "closed [-skip] NAME CODE|abrupt|any",
+			summary: "the connection ends: with a close frame of CODE, without one (abrupt), or either way (any); -skip first discards the frames that come before",
 			run:     cmdClosed,
 		},
 		"drop": {
@@ -64,9 +65,14 @@ func commandTable() map[string]command {
 			summary: "the next frame on NAME matches PATTERN (see Patterns); keepalive frames are skipped unless -keepalive",
 			run:     cmdExpect,
 		},
+		"expectfile": {
+			usage:   "expectfile [-keepalive] [-skip TYPE] NAME FILE",
+			summary: "the next frame on NAME (after any frames of type TYPE) matches the pattern in the archive's FILE; with -update, an empty or failing pattern is rewritten from the reference server's frame",
+			run:     cmdExpectFile,
+		},
 		"http": {
-			usage:   "http [-status N] METHOD PATH [PATTERN]",
-			summary: "an HTTP request to the server; its status (200 unless -status) and JSON body (matching PATTERN); /health bodies are validated against health.json",
+			usage:   "http [-status N] [-within DURATION] METHOD PATH [PATTERN]",
+			summary: "an HTTP request to the server, answered within DURATION (the frame timeout); its status (200 unless -status) and JSON body (matching PATTERN); /health bodies are validated against health.json",
 			run:     cmdHTTP,
 		},
 		"nothing": {
@@ -90,8 +96,8 @@ func commandTable() map[string]command {
 			run:     cmdPause,
 		},
 		"refused": {
-			usage:   "refused [-status N] [-code CODE] QUERY [HEADER:VALUE...]",
-			summary: "a connection with QUERY is refused: an HTTP error before the upgrade (N if given, with a JSON body of code CODE if given), or a close 1008 before any frame when no -status is given",
+			usage:   "refused [-http] [-status N] [-code CODE] QUERY [HEADER:VALUE...]",
+			summary: "a connection with QUERY is refused: by an HTTP error before the upgrade (of status N, with a JSON body of code CODE, when given), or by a close 1008 before any frame unless -http",
 			run:     cmdRefused,
 		},
 		"sendmany": {
@@ -664,4 +670,72 @@ func cmdShutdown(ts *testscript.TestScript, st *caseState, args []string) {
 	}
 	st.wire.note("server", "shutdown")
 	go st.opts.Shutdown()
+}
+
+// CommandReference returns the Markdown table of the commands, from their usage lines:
+// the command reference of README.md.
+func CommandReference() string {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("| command | what it does |\n|---|---|\n")
+	for _, n := range names {
+		esc := strings.NewReplacer("|", "\\|")
+		fmt.Fprintf(&b, "| `%s` | %s |\n", esc.Replace(commands[n].usage), esc.Replace(commands[n].summary))
+	}
+	return b.String()
+}
+
+func cmdExpectFile(ts *testscript.TestScript, st *caseState, args []string) {
+	keepalive, skip := false, ""
+	args = parse(ts, "expectfile", args, 2, 2, func(fs *flag.FlagSet) {
+		fs.BoolVar(&keepalive, "keepalive", false, "")
+		fs.StringVar(&skip, "skip", "", "")
+	})
+	c := connNamed(ts, st, args[0])
+	text := strings.TrimSpace(ts.ReadFile(args[1]))
+	e, err := c.next(st.opts.FrameTimeout, keepalive)
+	for err == nil && skip != "" && e.end == nil && e.typ() == skip {
+		e, err = c.next(st.opts.FrameTimeout, keepalive)
+	}
+	if err != nil {
+		ts.Fatalf("expectfile %s: %v; want %s", args[0], err, args[1])
+	}
+	var p any
+	d := "the expectation is empty: bless it with -update"
+	if text != "" {
+		p = pattern(ts, text)
+		d = matchFrame(ts, p, e)
+	}
+	if d == "" {
+		return
+	}
+	if st.opts.Update && e.frame != nil {
+		st.blessed(args[1], bless(e.frame, ts))
+		return
+	}
+	ts.Fatalf("expectfile %s: %s\nwant (%s): %s\ngot: %s", args[0], d, args[1], show(p), truncate(describe(e), 500))
+}
+
+// bless turns a received frame into a pattern: timestamps match any timestamp, and the
+// run's session ids become their variables.
+func bless(frame map[string]any, ts *testscript.TestScript) string {
+	out := map[string]any{}
+	for k, v := range frame {
+		out[k] = v
+	}
+	if _, ok := out["timestamp"]; ok {
+		out["timestamp"] = "@timestamp"
+	}
+	data, _ := json.MarshalIndent(out, "", "  ")
+	text := string(data)
+	for _, name := range []string{"SID3", "SID2", "SID"} {
+		if v := ts.Getenv(name); v != "" {
+			text = strings.ReplaceAll(text, v, "$"+name)
+		}
+	}
+	return text + "\n"
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,7 @@ var (
 	flagJUnit        = flag.String("junit", "", "write a JUnit XML report to this file")
 	flagSummary      = flag.String("summary", "", "write a Markdown summary, one row per rule, to this file")
 	flagWireLogs     = flag.String("wirelogs", "", "write the wire log of each failed or warned case, as a replayable transcript, to this directory")
+	flagUpdate       = flag.Bool("update", false, "re-bless: rewrite the expectfile patterns of testdata from the reference server's frames (and the README's command reference)")
 )
 
 func TestMain(m *testing.M) {
@@ -77,25 +79,34 @@ const (
 	inProcessBufferSize = 40 // small enough for buf_bounded to overflow it
 )
 
+// startReference runs the reference server in-process with the settings the cases
+// are told, edited by edit, and returns its URL and the server.
+func startReference(t *testing.T, edit func(*server.Config)) (string, *server.Server) {
+	cfg := server.DefaultConfig()
+	cfg.KeepaliveInterval = inProcessKeepalive
+	cfg.SessionTTL = inProcessTTL
+	cfg.BufferSize = inProcessBufferSize
+	if edit != nil {
+		edit(&cfg)
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		srv.Close()
+		ts.Close()
+	})
+	return "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws", srv
+}
+
 // options builds the run's options; with no URL it starts the reference server.
 func options(t *testing.T) conformance.Options {
 	url := *flagURL
 	opts := conformance.DefaultOptions(url)
 	if url == "" {
-		cfg := server.DefaultConfig()
-		cfg.KeepaliveInterval = inProcessKeepalive
-		cfg.SessionTTL = inProcessTTL
-		cfg.BufferSize = inProcessBufferSize
-		srv, err := server.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts := httptest.NewServer(srv)
-		t.Cleanup(func() {
-			srv.Close()
-			ts.Close()
-		})
-		opts.URL = "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"
+		opts.URL, _ = startReference(t, nil)
 		opts.KeepaliveInterval, opts.SessionTTL = inProcessKeepalive, inProcessTTL
 		*flagBufferSize = inProcessBufferSize
 	} else {
@@ -108,6 +119,12 @@ func options(t *testing.T) conformance.Options {
 		opts.Cases = strings.Split(*flagCase, ",")
 	}
 	opts.Strict, opts.Parallel, opts.FrameTimeout = *flagStrict, *flagParallel, *flagTimeout
+	if *flagUpdate {
+		if *flagURL != "" {
+			t.Fatal("-update re-blesses from the reference server: give no -url")
+		}
+		opts.Update, opts.Dir = true, "testdata"
+	}
 	opts.BufferSize, opts.MaxMessageBytes, opts.QueueDepth = *flagBufferSize, *flagMaxMessage, *flagQueueDepth
 	return opts
 }
@@ -120,6 +137,11 @@ func TestConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if *flagURL == "" {
+		if err := rep.Replace(ownServerCases(t, opts)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, c := range rep.Cases {
 		t.Run(c.Name, func(t *testing.T) {
 			switch c.Verdict {
@@ -130,10 +152,45 @@ func TestConformance(t *testing.T) {
 			case conformance.Skip:
 				t.Skip(c.Reason)
 			}
+			if c.Updated {
+				t.Logf("updated testdata/%s.txtar from the reference server", c.Name)
+			}
 		})
 	}
 	t.Logf("%s against %s: %s", rep.Tally(), rep.Server, rep.Duration)
 	if err := rep.WriteFiles(*flagReport, *flagJUnit, *flagSummary, *flagWireLogs); err != nil {
 		t.Error(err)
 	}
+}
+
+// The reference server's session limit in the case that needs one.
+const ownServerMaxSessions = 3
+
+// ownServerCases runs, each on a fresh reference server of its own, the cases that
+// need one: the session limit (a server holding only the case's sessions) and the
+// shutdown cases (which end the server).
+func ownServerCases(t *testing.T, opts conformance.Options) []*conformance.CaseResult {
+	cases, err := conformance.Catalog("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*conformance.CaseResult
+	for _, c := range cases {
+		if !slices.Contains(c.Settings, "max-sessions") && !slices.Contains(c.Settings, "shutdown") {
+			continue
+		}
+		if len(opts.Cases) > 0 && !slices.ContainsFunc(opts.Cases, func(p string) bool { return strings.HasPrefix(c.Name, p) }) {
+			continue
+		}
+		url, srv := startReference(t, func(cfg *server.Config) { cfg.MaxSessions = ownServerMaxSessions })
+		own := opts
+		own.URL, own.Cases, own.MaxSessions = url, []string{c.Name}, ownServerMaxSessions
+		own.Shutdown = func() { srv.Drain(context.Background()) }
+		rep, err := conformance.Run(context.Background(), own)
+		if err != nil {
+			t.Fatalf("case %s on a server of its own: %v", c.Name, err)
+		}
+		out = append(out, rep.Cases...)
+	}
+	return out
 }

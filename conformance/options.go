@@ -38,6 +38,11 @@ type Options struct {
 	Token             string        // AUTH-2: a valid bearer token; "": unknown
 	ExpiredToken      string        // AUTH-3: an expired token for the same server
 
+	// Update re-blesses the expectations of expectfile: a frame that does not match is
+	// written into the case's archive instead of failing it. Use it against the
+	// reference server only, with Dir set to the cases' directory.
+	Update bool
+
 	// Shutdown, when not nil, tells the server to shut down (SHUT-1 to SHUT-3). The
 	// cases that use it end the server, so each needs a server of its own.
 	Shutdown func()
@@ -66,6 +71,8 @@ func (o *Options) check() error {
 		return fmt.Errorf("parallel must be at least 1, not %d", o.Parallel)
 	case o.FrameTimeout <= 0:
 		return fmt.Errorf("frame timeout must be positive, not %v", o.FrameTimeout)
+	case o.Update && o.Dir == "":
+		return errors.New("update rewrites case files: give the directory of the cases")
 	}
 	return nil
 }

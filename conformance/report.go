@@ -295,3 +295,23 @@ func WriteCatalog(w io.Writer, cases []Case) error {
 	}
 	return tw.Flush()
 }
+
+// Replace puts results in the place of the cases of the same name, and recomputes the
+// totals and the rules: a case run again on a server of its own replaces its skip.
+func (r *Report) Replace(results []*CaseResult) error {
+	for _, res := range results {
+		for i, c := range r.Cases {
+			if c.Name == res.Name {
+				r.Cases[i] = res
+			}
+		}
+	}
+	rules, err := spec.Rules()
+	if err != nil {
+		return err
+	}
+	fresh := newReport(&Options{URL: r.Server, Strict: r.Strict}, r.ProtocolVersion, r.Capabilities, rules, r.Cases, r.Started)
+	fresh.Duration = r.Duration
+	*r = *fresh
+	return nil
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/rogpeppe/go-internal/txtar"
 
 	"github.com/agentws/agentws/schemas"
 	"github.com/agentws/agentws/spec"
@@ -43,6 +44,7 @@ type CaseResult struct {
 	Findings []Finding     `json:"findings,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
 	WireLog  string        `json:"wire_log,omitempty"` // every frame both ways, on failure or warning
+	Updated  bool          `json:"updated,omitempty"`  // with Options.Update, its expectations were rewritten
 	Replay   string        `json:"-"`                  // the wire log as a transcript
 }
 
@@ -321,6 +323,13 @@ func (t *caseT) run(f func(testscript.T)) {
 	<-done
 	res := t.res
 	res.Duration = time.Since(start)
+	if t.st != nil && len(t.st.updates) > 0 && !t.failed {
+		if err := rewriteArchive(t.c.file, t.st.updates); err != nil {
+			t.failed = true
+			t.log.WriteString("update: " + err.Error() + "\n")
+		}
+		res.Updated = true
+	}
 	if t.skipped != "" {
 		res.Verdict, res.Reason = Skip, t.skipped
 		return
@@ -377,3 +386,22 @@ func (t *caseT) Run(name string, f func(testscript.T)) {
 	t.Fatal("nested cases are not supported: ", name)
 }
 func (t *caseT) Verbose() bool { return false }
+
+// rewriteArchive replaces files of a case's txtar archive, keeping the rest, through a
+// temporary file.
+func rewriteArchive(path string, files map[string]string) error {
+	ar, err := txtar.ParseFile(path)
+	if err != nil {
+		return err
+	}
+	for i, f := range ar.Files {
+		if content, ok := files[f.Name]; ok {
+			ar.Files[i].Data = []byte(content)
+		}
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, txtar.Format(ar), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -29,6 +29,17 @@ type caseState struct {
 	mu       sync.Mutex
 	findings []Finding
 	streams  map[string]*streamState // by session_id
+	updates  map[string]string       // archive file -> new content, with Options.Update
+}
+
+// blessed records the new content of an archive file, to write when the case ends.
+func (st *caseState) blessed(file, content string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.updates == nil {
+		st.updates = map[string]string{}
+	}
+	st.updates[file] = content
 }
 
 func newCaseState(opts *Options, rules map[string]spec.Rule, v *schemas.Validator) *caseState {
