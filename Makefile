@@ -1,7 +1,7 @@
 # agentws. `make test` is the whole test suite and what CI runs (.ci/run).
 GO ?= go
 
-.PHONY: run test generate check-generate lint lint-spec seed-clients bench
+.PHONY: run test conformance generate check-generate lint lint-spec seed-clients bench
 
 run:
 	$(GO) run ./reference/cmd/agentws-server
@@ -9,10 +9,18 @@ run:
 test: lint check-generate lint-spec seed-clients
 	AGENTWS_REQUIRE_SEED_CLIENTS=1 $(GO) test -race -count=1 ./...
 
+# Check a server: make conformance URL=ws://localhost:8050/ws (no URL: the reference server).
+conformance:
+	$(GO) test ./conformance -count=1 -v -args -url "$(URL)" -report conformance.json -junit conformance.xml -summary conformance.md
+
 generate:
 	$(GO) generate ./...
 
-check-generate:
+check-# Check a server: make conformance URL=ws://localhost:8050/ws (no URL: the reference server).
+conformance:
+	$(GO) test ./conformance -count=1 -v -args -url "$(URL)" -report conformance.json -junit conformance.xml -summary conformance.md
+
+generate:
 	tools/checkgen.sh
 
 lint:

@@ -158,6 +158,9 @@ func TestConformance(t *testing.T) {
 		})
 	}
 	t.Logf("%s against %s: %s", rep.Tally(), rep.Server, rep.Duration)
+	if *flagURL == "" && rep.Totals.Warn > 0 {
+		t.Errorf("the reference server must pass completely, and it warns %d times", rep.Totals.Warn)
+	}
 	if err := rep.WriteFiles(*flagReport, *flagJUnit, *flagSummary, *flagWireLogs); err != nil {
 		t.Error(err)
 	}

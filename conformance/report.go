@@ -25,6 +25,7 @@ type Report struct {
 	Server          string        `json:"server"`
 	ProtocolVersion string        `json:"protocol_version"` // what the server's connected says
 	Capabilities    []string      `json:"capabilities"`
+	Probe           string        `json:"probe,omitempty"` // why the capabilities could not be learnt
 	Strict          bool          `json:"strict"`
 	Started         time.Time     `json:"started"`
 	Duration        time.Duration `json:"duration_ns"`
@@ -147,6 +148,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		orNone(r.Capabilities), r.Tally(), r.Duration.Round(time.Millisecond))
 	if r.Strict {
 		b.WriteString(" (strict: warnings count as failures)")
+	}
+	if r.Probe != "" {
+		b.WriteString(".\n\nNote: " + r.Probe)
 	}
 	b.WriteString(".\n\n| rule | level | verdict | cases | note |\n|---|---|---|---|---|\n")
 	for _, rr := range r.Rules {
@@ -311,7 +315,7 @@ func (r *Report) Replace(results []*CaseResult) error {
 		return err
 	}
 	fresh := newReport(&Options{URL: r.Server, Strict: r.Strict}, r.ProtocolVersion, r.Capabilities, rules, r.Cases, r.Started)
-	fresh.Duration = r.Duration
+	fresh.Duration, fresh.Probe = r.Duration, r.Probe
 	*r = *fresh
 	return nil
 }

@@ -77,7 +77,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("no case matches %v", opts.Cases)
 	}
 	started := time.Now()
-	version, caps, err := probe(ctx, &opts)
+	version, caps, probeNote, err := probe(ctx, &opts)
 	if err != nil {
 		return nil, err
 	}
@@ -103,20 +103,25 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err := r.runScripts(files); err != nil {
 		return nil, err
 	}
-	return newReport(&opts, version, caps, rules, r.ordered(cases), started), nil
+	rep := newReport(&opts, version, caps, rules, r.ordered(cases), started)
+	rep.Probe = probeNote
+	return rep, nil
 }
 
 // probe opens one connection to learn the server's protocol version and capabilities.
-func probe(ctx context.Context, opts *Options) (string, []string, error) {
+// A server that cannot be reached, or refuses the probe, is an error: there is nothing
+// to check. A server that does not send connected first is checked as a core server
+// with no capabilities, and the note says why; its cases then report CONN-1.
+func probe(ctx context.Context, opts *Options) (version string, caps []string, note string, err error) {
 	st := newCaseState(opts, nil, nil)
 	ctx, cancel := context.WithTimeout(ctx, opts.FrameTimeout)
 	defer cancel()
 	c, resp, err := st.dial(ctx, "probe", "session_id=conformance-probe-"+newRunID(), nil)
 	if err != nil {
 		if resp != nil {
-			return "", nil, fmt.Errorf("the server at %s refused a connection: %s", opts.URL, resp.Status)
+			return "", nil, "", fmt.Errorf("the server at %s refused a connection: %s", opts.URL, resp.Status)
 		}
-		return "", nil, fmt.Errorf("cannot connect to the server at %s: %w", opts.URL, err)
+		return "", nil, "", fmt.Errorf("cannot connect to the server at %s: %w", opts.URL, err)
 	}
 	defer func() {
 		// End the probe's session, so that it counts nowhere.
@@ -126,13 +131,16 @@ func probe(ctx context.Context, opts *Options) (string, []string, error) {
 	}()
 	e, err := c.next(opts.FrameTimeout, false)
 	if err != nil || e.typ() != "connected" {
-		return "", nil, fmt.Errorf("the server at %s did not send connected first (got %s, %v)", opts.URL, describe(e), err)
+		what := describe(e)
+		if err != nil {
+			what = err.Error()
+		}
+		return "unknown", nil, fmt.Sprintf("the server did not send connected first (%s): checked as a core server with no capabilities", truncate(what, 200)), nil
 	}
-	version, _ := e.frame["protocol_version"].(string)
+	version, _ = e.frame["protocol_version"].(string)
 	if version == "" {
 		version = "1.0"
 	}
-	var caps []string
 	if list, ok := e.frame["capabilities"].([]any); ok {
 		for _, c := range list {
 			if s, ok := c.(string); ok {
@@ -140,7 +148,7 @@ func probe(ctx context.Context, opts *Options) (string, []string, error) {
 			}
 		}
 	}
-	return version, caps, nil
+	return version, caps, "", nil
 }
 
 // caseFiles returns the case files to run: the built-in ones are written to a

@@ -1,0 +1,296 @@
+package conformance_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/agentws/agentws/conformance"
+)
+
+// A breakage is a way to break one rule, applied by a proxy in front of the reference
+// server: what a server of another implementation might get wrong.
+type breakage struct {
+	// frame rewrites a frame from the server; it returns the frames to pass on.
+	frame func(f map[string]any) []map[string]any
+	// closeCode rewrites the server's close code.
+	closeCode func(websocket.StatusCode) websocket.StatusCode
+	// closeAfterError closes the connection after any error frame, as the original
+	// implementation does after some bad frames.
+	closeAfterError bool
+	// binaryCloses1000 answers a binary frame with a close 1000, as the original does.
+	binaryCloses1000 bool
+}
+
+// proxy serves the protocol by relaying to upstream (ws://host:port/ws), broken as b says.
+func proxy(t *testing.T, upstream string, b breakage) string {
+	u, _ := url.Parse(strings.Replace(upstream, "ws", "http", 1))
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: u.Host})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		relay(w, r, upstream, b)
+	}))
+	t.Cleanup(ts.Close)
+	return "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"
+}
+
+func relay(w http.ResponseWriter, r *http.Request, upstream string, b breakage) {
+	ctx := context.Background()
+	header := http.Header{}
+	if o := r.Header.Get("Origin"); o != "" {
+		header.Set("Origin", o)
+	}
+	up, resp, err := websocket.Dial(ctx, upstream+"?"+r.URL.RawQuery, &websocket.DialOptions{HTTPHeader: header})
+	if err != nil {
+		status := http.StatusBadGateway
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		if resp != nil {
+			var body json.RawMessage
+			json.NewDecoder(resp.Body).Decode(&body)
+			w.Write(body)
+		}
+		return
+	}
+	up.SetReadLimit(-1)
+	down, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		up.CloseNow()
+		return
+	}
+	down.SetReadLimit(-1)
+	done := make(chan struct{})
+	go func() { // server to client
+		defer close(done)
+		for {
+			typ, data, err := up.Read(ctx)
+			if err != nil {
+				code := websocket.CloseStatus(err)
+				if code == -1 {
+					down.CloseNow()
+					return
+				}
+				if b.closeCode != nil {
+					code = b.closeCode(code)
+				}
+				down.Close(code, "")
+				return
+			}
+			frames := [][]byte{data}
+			var f map[string]any
+			if typ == websocket.MessageText && json.Unmarshal(data, &f) == nil && b.frame != nil {
+				frames = nil
+				for _, g := range b.frame(f) {
+					out, _ := json.Marshal(g)
+					frames = append(frames, out)
+				}
+			}
+			for _, out := range frames {
+				if down.Write(ctx, typ, out) != nil {
+					return
+				}
+			}
+			if b.closeAfterError && f["type"] == "error" {
+				down.Close(websocket.StatusNormalClosure, "")
+				up.CloseNow()
+				return
+			}
+		}
+	}()
+	for { // client to server
+		typ, data, err := down.Read(ctx)
+		if err != nil {
+			if code := websocket.CloseStatus(err); code != -1 {
+				up.Close(code, "")
+			} else {
+				up.CloseNow()
+			}
+			break
+		}
+		if typ == websocket.MessageBinary && b.binaryCloses1000 {
+			down.Close(websocket.StatusNormalClosure, "")
+			up.CloseNow()
+			break
+		}
+		if up.Write(ctx, typ, data) != nil {
+			break
+		}
+	}
+	<-done
+}
+
+func keep(f map[string]any) []map[string]any { return []map[string]any{f} }
+
+func ofType(typ string, edit func(map[string]any) []map[string]any) func(map[string]any) []map[string]any {
+	return func(f map[string]any) []map[string]any {
+		if f["type"] == typ {
+			return edit(f)
+		}
+		return keep(f)
+	}
+}
+
+// TestBrokenServers breaks the reference server one rule at a time, through a proxy,
+// and checks that the harness reports that rule, by id, with the verdict of its level.
+func TestBrokenServers(t *testing.T) {
+	upstream, _ := startReference(t, nil)
+	tests := []struct {
+		name  string
+		b     breakage
+		cases []string
+		rule  string
+		want  conformance.Verdict
+	}{
+		{"connected is not the first frame", breakage{frame: ofType("connected", func(map[string]any) []map[string]any { return nil })},
+			[]string{"ping_pong"}, "CONN-1", conformance.Fail},
+		{"chunks numbered from 2", breakage{frame: ofType("chunk", func(f map[string]any) []map[string]any {
+			f["chunk_number"] = f["chunk_number"].(float64) + 1
+			return keep(f)
+		})}, []string{"stream_numbering"}, "STREAM-3", conformance.Fail},
+		{"total_chunks one too many", breakage{frame: ofType("complete", func(f map[string]any) []map[string]any {
+			f["total_chunks"] = f["total_chunks"].(float64) + 1
+			return keep(f)
+		})}, []string{"stream_totals"}, "STREAM-4", conformance.Fail},
+		{"full_response not the chunks joined", breakage{frame: ofType("complete", func(f map[string]any) []map[string]any {
+			f["full_response"] = "something else"
+			return keep(f)
+		})}, []string{"stream_totals"}, "STREAM-5", conformance.Fail},
+		{"chunks of another session", breakage{frame: ofType("chunk", func(f map[string]any) []map[string]any {
+			f["session_id"] = "someone-else"
+			return keep(f)
+		})}, []string{"stream_start"}, "STREAM-2", conformance.Fail},
+		{"timestamps without an offset", breakage{frame: func(f map[string]any) []map[string]any {
+			if ts, ok := f["timestamp"].(string); ok {
+				f["timestamp"] = strings.TrimSuffix(ts[:19], "Z")
+			}
+			return keep(f)
+		}}, []string{"env_timestamps", "ping_pong"}, "ENV-5", conformance.Warn},
+		{"pong without a timestamp", breakage{frame: ofType("pong", func(f map[string]any) []map[string]any {
+			delete(f, "timestamp")
+			return keep(f)
+		})}, []string{"ping_pong"}, "ENV-2", conformance.Fail},
+		{"no pong", breakage{frame: ofType("pong", func(map[string]any) []map[string]any { return nil })},
+			[]string{"ping_pong"}, "PING-1", conformance.Fail},
+		{"an error closes the connection", breakage{closeAfterError: true},
+			[]string{"env_bad_frames"}, "ENV-4", conformance.Fail},
+		{"a binary frame closes with 1000", breakage{binaryCloses1000: true},
+			[]string{"env_binary_frame"}, "ENV-6", conformance.Warn},
+		{"takeover closes with 1000", breakage{closeCode: func(c websocket.StatusCode) websocket.StatusCode {
+			if c == 4001 {
+				return websocket.StatusNormalClosure
+			}
+			return c
+		}}, []string{"take_replaced"}, "TAKE-1", conformance.Fail},
+		{"the stream stops after query_start", breakage{frame: func(f map[string]any) []map[string]any {
+			if f["type"] == "chunk" || f["type"] == "complete" {
+				return nil
+			}
+			return keep(f)
+		}}, []string{"stream_numbering"}, "STREAM-3", conformance.Fail},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			opts := conformance.DefaultOptions(proxy(t, upstream, tt.b))
+			opts.Cases, opts.FrameTimeout = tt.cases, time.Second
+			start := time.Now()
+			rep, err := conformance.Run(t.Context(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(start); took > 20*time.Second {
+				t.Errorf("the run took %v: a broken server must not hold the harness", took)
+			}
+			var got *conformance.RuleResult
+			for i := range rep.Rules {
+				if rep.Rules[i].ID == tt.rule {
+					got = &rep.Rules[i]
+				}
+			}
+			if got == nil || got.Verdict != tt.want {
+				t.Fatalf("rule %s: got %+v, want %s\n%s", tt.rule, got, tt.want, failures(rep))
+			}
+			if !strings.Contains(failures(rep), tt.rule) && !strings.Contains(got.Note, "want") {
+				t.Errorf("no failure names %s or says what was wanted:\n%s", tt.rule, failures(rep))
+			}
+			if (tt.want == conformance.Fail) != rep.Failed() {
+				t.Errorf("the run failed: %v, want %v (%s)", rep.Failed(), tt.want == conformance.Fail, rep.Tally())
+			}
+		})
+	}
+}
+
+func failures(rep *conformance.Report) string {
+	var b strings.Builder
+	for _, c := range rep.Cases {
+		if c.Verdict != conformance.Pass {
+			b.WriteString(c.Name + " " + string(c.Verdict) + ": " + c.Failure + "\n")
+			for _, f := range c.Findings {
+				b.WriteString("  finding " + f.Rule + ": " + f.Message + "\n")
+			}
+		}
+	}
+	return b.String()
+}
+
+// A server that accepts connections but never says anything: the run ends in bounded
+// time, reports CONN-1 broken, and says why it tested no capability.
+func TestSilentServer(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		c.Read(context.Background()) // reads until the client goes; never writes
+	}))
+	defer ts.Close()
+	opts := conformance.DefaultOptions("ws" + strings.TrimPrefix(ts.URL, "http") + "/ws")
+	opts.FrameTimeout = 500 * time.Millisecond
+	opts.Cases = []string{"conn_", "ping_", "stream_"}
+	start := time.Now()
+	rep, err := conformance.Run(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("took %v", took)
+	}
+	if !rep.Failed() || !strings.Contains(rep.Probe, "did not send connected first") {
+		t.Errorf("report: %s, probe %q", rep.Tally(), rep.Probe)
+	}
+	for _, r := range rep.Rules {
+		if r.ID == "CONN-1" && r.Verdict != conformance.Fail {
+			t.Errorf("CONN-1: %+v", r)
+		}
+	}
+}
+
+// Nothing listens: the run says it cannot connect.
+func TestNoServer(t *testing.T) {
+	ts := httptest.NewServer(http.NotFoundHandler())
+	url := "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"
+	ts.Close()
+	_, err := conformance.Run(t.Context(), conformance.DefaultOptions(url))
+	if err == nil || !strings.Contains(err.Error(), "cannot connect to the server at "+url) {
+		t.Errorf("got %v", err)
+	}
+	for _, bad := range []string{"", "http://x/ws", "ws://x/ws?session_id=a"} {
+		if _, err := conformance.Run(t.Context(), conformance.DefaultOptions(bad)); err == nil {
+			t.Errorf("URL %q: want an error", bad)
+		}
+	}
+}
