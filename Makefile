@@ -16,11 +16,11 @@ conformance:
 generate:
 	$(GO) generate ./...
 
-check-# Check a server: make conformance URL=ws://localhost:8050/ws (no URL: the reference server).
+# Check a server: make conformance URL=ws://localhost:8050/ws (no URL: the reference server).
 conformance:
 	$(GO) test ./conformance -count=1 -v -args -url "$(URL)" -report conformance.json -junit conformance.xml -summary conformance.md
 
-generate:
+check-generate:
 	tools/checkgen.sh
 
 lint:
