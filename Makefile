@@ -16,10 +16,6 @@ conformance:
 generate:
 	$(GO) generate ./...
 
-# Check a server: make conformance URL=ws://localhost:8050/ws (no URL: the reference server).
-conformance:
-	$(GO) test ./conformance -count=1 -v -args -url "$(URL)" -report conformance.json -junit conformance.xml -summary conformance.md
-
 check-generate:
 	tools/checkgen.sh
 

@@ -223,7 +223,6 @@ func TestSlowConsumer(t *testing.T) {
 	s := start(t, func(c *server.Config) {
 		c.Agent = bigAgent{n: 400, size: 64 << 10}
 		c.SendQueue = 4
-		c.WriteTimeout = 200 * time.Millisecond
 		c.BufferBytes = 64 << 20 // complete repeats the whole 25 MiB answer
 	})
 	sid := newSession(t)
