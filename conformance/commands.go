@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/google/go-cmp/cmp"
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/agentws/agentws/schemas"
@@ -352,8 +353,18 @@ func cmdExpect(ts *testscript.TestScript, st *caseState, args []string) {
 		ts.Fatalf("expect %s: %v; want %s", args[0], err, show(p))
 	}
 	if d := matchFrame(ts, p, e); d != "" {
-		ts.Fatalf("expect %s: %s\nwant: %s\ngot:  %s", args[0], d, show(p), truncate(describe(e), 500))
+		ts.Fatalf("expect %s: %s\n%s", args[0], d, frameDiff(p, e))
 	}
+}
+
+// frameDiff shows a frame against the pattern it failed, as cmp.Diff (-want +got),
+// then the whole frame.
+func frameDiff(p any, e event) string {
+	if e.end != nil || e.frame == nil {
+		return fmt.Sprintf("want: %s\ngot:  %s", show(p), truncate(describe(e), 500))
+	}
+	wv, gv := diffViews(p, e.frame)
+	return fmt.Sprintf("(-want +got):\n%sframe: %s", cmp.Diff(wv, gv), truncate(describe(e), 500))
 }
 
 func cmdSkipTo(ts *testscript.TestScript, st *caseState, args []string) {
@@ -717,7 +728,7 @@ func cmdExpectFile(ts *testscript.TestScript, st *caseState, args []string) {
 		st.blessed(args[1], bless(e.frame, ts))
 		return
 	}
-	ts.Fatalf("expectfile %s: %s\nwant (%s): %s\ngot: %s", args[0], d, args[1], show(p), truncate(describe(e), 500))
+	ts.Fatalf("expectfile %s: %s: %s\n%s", args[0], args[1], d, frameDiff(p, e))
 }
 
 // bless turns a received frame into a pattern: timestamps match any timestamp, and the

@@ -147,3 +147,34 @@ func scalar(v any) string {
 	}
 	return show(v)
 }
+
+// diffViews returns what a failure shows as expected and received: the pattern with
+// each placeholder that matched replaced by the value it matched, and the value cut to
+// the members the pattern names, so that a diff of the two shows only what is wrong.
+func diffViews(want, got any) (any, any) {
+	if s, ok := want.(string); ok && strings.HasPrefix(s, "@") && !strings.HasPrefix(s, "@@") {
+		if matchPlaceholder(s, got, "", map[string]string{}) == "" {
+			return got, got
+		}
+		return want, got
+	}
+	w, wok := want.(map[string]any)
+	g, gok := got.(map[string]any)
+	if !wok || !gok {
+		return want, got
+	}
+	wv, gv := map[string]any{}, map[string]any{}
+	for k, pv := range w {
+		actual, present := g[k]
+		switch {
+		case pv == "@absent" && !present:
+		case pv == "@absent":
+			wv[k], gv[k] = "(absent)", actual
+		case !present:
+			wv[k] = pv
+		default:
+			wv[k], gv[k] = diffViews(pv, actual)
+		}
+	}
+	return wv, gv
+}

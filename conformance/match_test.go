@@ -2,7 +2,10 @@ package conformance
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestMatch(t *testing.T) {
@@ -49,5 +52,31 @@ func TestSum(t *testing.T) {
 	}
 	if _, err := sum("x+1"); err == nil {
 		t.Error("sum(x+1): want an error")
+	}
+}
+
+func TestDiffViews(t *testing.T) {
+	var got, p map[string]any
+	json.Unmarshal([]byte(`{"type":"chunk","chunk_number":3,"content":"Echo","session_id":"s","timestamp":"2025-10-25T12:34:56Z"}`), &got)
+	json.Unmarshal([]byte(`{"type":"chunk","chunk_number":2,"content":"@string","timestamp":"@timestamp","seq":"@absent"}`), &p)
+	wv, gv := diffViews(p, got)
+	d := cmp.Diff(wv, gv)
+	var changed []string
+	for _, line := range strings.Split(d, "\n") {
+		if l := strings.TrimSpace(line); strings.HasPrefix(l, "-") || strings.HasPrefix(l, "+") {
+			changed = append(changed, l)
+		}
+	}
+	if len(changed) != 2 || !strings.Contains(changed[0], `"chunk_number"`) || !strings.Contains(changed[1], `"chunk_number"`) {
+		t.Errorf("the diff should change only chunk_number:\n%s", d)
+	}
+	if strings.Contains(d, "session_id") || strings.Contains(d, "seq") {
+		t.Errorf("the diff shows members the pattern does not name:\n%s", d)
+	}
+}
+	for _, noise := range []string{"content", "timestamp", "session_id", "seq"} {
+		if strings.Contains(d, noise) {
+			t.Errorf("the diff shows %s, which matched or was not asked for:\n%s", noise, d)
+		}
 	}
 }
