@@ -74,9 +74,3 @@ func TestDiffViews(t *testing.T) {
 		t.Errorf("the diff shows members the pattern does not name:\n%s", d)
 	}
 }
-	for _, noise := range []string{"content", "timestamp", "session_id", "seq"} {
-		if strings.Contains(d, noise) {
-			t.Errorf("the diff shows %s, which matched or was not asked for:\n%s", noise, d)
-		}
-	}
-}
