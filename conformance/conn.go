@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	neturl "net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -37,8 +38,9 @@ type conn struct {
 	ws     *websocket.Conn
 	events chan event
 	done   chan struct{}
-	first  bool   // the first frame is still to come; only the reader goroutine uses it
-	sid    string // the session_id it was opened with
+	first  bool        // the first frame is still to come; only the reader goroutine uses it
+	sid    string      // the session_id it was opened with
+	ours   atomic.Bool // the harness ended the connection (drop, close, end of the case)
 }
 
 // maxQueued bounds the frames a connection holds unread.
@@ -70,6 +72,9 @@ func (c *conn) read() {
 		typ, data, err := c.ws.Read(context.Background())
 		if err != nil {
 			e := event{at: time.Now(), end: err}
+			if c.ours.Load() {
+				e.end = errClosedByHarness
+			}
 			c.st.wire.end(c.name, e)
 			c.events <- e
 			return
@@ -119,9 +124,20 @@ func (c *conn) send(typ websocket.MessageType, data []byte) error {
 	return c.ws.Write(ctx, typ, data)
 }
 
+// errClosedByHarness marks the end of a connection the harness ended itself.
+var errClosedByHarness = errors.New("the harness ended the connection")
+
 // drop ends the connection abruptly, without a close frame.
 func (c *conn) drop() {
 	c.st.wire.note(c.name, "drop (no close frame)")
+	c.ours.Store(true)
+	c.ws.CloseNow()
+	<-c.done
+}
+
+// release ends the connection at the end of a case.
+func (c *conn) release() {
+	c.ours.Store(true)
 	c.ws.CloseNow()
 	<-c.done
 }
@@ -129,6 +145,7 @@ func (c *conn) drop() {
 // close ends the connection with a close handshake.
 func (c *conn) close(code websocket.StatusCode) error {
 	c.st.wire.note(c.name, fmt.Sprintf("close %d", code))
+	c.ours.Store(true)
 	err := c.ws.Close(code, "")
 	<-c.done
 	return err
@@ -136,6 +153,8 @@ func (c *conn) close(code websocket.StatusCode) error {
 
 func describe(e event) string {
 	switch {
+	case errors.Is(e.end, errClosedByHarness):
+		return "the harness ended the connection"
 	case e.end != nil:
 		if code := e.code(); code != -1 {
 			return fmt.Sprintf("close %d %q", code, closeReason(e.end))

@@ -100,6 +100,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	for _, c := range cases {
 		r.cases[c.Name] = c
 	}
+	r.caseDir = filepath.Dir(files[0])
 	if err := r.runScripts(files); err != nil {
 		return nil, err
 	}
@@ -192,14 +193,15 @@ func newRunID() string {
 // runner is the testscript.T of a run: its Run runs each case in its own goroutine,
 // at most opts.Parallel at a time, under a caseT that records the verdict.
 type runner struct {
-	opts  *Options
-	caps  []string
-	v     *schemas.Validator
-	rules map[string]spec.Rule
-	cases map[string]Case
-	runID string
-	sem   chan struct{}
-	wg    sync.WaitGroup
+	opts    *Options
+	caps    []string
+	v       *schemas.Validator
+	rules   map[string]spec.Rule
+	cases   map[string]Case
+	runID   string
+	caseDir string // where the scripts run from, shown as testdata/ in failures
+	sem     chan struct{}
+	wg      sync.WaitGroup
 
 	mu      sync.Mutex
 	results map[string]*CaseResult
@@ -288,8 +290,7 @@ func (r *runner) setup(env *testscript.Env) error {
 	env.Setenv("TTL_WAIT", (r.opts.SessionTTL*3/2 + 500*time.Millisecond).String())
 	env.Defer(func() {
 		for _, c := range st.conns {
-			c.ws.CloseNow()
-			<-c.done
+			c.release()
 		}
 	})
 	return nil
@@ -362,7 +363,7 @@ func (t *caseT) run(f func(testscript.T)) {
 	default:
 		res.Verdict = Fail
 	}
-	res.Failure = strings.Join(failures, "\n")
+	res.Failure = strings.ReplaceAll(strings.Join(failures, "\n"), t.r.caseDir+string(filepath.Separator), "testdata/")
 	if res.Verdict != Pass && t.st != nil {
 		res.WireLog = t.st.wire.String()
 		res.Replay = t.st.wire.Replay(t.c.Name, t.c.Rules)

@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -51,6 +52,10 @@ func (w *wireLog) recv(conn string, e event) {
 }
 
 func (w *wireLog) end(conn string, e event) {
+	if errors.Is(e.end, errClosedByHarness) {
+		w.add(wireEntry{conn: conn, dir: "#", text: describe(e)})
+		return
+	}
 	code := e.code()
 	cmd := fmt.Sprintf("closed %s %d", conn, code)
 	if code == -1 {
@@ -66,6 +71,8 @@ func (w *wireLog) note(conn, text string) {
 		cmd = fmt.Sprintf("open %s %s", conn, quote(strings.TrimPrefix(text, "open ")))
 	case strings.HasPrefix(text, "drop"):
 		cmd = "drop " + conn
+	case strings.HasPrefix(text, "close "):
+		cmd = "close " + conn + " " + strings.TrimPrefix(text, "close ")
 	}
 	w.add(wireEntry{conn: conn, dir: "#", text: text, cmd: cmd})
 }
