@@ -122,7 +122,7 @@ func TestCommandReference(t *testing.T) {
 func TestReportFiles(t *testing.T) {
 	url, _ := startReference(t, nil)
 	opts := conformance.DefaultOptions(url)
-	opts.Cases = []string{"ping_pong", "ka_keepalive", "qid_echo"}
+	opts.Cases = []string{"ping_pong", "ka_keepalive", "auth_required"}
 	rep, err := conformance.Run(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +172,7 @@ func TestReportFiles(t *testing.T) {
 	}
 	data, _ = os.ReadFile(dir + "/r.md")
 	md := string(data)
-	for _, want := range []string{"| PING-1 | MUST | pass | ping_pong |", "| QID-1 | MUST (query_id) | skip | qid_echo |", "| STREAM-3 | MUST | skip |  | no case ran |"} {
+	for _, want := range []string{"| PING-1 | MUST | pass | ping_pong |", "| AUTH-1 | MUST (auth) | skip | auth_required |", "| STREAM-3 | MUST | skip |  | no case ran |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown summary lacks %q:\n%s", want, md)
 		}

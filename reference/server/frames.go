@@ -14,6 +14,7 @@ const ProtocolVersion = "1.1"
 type frame struct {
 	data    []byte
 	session bool // session-scoped: buffered while the session has no connection
+	seq     int  // its seq, for a session-scoped frame
 }
 
 func timestamp() string { return time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00") }
@@ -24,20 +25,6 @@ func encode(v any) frame {
 		panic(err) // the generated types always encode
 	}
 	return frame{data: data}
-}
-
-func sessionFrame(v any) frame {
-	f := encode(v)
-	f.session = true
-	return f
-}
-
-func connectedFrame(sessionID string, caps []string) frame {
-	return encode(msg.Connected{
-		Type: msg.ConnectedTypeConnected, Message: "WebSocket connection established",
-		SessionId: sessionID, Timestamp: timestamp(),
-		ProtocolVersion: ProtocolVersion, Capabilities: caps,
-	})
 }
 
 func pongFrame() frame {

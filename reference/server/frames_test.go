@@ -75,12 +75,12 @@ func TestMessageSizeLimit(t *testing.T) {
 	c.expectClose(websocket.StatusMessageTooBig)
 }
 
-// CAP-3: cancel, a capability this server does not claim, is unsupported.
-func TestCancelUnsupported(t *testing.T) {
+// CANCEL-3: cancelling a query that is neither queued nor running is refused.
+func TestCancelUnknown(t *testing.T) {
 	s := start(t, nil)
 	c, _ := s.connect(t, "session_id="+newSession(t))
 	c.send(map[string]any{"type": "cancel", "query_id": "q1"})
-	if f := c.expect("error"); f.str("code") != "unsupported" {
-		t.Errorf("got %v, want code unsupported", f)
+	if f := c.expect("error"); f.str("code") != "unknown_query" || f.str("query_id") != "q1" || f["seq"] != nil {
+		t.Errorf("got %v, want a connection-scoped unknown_query for q1", f)
 	}
 }

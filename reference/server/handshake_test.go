@@ -20,14 +20,14 @@ func TestConnectedFirst(t *testing.T) {
 	s := start(t, nil)
 	sid := newSession(t)
 	_, f := s.connect(t, "session_id="+sid+"&user_id=user1&unknown=x")
-	if f.str("session_id") != sid || f.str("protocol_version") != "1.1" {
-		t.Errorf("connected %v: want session_id %s and protocol_version 1.1", f, sid)
+	if f.str("session_id") != sid || f.str("protocol_version") != "1.1" || f.str("epoch") == "" || f["resumed"] != nil {
+		t.Errorf("connected %v: want session_id %s, protocol_version 1.1, an epoch and no resumed", f, sid)
 	}
 	var caps []string
 	for _, c := range f["capabilities"].([]any) {
 		caps = append(caps, c.(string))
 	}
-	if want := []string{"buffering", "error_codes", "fixture"}; !slices.Equal(caps, want) {
+	if want := []string{"buffering", "error_codes", "query_id", "resume", "cancel", "fixture"}; !slices.Equal(caps, want) {
 		t.Errorf("capabilities %v, want %v", caps, want)
 	}
 	if ts := f.str("timestamp"); !strings.HasSuffix(ts, "Z") || len(ts) != len("2025-10-25T12:34:56.000Z") {

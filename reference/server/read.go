@@ -83,7 +83,14 @@ func (s *Server) handle(c *conn, sess *session, data []byte) bool {
 		c.closeAfter(websocket.StatusNormalClosure, "")
 		return false
 	case "cancel":
-		c.reply(errorFrame(sess.id, msg.ErrorCodeUnsupported, "Unsupported message: this server does not implement the cancel capability"))
+		var m msg.Cancel
+		if err := json.Unmarshal(data, &m); err != nil {
+			c.reply(errorFrame(sess.id, msg.ErrorCodeInvalidMessage, "Invalid message: "+err.Error()))
+			return true
+		}
+		if refusal := sess.cancelQuery(m.QueryId); refusal != nil {
+			c.reply(*refusal)
+		}
 	}
 	return true
 }

@@ -10,6 +10,7 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,7 +59,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, validator: v, sessions: map[string]*session{}}
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
-	s.capabilities = []string{"buffering", "error_codes"}
+	s.capabilities = []string{"buffering", "error_codes", "query_id", "resume", "cancel"}
 	if _, ok := cfg.Agent.(agent.Fixture); ok {
 		s.capabilities = append(s.capabilities, "fixture")
 	}
@@ -110,6 +111,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidUserId, "user_id %q is not 1 to 128 characters of A-Z a-z 0-9 . _ : ~ -", user)
 		return
 	}
+	resume, err := resumeFrom(q)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidParameter, "%v", err)
+		return
+	}
 	if origin := r.Header.Get("Origin"); origin != "" && !s.originAllowed(origin, r.Host) {
 		log.Warn("origin refused", "origin", origin, "allow_with", "-allowed-origins="+originHost(origin))
 		httpError(w, http.StatusForbidden, httpapi.HTTPErrorCodeOriginNotAllowed, "origin %q is not allowed", origin)
@@ -138,7 +144,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.conns.Done()
 	c := newConn(s, ws, log)
-	sess, old, ok := s.attach(c, sid, user)
+	sess, old, ok := s.attach(c, sid, user, resume)
 	if !ok {
 		ws.Close(websocket.StatusPolicyViolation, "session belongs to another user")
 		return
@@ -159,6 +165,23 @@ func isUpgrade(r *http.Request) bool {
 		slices.ContainsFunc(strings.Split(r.Header.Get("Connection"), ","), func(t string) bool {
 			return strings.EqualFold(strings.TrimSpace(t), "upgrade")
 		})
+}
+
+// resumeFrom reads last_seq and epoch (SEQ-3); a malformed one is an error (HS-7).
+func resumeFrom(q url.Values) (resumeRequest, error) {
+	r := resumeRequest{epoch: q.Get("epoch")}
+	if len(r.epoch) > 128 {
+		return r, fmt.Errorf("epoch is %d characters long, over 128", len(r.epoch))
+	}
+	if !q.Has("last_seq") {
+		return r, nil
+	}
+	n, err := strconv.Atoi(q.Get("last_seq"))
+	if err != nil || n < 0 {
+		return r, fmt.Errorf("last_seq %q is not a number from 0", q.Get("last_seq"))
+	}
+	r.asked, r.lastSeq = true, n
+	return r, nil
 }
 
 // originAllowed applies HS-8: the request's own host, or an allowed host pattern.
@@ -234,7 +257,7 @@ func (s *Server) owner(sid string) (user string, exists bool, count int) {
 }
 
 // attach joins c to its session, creating the session when there is none.
-func (s *Server) attach(c *conn, sid, user string) (*session, *conn, bool) {
+func (s *Server) attach(c *conn, sid, user string, resume resumeRequest) (*session, *conn, bool) {
 	for {
 		s.mu.Lock()
 		sess, ok := s.sessions[sid]
@@ -249,7 +272,7 @@ func (s *Server) attach(c *conn, sid, user string) (*session, *conn, bool) {
 		c.mu.Lock()
 		c.sess, c.counted = sess, true
 		c.mu.Unlock()
-		if old, ok := sess.attach(c); ok {
+		if old, ok := sess.attach(c, resume); ok {
 			s.stats.active.Add(1)
 			return sess, old, true
 		}

@@ -1,15 +1,13 @@
 package server
 
 import (
-	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/agentws/agentws/reference/agent"
 	"github.com/agentws/agentws/schemas/msg"
 )
 
@@ -17,62 +15,118 @@ import (
 var (
 	errSessionEnded = errors.New("the session ended")
 	errShutdown     = errors.New("the server is shutting down")
+	errCancelled    = errors.New("cancelled by the client")
 )
 
 // A session is the server-side state of one session_id (spec/PROTOCOL.md section 1).
 type session struct {
-	srv  *Server
-	id   string
-	user string
-	log  *slog.Logger
+	srv   *Server
+	id    string
+	user  string
+	epoch string // the identity of this session's history (SEQ-5)
+	log   *slog.Logger
 
 	mu       sync.Mutex
 	conn     *conn       // the live connection, or nil
-	buf      frameBuffer // frames produced while conn is nil
+	buf      frameBuffer // frames produced while conn is nil (BUF-3)
+	hist     frameBuffer // the last session-scoped frames, delivered or not (SEQ-2)
+	seq      int         // the seq of the last session-scoped frame (SEQ-1)
 	queue    []*query    // accepted queries waiting to run
 	running  *query
 	runner   bool // a goroutine runs the queue
 	ended    bool
 	expiry   *time.Timer // set while the session has no connection
-	queryIDs int         // queries accepted so far, for their ids
-}
-
-type query struct {
-	id     string
-	req    agent.Request
-	ctx    context.Context
-	cancel context.CancelCauseFunc
+	queryIDs int         // query ids assigned so far
+	finished finishedQueries
 }
 
 func newSession(srv *Server, id, user string) *session {
+	epoch := make([]byte, 6)
+	rand.Read(epoch)
+	bounds := frameBuffer{maxCount: srv.cfg.BufferSize, maxBytes: srv.cfg.BufferBytes}
 	return &session{
-		srv: srv, id: id, user: user,
+		srv: srv, id: id, user: user, epoch: hex.EncodeToString(epoch),
 		log: srv.log.With("session_id", id),
-		buf: frameBuffer{maxCount: srv.cfg.BufferSize, maxBytes: srv.cfg.BufferBytes},
+		buf: bounds, hist: bounds,
+		finished: finishedQueries{max: rememberedQueries},
 	}
 }
 
-// attach makes c the session's connection: c gets connected, then the frames of a
-// replaced connection and the buffered frames, in order (CONN-1, CONN-2, TAKE-1). It
+// resumeRequest is what a connection asks of the session's history: last_seq and
+// epoch (SEQ-3 to SEQ-6).
+type resumeRequest struct {
+	asked   bool
+	lastSeq int
+	epoch   string
+}
+
+// attach makes c the session's connection (TAKE-1). c gets connected first (CONN-1),
+// then, without a resume request, the frames of a replaced connection and the buffered
+// frames (CONN-2, BUF-4); with one, the kept frames after last_seq (SEQ-3 to SEQ-5). It
 // returns the replaced connection, if any.
-func (s *session) attach(c *conn) (old *conn, ok bool) {
+func (s *session) attach(c *conn, r resumeRequest) (old *conn, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
 		return nil, false
 	}
-	frames := []frame{connectedFrame(s.id, s.srv.capabilities)}
-	if old = s.conn; old != nil {
-		frames = append(frames, old.closeNow(closeSessionReplaced, "session replaced")...)
+	connected := msg.Connected{
+		Type: msg.ConnectedTypeConnected, Message: "WebSocket connection established",
+		SessionId: s.id, Timestamp: timestamp(), ProtocolVersion: ProtocolVersion,
+		Capabilities: s.srv.capabilities, Epoch: s.epoch,
 	}
-	frames = append(frames, s.buf.take()...)
+	var unsent []frame
+	if old = s.conn; old != nil {
+		unsent = old.closeNow(closeSessionReplaced, "session replaced")
+	}
+	var frames []frame
+	if r.asked {
+		var resumed bool
+		var missed int
+		frames, resumed, missed = s.replay(r)
+		connected.Resumed = &resumed
+		if !resumed && missed > 0 {
+			connected.Missed = &missed
+		}
+		s.buf.take()
+	} else {
+		frames = append(unsent, s.buf.take()...)
+	}
 	if s.expiry != nil {
 		s.expiry.Stop()
 		s.expiry = nil
 	}
 	s.conn = c
-	c.enqueueAll(frames...)
+	c.enqueueAll(append([]frame{encode(connected)}, frames...)...)
 	return old, true
+}
+
+// replay returns the kept frames after the request's last_seq, whether none of them
+// was dropped, and how many were (SEQ-3, SEQ-4). A request naming another epoch, or a
+// last_seq the session never reached, is for another history: all kept frames, not
+// resumed, nothing known missed (SEQ-5).
+func (s *session) replay(r resumeRequest) (frames []frame, resumed bool, missed int) {
+	k := r.lastSeq
+	stale := (r.epoch != "" && r.epoch != s.epoch) || k > s.seq
+	if stale {
+		k = 0
+	}
+	oldest := s.seq + 1
+	if len(s.hist.frames) > 0 {
+		oldest = s.hist.frames[0].seq
+	}
+	for _, f := range s.hist.frames {
+		if f.seq > k {
+			frames = append(frames, f)
+		}
+	}
+	if stale {
+		return frames, false, 0
+	}
+	if k+1 >= oldest {
+		return frames, true, 0
+	}
+	return frames, false, oldest - (k + 1)
 }
 
 // detach handles the end of connection c other than by disconnect: the session lives
@@ -122,19 +176,25 @@ func (s *session) end(cause error) {
 		s.running.cancel(cause)
 	}
 	s.buf.take()
+	s.hist.take()
 	s.mu.Unlock()
 	s.srv.forget(s)
 }
 
-// emit sends a session-scoped frame to the live connection, or buffers it. It never
-// waits for the client: a connection whose queue is full is a slow consumer, closed
-// with 4002, and its queued frames go to the buffer with f.
-func (s *session) emit(f frame) {
+// emit sends a session-scoped frame, numbered with the session's next seq (SEQ-1)
+// and kept in its history (SEQ-2), to the live connection, or buffers it. build makes
+// the message for a seq. emit never waits for the client: a connection whose queue is
+// full is a slow consumer, closed with 4002, and its queued frames go to the buffer.
+func (s *session) emit(build func(seq int) any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
 		return
 	}
+	s.seq++
+	f := encode(build(s.seq))
+	f.session, f.seq = true, s.seq
+	s.hist.push(f)
 	if c := s.conn; c != nil {
 		if c.offer(f) {
 			return
@@ -150,102 +210,14 @@ func (s *session) emit(f frame) {
 	s.buf.push(f)
 }
 
-// submit accepts a query into the queue (STREAM-7, STREAM-8). It returns the error
-// frame that refuses the query instead (STREAM-9, STREAM-10), for the caller to send
-// once no lock is held, or nil.
-func (s *session) submit(q msg.Query) *frame {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	refuse := func(code msg.ErrorCode, format string, args ...any) *frame {
-		f := errorFrame(s.id, code, fmt.Sprintf(format, args...))
-		return &f
-	}
-	switch {
-	case s.ended:
-		return nil
-	case q.SessionId != "" && q.SessionId != s.id:
-		return refuse(msg.ErrorCodeSessionMismatch, "Query refused: its session_id %q is not this connection's %q", q.SessionId, s.id)
-	case len(s.queue) >= s.srv.cfg.QueueDepth:
-		return refuse(msg.ErrorCodeBusy, "Query refused: %d queries are already waiting in this session's queue", len(s.queue))
-	}
-	if !s.runner {
-		if !s.srv.startRunner(s.runQueue) {
-			return refuse(msg.ErrorCodeUnavailable, "Query refused: the server is shutting down")
-		}
-		s.runner = true
-	}
-	s.queryIDs++
-	qu := &query{id: fmt.Sprintf("q%d", s.queryIDs)}
-	qu.req = agent.Request{SessionID: s.id, QueryID: qu.id, Query: q.Query}
-	if q.SystemPrompt != nil {
-		qu.req.SystemPrompt = *q.SystemPrompt
-	}
-	if q.IncludeContext != nil {
-		qu.req.IncludeContext = *q.IncludeContext
-	}
-	qu.ctx, qu.cancel = context.WithCancelCause(s.srv.ctx)
-	s.queue = append(s.queue, qu)
-	return nil
-}
-
-// runQueue runs the queued queries one at a time, in order (STREAM-7).
-func (s *session) runQueue() {
-	for {
-		s.mu.Lock()
-		if len(s.queue) == 0 || s.ended {
-			s.runner = false
-			s.running = nil
-			s.mu.Unlock()
-			return
-		}
-		q := s.queue[0]
-		s.queue = s.queue[1:]
-		s.running = q
-		s.mu.Unlock()
-		s.run(q)
-		q.cancel(nil)
-	}
-}
-
-// run streams one query (STREAM-1 to STREAM-6).
-func (s *session) run(q *query) {
-	log := s.log.With("query_id", q.id)
-	start := time.Now()
-	s.emit(sessionFrame(msg.QueryStart{Type: msg.QueryStartTypeQueryStart, Query: q.req.Query, SessionId: s.id, Timestamp: timestamp()}))
-	n := 0
-	var full strings.Builder
-	err := s.srv.cfg.Agent.Stream(q.ctx, q.req, func(content string) error {
-		n++
-		full.WriteString(content)
-		s.emit(sessionFrame(msg.Chunk{Type: msg.ChunkTypeChunk, Content: content, ChunkNumber: n, SessionId: s.id, Timestamp: timestamp()}))
-		return nil
-	})
-	cause := context.Cause(q.ctx)
-	switch {
-	case errors.Is(cause, errSessionEnded):
-		log.Info("query cancelled: the session ended", "chunks", n)
-	case errors.Is(cause, errShutdown):
-		log.Warn("query stopped by the shutdown", "chunks", n)
-		s.emit(sessionFrame(msg.Error{Type: msg.ErrorTypeError, Code: msg.ErrorCodeUnavailable, SessionId: s.id, Timestamp: timestamp(),
-			Error: "Query stopped: the server is shutting down"}))
-	case err != nil:
-		log.Warn("query failed", "err", err, "chunks", n)
-		s.emit(sessionFrame(msg.Error{Type: msg.ErrorTypeError, Code: msg.ErrorCodeQueryFailed, SessionId: s.id, Timestamp: timestamp(),
-			Error: "Query execution failed: " + err.Error()}))
-	default:
-		log.Info("query complete", "chunks", n, "duration", time.Since(start))
-		s.emit(sessionFrame(msg.Complete{Type: msg.CompleteTypeComplete, FullResponse: full.String(), TotalChunks: n, SessionId: s.id, Timestamp: timestamp()}))
-	}
-}
-
-// stats returns the number of buffered frames.
+// buffered returns the number of frames waiting in the offline buffer.
 func (s *session) buffered() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.buf.len()
 }
 
-// running reports whether a query runs or waits.
+// busy reports whether a query runs or waits.
 func (s *session) busy() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

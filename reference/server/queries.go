@@ -1,0 +1,229 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/agentws/agentws/reference/agent"
+	"github.com/agentws/agentws/schemas/msg"
+)
+
+// rememberedQueries is how many finished queries a session remembers (QID-4).
+const rememberedQueries = 100
+
+type query struct {
+	id     string
+	req    agent.Request
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+// finishedQueries remembers the terminal messages of a session's last finished
+// queries, by query id, oldest dropped first.
+type finishedQueries struct {
+	max   int
+	order []string
+	last  map[string]any // msg.Complete or msg.Error
+}
+
+func (f *finishedQueries) add(id string, terminal any) {
+	if f.last == nil {
+		f.last = map[string]any{}
+	}
+	if _, ok := f.last[id]; !ok {
+		f.order = append(f.order, id)
+	}
+	f.last[id] = terminal
+	for len(f.order) > f.max {
+		delete(f.last, f.order[0])
+		f.order = f.order[1:]
+	}
+}
+
+// known returns the query of the session with this id that is queued or running.
+func (s *session) known(id string) *query {
+	if s.running != nil && s.running.id == id {
+		return s.running
+	}
+	for _, q := range s.queue {
+		if q.id == id {
+			return q
+		}
+	}
+	return nil
+}
+
+// refusal is a connection-scoped error that refuses a client frame.
+func (s *session) refusal(code msg.ErrorCode, queryID, format string, args ...any) *frame {
+	f := encode(msg.Error{Type: msg.ErrorTypeError, Error: fmt.Sprintf(format, args...), Code: code, SessionId: s.id, QueryId: queryID, Timestamp: timestamp()})
+	return &f
+}
+
+// submit accepts a query into the queue (STREAM-7, STREAM-8), unless its query_id
+// names one the session knows (QID-3, QID-4). It returns the error frame that refuses
+// the query (STREAM-9, STREAM-10), for the caller to send once no lock is held, or nil.
+func (s *session) submit(q msg.Query) *frame {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return nil
+	}
+	if q.QueryId != "" {
+		if s.known(q.QueryId) != nil {
+			s.mu.Unlock()
+			s.log.Info("query sent again while it runs or waits: not run again", "query_id", q.QueryId)
+			return nil
+		}
+		if terminal, ok := s.finished.last[q.QueryId]; ok {
+			s.mu.Unlock()
+			s.log.Info("query sent again after it finished: its end replayed", "query_id", q.QueryId)
+			s.emit(func(seq int) any { return replayed(terminal, seq) })
+			return nil
+		}
+	}
+	defer s.mu.Unlock()
+	switch {
+	case q.SessionId != "" && q.SessionId != s.id:
+		return s.refusal(msg.ErrorCodeSessionMismatch, q.QueryId, "Query refused: its session_id %q is not this connection's %q", q.SessionId, s.id)
+	case len(s.queue) >= s.srv.cfg.QueueDepth:
+		return s.refusal(msg.ErrorCodeBusy, q.QueryId, "Query refused: %d queries are already waiting in this session's queue", len(s.queue))
+	}
+	if !s.runner {
+		if !s.srv.startRunner(s.runQueue) {
+			return s.refusal(msg.ErrorCodeUnavailable, q.QueryId, "Query refused: the server is shutting down")
+		}
+		s.runner = true
+	}
+	qu := &query{id: q.QueryId}
+	if qu.id == "" {
+		s.queryIDs++
+		qu.id = fmt.Sprintf("auto-%d", s.queryIDs)
+	}
+	qu.req = agent.Request{SessionID: s.id, QueryID: qu.id, Query: q.Query}
+	if q.SystemPrompt != nil {
+		qu.req.SystemPrompt = *q.SystemPrompt
+	}
+	if q.IncludeContext != nil {
+		qu.req.IncludeContext = *q.IncludeContext
+	}
+	qu.ctx, qu.cancel = context.WithCancelCause(s.srv.ctx)
+	s.queue = append(s.queue, qu)
+	return nil
+}
+
+// replayed returns a finished query's terminal message again, with a new seq and
+// replayed true (QID-4).
+func replayed(terminal any, seq int) any {
+	yes := true
+	switch m := terminal.(type) {
+	case msg.Complete:
+		m.Seq, m.Replayed, m.Timestamp = seq, &yes, timestamp()
+		return m
+	case msg.Error:
+		m.Seq, m.Replayed, m.Timestamp = seq, &yes, timestamp()
+		return m
+	}
+	panic(fmt.Sprintf("replayed: %T is no terminal message", terminal))
+}
+
+// cancelQuery stops a queued or running query (CANCEL-1, CANCEL-2); for any other id it
+// returns the refusal to send (CANCEL-3).
+func (s *session) cancelQuery(id string) *frame {
+	s.mu.Lock()
+	if s.running != nil && s.running.id == id {
+		s.running.cancel(errCancelled)
+		s.mu.Unlock()
+		return nil
+	}
+	i := slices.IndexFunc(s.queue, func(q *query) bool { return q.id == id })
+	if i < 0 {
+		defer s.mu.Unlock()
+		return s.refusal(msg.ErrorCodeUnknownQuery, id, "No query %q is queued or running in this session", id)
+	}
+	q := s.queue[i]
+	s.queue = slices.Delete(s.queue, i, i+1)
+	s.mu.Unlock()
+	q.cancel(errCancelled)
+	s.endQuery(q, msg.ErrorCodeCancelled, "Query cancelled by the client before it started")
+	return nil
+}
+
+// endQuery ends a query with an error frame and remembers it.
+func (s *session) endQuery(q *query, code msg.ErrorCode, text string) {
+	m := msg.Error{Type: msg.ErrorTypeError, Code: code, Error: text, SessionId: s.id, QueryId: q.id}
+	s.emit(func(seq int) any {
+		m.Seq, m.Timestamp = seq, timestamp()
+		return m
+	})
+	s.remember(q.id, m)
+}
+
+func (s *session) remember(id string, terminal any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.finished.add(id, terminal)
+}
+
+// runQueue runs the queued queries one at a time, in order (STREAM-7).
+func (s *session) runQueue() {
+	for {
+		s.mu.Lock()
+		if len(s.queue) == 0 || s.ended {
+			s.runner = false
+			s.running = nil
+			s.mu.Unlock()
+			return
+		}
+		q := s.queue[0]
+		s.queue = s.queue[1:]
+		s.running = q
+		s.mu.Unlock()
+		s.run(q)
+		q.cancel(nil)
+	}
+}
+
+// run streams one query (STREAM-1 to STREAM-6), its query_id on every frame (QID-1).
+func (s *session) run(q *query) {
+	log := s.log.With("query_id", q.id)
+	start := time.Now()
+	s.emit(func(seq int) any {
+		return msg.QueryStart{Type: msg.QueryStartTypeQueryStart, Query: q.req.Query, SessionId: s.id, QueryId: q.id, Seq: seq, Timestamp: timestamp()}
+	})
+	n := 0
+	var full strings.Builder
+	err := s.srv.cfg.Agent.Stream(q.ctx, q.req, func(content string) error {
+		n++
+		number := n
+		full.WriteString(content)
+		s.emit(func(seq int) any {
+			return msg.Chunk{Type: msg.ChunkTypeChunk, Content: content, ChunkNumber: number, SessionId: s.id, QueryId: q.id, Seq: seq, Timestamp: timestamp()}
+		})
+		return nil
+	})
+	switch cause := context.Cause(q.ctx); {
+	case errors.Is(cause, errSessionEnded):
+		log.Info("query cancelled: the session ended", "chunks", n)
+	case errors.Is(cause, errCancelled):
+		log.Info("query cancelled by the client", "chunks", n)
+		s.endQuery(q, msg.ErrorCodeCancelled, "Query cancelled by the client")
+	case errors.Is(cause, errShutdown):
+		log.Warn("query stopped by the shutdown", "chunks", n)
+		s.endQuery(q, msg.ErrorCodeUnavailable, "Query stopped: the server is shutting down")
+	case err != nil:
+		log.Warn("query failed", "err", err, "chunks", n)
+		s.endQuery(q, msg.ErrorCodeQueryFailed, "Query execution failed: "+err.Error())
+	default:
+		log.Info("query complete", "chunks", n, "duration", time.Since(start))
+		m := msg.Complete{Type: msg.CompleteTypeComplete, FullResponse: full.String(), TotalChunks: n, SessionId: s.id, QueryId: q.id}
+		s.emit(func(seq int) any {
+			m.Seq, m.Timestamp = seq, timestamp()
+			return m
+		})
+		s.remember(q.id, m)
+	}
+}
