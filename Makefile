@@ -1,7 +1,7 @@
 # agentws. `make test` is the whole test suite and what CI runs (.ci/run).
 GO ?= go
 
-.PHONY: run test conformance generate check-generate lint lint-spec seed-clients bench
+.PHONY: run test conformance chaos generate check-generate lint lint-spec seed-clients bench
 
 run:
 	$(GO) run ./reference/cmd/agentws-server
@@ -27,8 +27,12 @@ lint:
 lint-spec:
 	tools/speclint/run.sh
 
+# The chaos test at full size: 1000 queries, over 1000 forced drops, nothing lost.
+chaos:
+	$(GO) test ./reference/server -count=1 -run TestChaos -v -args -chaos.full
+
 seed-clients:
 	tools/seed-clients.sh
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./schemas/... ./tools/agentws-validate/
+	$(GO) test -run '^$$' -bench . -benchmem ./schemas/... ./tools/agentws-validate/ ./reference/server/

@@ -178,3 +178,29 @@ func TestReportFiles(t *testing.T) {
 		}
 	}
 }
+
+// Against a server that does not claim the 1.1 extensions, their cases are skipped,
+// and the report says which capability each needs.
+func TestExtensionsSkippedWhenNotClaimed(t *testing.T) {
+	url, _ := startReference(t, nil)
+	opts := conformance.DefaultOptions(url)
+	opts.Capabilities = []string{"buffering", "error_codes", "fixture"}
+	opts.Cases = []string{"seq_", "qid_", "cancel_"}
+	rep, err := conformance.Run(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Totals.Skip != len(rep.Cases) || len(rep.Cases) < 10 {
+		t.Fatalf("%s: want every one of the %d cases skipped", rep.Tally(), len(rep.Cases))
+	}
+	for _, c := range rep.Cases {
+		if !strings.Contains(c.Reason, "which the server does not claim") {
+			t.Errorf("%s: reason %q", c.Name, c.Reason)
+		}
+	}
+	for _, r := range rep.Rules {
+		if strings.HasPrefix(r.ID, "SEQ-") && (r.Verdict != conformance.Skip || !strings.Contains(r.Note, `"resume"`)) {
+			t.Errorf("rule %s: %+v, want skipped for the resume capability", r.ID, r)
+		}
+	}
+}

@@ -9,6 +9,11 @@
 // running through an abrupt drop, and its frames are buffered until the client comes
 // back or the session's TTL passes.
 //
-// The server claims the capabilities buffering and error_codes, and fixture when it runs
-// the fixture agent.
+// Every session-scoped frame carries a per-session seq, and the session keeps its last
+// frames, delivered or not, so that a client that reconnects with last_seq gets exactly
+// what it missed. Queries carry query ids (a query sent again never runs twice) and can
+// be cancelled.
+//
+// The server claims the capabilities buffering, error_codes, query_id, resume and
+// cancel, and fixture when it runs the fixture agent.
 package server

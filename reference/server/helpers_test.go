@@ -67,7 +67,7 @@ type testServer struct {
 }
 
 // start runs a server with the defaults changed by edit.
-func start(t *testing.T, edit func(*server.Config)) *testServer {
+func start(t testing.TB, edit func(*server.Config)) *testServer {
 	t.Helper()
 	cfg := server.DefaultConfig()
 	if edit != nil {
