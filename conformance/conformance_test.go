@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/agentws/agentws/conformance"
 	"github.com/agentws/agentws/reference/server"
 )
@@ -34,6 +36,8 @@ var (
 	flagJUnit        = flag.String("junit", "", "write a JUnit XML report to this file")
 	flagSummary      = flag.String("summary", "", "write a Markdown summary, one row per rule, to this file")
 	flagWireLogs     = flag.String("wirelogs", "", "write the wire log of each failed or warned case, as a replayable transcript, to this directory")
+	flagToken        = flag.String("token", "", "a valid bearer token for a server with the auth capability")
+	flagExpiredToken = flag.String("expired-token", "", "an expired bearer token for the same server")
 	flagUpdate       = flag.Bool("update", false, "re-bless: rewrite the expectfile patterns of testdata from the reference server's frames (and the README's command reference)")
 )
 
@@ -126,6 +130,7 @@ func options(t *testing.T) conformance.Options {
 		opts.Update, opts.Dir = true, "testdata"
 	}
 	opts.BufferSize, opts.MaxMessageBytes, opts.QueueDepth = *flagBufferSize, *flagMaxMessage, *flagQueueDepth
+	opts.Token, opts.ExpiredToken = *flagToken, *flagExpiredToken
 	return opts
 }
 
@@ -170,8 +175,9 @@ func TestConformance(t *testing.T) {
 const ownServerMaxSessions = 3
 
 // ownServerCases runs, each on a fresh reference server of its own, the cases that
-// need one: the session limit (a server holding only the case's sessions) and the
-// shutdown cases (which end the server).
+// need one: the session limit (a server holding only the case's sessions), the
+// shutdown cases (which end the server), and the auth cases (a server that refuses
+// every connection without a token).
 func ownServerCases(t *testing.T, opts conformance.Options) []*conformance.CaseResult {
 	cases, err := conformance.Catalog("")
 	if err != nil {
@@ -179,16 +185,28 @@ func ownServerCases(t *testing.T, opts conformance.Options) []*conformance.CaseR
 	}
 	var out []*conformance.CaseResult
 	for _, c := range cases {
-		if !slices.Contains(c.Settings, "max-sessions") && !slices.Contains(c.Settings, "shutdown") {
+		auth := slices.Contains(c.Needs, "auth")
+		if !auth && !slices.Contains(c.Settings, "max-sessions") && !slices.Contains(c.Settings, "shutdown") {
 			continue
 		}
 		if len(opts.Cases) > 0 && !slices.ContainsFunc(opts.Cases, func(p string) bool { return strings.HasPrefix(c.Name, p) }) {
 			continue
 		}
-		url, srv := startReference(t, func(cfg *server.Config) { cfg.MaxSessions = ownServerMaxSessions })
+		secret := []byte("the in-process conformance run's secret")
+		url, srv := startReference(t, func(cfg *server.Config) {
+			cfg.MaxSessions = ownServerMaxSessions
+			if auth {
+				cfg.Auth = &server.Auth{Secret: secret}
+			}
+		})
 		own := opts
 		own.URL, own.Cases, own.MaxSessions = url, []string{c.Name}, ownServerMaxSessions
 		own.Shutdown = func() { srv.Drain(context.Background()) }
+		if auth {
+			own.Token = sign(t, secret, time.Hour)
+			own.ExpiredToken = sign(t, secret, -time.Hour)
+			own.ProbeQuery = "access_token=" + own.Token
+		}
 		rep, err := conformance.Run(context.Background(), own)
 		if err != nil {
 			t.Fatalf("case %s on a server of its own: %v", c.Name, err)
@@ -196,4 +214,15 @@ func ownServerCases(t *testing.T, opts conformance.Options) []*conformance.CaseR
 		out = append(out, rep.Cases...)
 	}
 	return out
+}
+
+// sign makes an HS256 token for the subject conformance-user that expires in d.
+func sign(t *testing.T, secret []byte, d time.Duration) string {
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": "conformance-user", "exp": time.Now().Add(d).Unix(),
+	}).SignedString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -117,7 +117,11 @@ func probe(ctx context.Context, opts *Options) (version string, caps []string, n
 	st := newCaseState(opts, nil, nil)
 	ctx, cancel := context.WithTimeout(ctx, opts.FrameTimeout)
 	defer cancel()
-	c, resp, err := st.dial(ctx, "probe", "session_id=conformance-probe-"+newRunID(), nil)
+	query := "session_id=conformance-probe-" + newRunID()
+	if opts.ProbeQuery != "" {
+		query += "&" + opts.ProbeQuery
+	}
+	c, resp, err := st.dial(ctx, "probe", query, nil)
 	if err != nil {
 		if resp != nil {
 			return "", nil, "", fmt.Errorf("the server at %s refused a connection: %s", opts.URL, resp.Status)

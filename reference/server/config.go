@@ -25,6 +25,7 @@ type Config struct {
 	DrainTimeout      time.Duration // how long running queries may finish on shutdown (SHUT-3)
 	MaxSessions       int           // sessions held at once; more are refused (HS-10)
 	Agent             agent.Agent   // answers the queries
+	Auth              *Auth         // bearer-token authentication; nil: off
 	Logger            *slog.Logger
 }
 
@@ -69,6 +70,11 @@ func (c *Config) check() error {
 	for _, p := range c.AllowedOrigins {
 		if _, err := path.Match(p, ""); err != nil {
 			errs = append(errs, fmt.Errorf("allowed origin %q is not a valid pattern: %w", p, err))
+		}
+	}
+	if c.Auth != nil {
+		if err := c.Auth.check(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if c.Agent == nil {

@@ -60,6 +60,9 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, validator: v, sessions: map[string]*session{}}
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	s.capabilities = []string{"buffering", "error_codes", "query_id", "resume", "cancel"}
+	if cfg.Auth != nil {
+		s.capabilities = append(s.capabilities, "auth")
+	}
 	if _, ok := cfg.Agent.(agent.Fixture); ok {
 		s.capabilities = append(s.capabilities, "fixture")
 	}
@@ -115,6 +118,19 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		httpError(w, http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidParameter, "%v", err)
 		return
+	}
+	if s.cfg.Auth != nil {
+		sub, err := s.cfg.Auth.subject(r)
+		if err != nil {
+			log.Warn("unauthorized", "err", err)
+			httpError(w, http.StatusUnauthorized, httpapi.HTTPErrorCodeUnauthorized, "%v", err)
+			return
+		}
+		if q.Has("user_id") && user != sub {
+			httpError(w, http.StatusForbidden, httpapi.HTTPErrorCodeUserMismatch, "user_id %q is not the token's subject", user)
+			return
+		}
+		user = sub // AUTH-2
 	}
 	if origin := r.Header.Get("Origin"); origin != "" && !s.originAllowed(origin, r.Host) {
 		log.Warn("origin refused", "origin", origin, "allow_with", "-allowed-origins="+originHost(origin))

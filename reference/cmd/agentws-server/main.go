@@ -16,6 +16,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/agentws/agentws/reference/agent"
 	"github.com/agentws/agentws/reference/server"
@@ -55,6 +58,9 @@ type options struct {
 	delay      time.Duration
 	logFormat  string
 	logLevel   string
+	authKey    string
+	authIss    string
+	authAud    string
 }
 
 const envPrefix = "AGENTWS_"
@@ -84,10 +90,13 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	fs.StringVar(&o.agentURL, "agent-url", "", "with -agent openai: the API base `URL`, such as http://localhost:11434/v1")
 	fs.StringVar(&o.agentModel, "agent-model", "", "with -agent openai: the model name")
 	fs.DurationVar(&o.delay, "fixture-delay", 0, "with -agent fixture: the pause before each chunk, to emulate a model's token rate")
+	fs.StringVar(&o.authKey, "auth-public-key", "", "turn on bearer-token authentication with the RS256 or ES256 public key in this PEM `file`")
+	fs.StringVar(&o.authIss, "auth-issuer", "", "with authentication: the issuer (iss) tokens must have")
+	fs.StringVar(&o.authAud, "auth-audience", "", "with authentication: an audience (aud) tokens must have")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: agentws-server [flags]\n\nEvery flag can also be set with its environment variable, %sNAME (-session-ttl: %s).\nThe API key of -agent openai comes from %sAGENT_API_KEY or OPENAI_API_KEY.\n\n", envPrefix, envName("session-ttl"), envPrefix)
+		fmt.Fprintf(stderr, "usage: agentws-server [flags]\n\nEvery flag can also be set with its environment variable, %sNAME (-session-ttl: %s).\nThe API key of -agent openai comes from %sAGENT_API_KEY or OPENAI_API_KEY.\nBearer-token authentication with an HS256 secret is turned on by %sAUTH_SECRET.\n\n", envPrefix, envName("session-ttl"), envPrefix, envPrefix)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -114,6 +123,17 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 			o.cfg.AllowedOrigins = append(o.cfg.AllowedOrigins, p)
 		}
 	}
+	if secret, key := getenv(envPrefix+"AUTH_SECRET"), o.authKey; secret != "" || key != "" {
+		auth := &server.Auth{Secret: []byte(secret), Issuer: o.authIss, Audience: o.authAud}
+		if key != "" {
+			pub, err := readPublicKey(key)
+			if err != nil {
+				return nil, fmt.Errorf("-auth-public-key: %w", err)
+			}
+			auth.PublicKey = pub
+		}
+		o.cfg.Auth = auth
+	}
 	switch o.agentName {
 	case "fixture":
 		o.cfg.Agent = agent.Fixture{Delay: o.delay}
@@ -130,6 +150,21 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 		return nil, fmt.Errorf("-agent: unknown agent %q: want fixture or openai", o.agentName)
 	}
 	return o, nil
+}
+
+// readPublicKey reads an RSA or ECDSA public key from a PEM file.
+func readPublicKey(file string) (crypto.PublicKey, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	if key, err := jwt.ParseRSAPublicKeyFromPEM(data); err == nil {
+		return key, nil
+	}
+	if key, err := jwt.ParseECPublicKeyFromPEM(data); err == nil {
+		return key, nil
+	}
+	return nil, fmt.Errorf("%s holds no RSA or ECDSA public key in PEM", file)
 }
 
 func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {

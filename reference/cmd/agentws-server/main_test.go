@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -134,5 +136,25 @@ func TestRunServesAndDrains(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `"url":"ws://`+addr+`/ws"`) || !strings.Contains(logs.String(), `"msg":"stopped"`) {
 		t.Errorf("logs:\n%s", logs.String())
+	}
+}
+
+// Authentication is on with AUTH_SECRET in the environment (never a flag), or with a
+// public key file; a file without a key is an error naming the flag.
+func TestAuthSettings(t *testing.T) {
+	o, err := parse([]string{"-auth-issuer", "me"}, env(map[string]string{"AGENTWS_AUTH_SECRET": "s3cret"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.cfg.Auth == nil || string(o.cfg.Auth.Secret) != "s3cret" || o.cfg.Auth.Issuer != "me" {
+		t.Errorf("auth %+v", o.cfg.Auth)
+	}
+	if o, _ := parse(nil, env(nil), io.Discard); o.cfg.Auth != nil {
+		t.Error("authentication is on without a secret or a key")
+	}
+	bad := filepath.Join(t.TempDir(), "key.pem")
+	os.WriteFile(bad, []byte("not a key"), 0o600)
+	if _, err := parse([]string{"-auth-public-key", bad}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "-auth-public-key") {
+		t.Errorf("a file without a key: %v", err)
 	}
 }
