@@ -21,16 +21,21 @@ import (
 //	@re:EXPR       a string matching the regular expression
 //	@capture:NAME  any value, stored in the script's variable NAME
 //	@@text         the literal string @text
-var placeholders = []string{"@any", "@absent", "@string", "@number", "@integer", "@bool", "@object", "@array", "@timestamp", "@re:", "@capture:"}
-
-var timestampPattern = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})?$`)
-
+//
 // match reports how got differs from the pattern want, "" when it matches, and stores
 // captures in captured.
 func match(want, got any, path string, captured map[string]string) string {
 	if s, ok := want.(string); ok && strings.HasPrefix(s, "@") && !strings.HasPrefix(s, "@@") {
 		return matchPlaceholder(s, got, path, captured)
 	}
+	return matchLiteral(want, got, path, captured)
+}
+
+var timestampPattern = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})?$`)
+
+// matchLiteral matches objects member by member, arrays item by item, and other
+// values by equality (an @@ string standing for one starting with @).
+func matchLiteral(want, got any, path string, captured map[string]string) string {
 	if s, ok := want.(string); ok && strings.HasPrefix(s, "@@") {
 		want = s[1:]
 	}

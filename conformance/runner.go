@@ -352,7 +352,7 @@ func (t *caseT) run(f func(testscript.T)) {
 	}
 	failures := []string{}
 	if t.failed {
-		failures = append(failures, failurePhase(t.log.String()))
+		failures = append(failures, strings.TrimSpace(t.log.String()))
 	}
 	if t.st != nil && !t.failed {
 		for _, f := range t.st.failures() {
@@ -376,11 +376,6 @@ func (t *caseT) run(f func(testscript.T)) {
 
 // mustFinding reports whether a MUST rule was broken, whatever the case's level.
 func (t *caseT) mustFinding() bool { return t.st != nil && len(t.st.failures()) > 0 }
-
-// failurePhase keeps the failing phase of a script's log: its comment and commands.
-func failurePhase(log string) string {
-	return strings.TrimSpace(log)
-}
 
 func (t *caseT) Skip(args ...any) {
 	t.skipped = fmt.Sprint(args...)
