@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/rogpeppe/go-internal/testscript"
-	"github.com/rogpeppe/go-internal/txtar"
 
 	"github.com/agentws/agentws/schemas"
 	"github.com/agentws/agentws/spec"
@@ -34,19 +32,6 @@ const (
 	Warn Verdict = "warn" // a SHOULD rule is broken
 	Skip Verdict = "skip" // the server does not claim a capability the case needs, or a setting is unknown
 )
-
-// CaseResult is what one case found.
-type CaseResult struct {
-	Case
-	Verdict  Verdict       `json:"verdict"`
-	Reason   string        `json:"reason,omitempty"`  // why it was skipped
-	Failure  string        `json:"failure,omitempty"` // what was expected and what arrived
-	Findings []Finding     `json:"findings,omitempty"`
-	Duration time.Duration `json:"duration_ns"`
-	WireLog  string        `json:"wire_log,omitempty"` // every frame both ways, on failure or warning
-	Updated  bool          `json:"updated,omitempty"`  // with Options.Update, its expectations were rewritten
-	Replay   string        `json:"-"`                  // the wire log as a transcript
-}
 
 // Run runs the selected cases against the server of opts and reports what they found.
 // It returns an error only when the cases cannot run at all (a bad option, an
@@ -230,12 +215,17 @@ func (r *runner) runScripts(files []string) (err error) {
 	return nil
 }
 
-func (r *runner) Skip(args ...any)  { r.Fatal(args...) }
+func (r *runner) Skip(args ...any) { r.Fatal(args...) }
+
 func (r *runner) Fatal(args ...any) { r.fatal = fmt.Sprint(args...); panic(errHarness) }
-func (r *runner) FailNow()          { panic(errHarness) }
-func (r *runner) Parallel()         {}
-func (r *runner) Log(args ...any)   {}
-func (r *runner) Verbose() bool     { return false }
+
+func (r *runner) FailNow() { panic(errHarness) }
+
+func (r *runner) Parallel() {}
+
+func (r *runner) Log(args ...any) {}
+
+func (r *runner) Verbose() bool { return false }
 
 func (r *runner) Run(name string, f func(testscript.T)) {
 	c, ok := r.cases[name]
@@ -313,103 +303,4 @@ func (r *runner) condition(cond string) (bool, error) {
 		return 3*(r.opts.QueueDepth+1) > r.opts.BufferSize, nil
 	}
 	return false, fmt.Errorf("unknown condition %q", cond)
-}
-
-// caseT is the testscript.T of one case.
-type caseT struct {
-	r       *runner
-	c       Case
-	res     *CaseResult
-	st      *caseState
-	log     strings.Builder
-	failed  bool
-	skipped string
-}
-
-func (t *caseT) run(f func(testscript.T)) {
-	start := time.Now()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f(t)
-	}()
-	<-done
-	res := t.res
-	res.Duration = time.Since(start)
-	if t.st != nil && len(t.st.updates) > 0 && !t.failed {
-		if err := rewriteArchive(t.c.file, t.st.updates); err != nil {
-			t.failed = true
-			t.log.WriteString("update: " + err.Error() + "\n")
-		}
-		res.Updated = true
-	}
-	if t.skipped != "" {
-		res.Verdict, res.Reason = Skip, t.skipped
-		return
-	}
-	if t.st != nil {
-		res.Findings = t.st.allFindings()
-	}
-	failures := []string{}
-	if t.failed {
-		failures = append(failures, strings.TrimSpace(t.log.String()))
-	}
-	if t.st != nil && !t.failed {
-		for _, f := range t.st.failures() {
-			failures = append(failures, fmt.Sprintf("%s (MUST): %s", f.Rule, f.Message))
-		}
-	}
-	switch {
-	case len(failures) == 0:
-		res.Verdict = Pass
-	case t.c.Level == spec.Should && !t.r.opts.Strict && !t.mustFinding():
-		res.Verdict = Warn
-	default:
-		res.Verdict = Fail
-	}
-	res.Failure = strings.ReplaceAll(strings.Join(failures, "\n"), t.r.caseDir+string(filepath.Separator), "testdata/")
-	if res.Verdict != Pass && t.st != nil {
-		res.WireLog = t.st.wire.String()
-		res.Replay = t.st.wire.Replay(t.c.Name, t.c.Rules)
-	}
-}
-
-// mustFinding reports whether a MUST rule was broken, whatever the case's level.
-func (t *caseT) mustFinding() bool { return t.st != nil && len(t.st.failures()) > 0 }
-
-func (t *caseT) Skip(args ...any) {
-	t.skipped = fmt.Sprint(args...)
-	runtime.Goexit()
-}
-func (t *caseT) Fatal(args ...any) { t.Log(args...); t.FailNow() }
-func (t *caseT) FailNow() {
-	t.failed = true
-	runtime.Goexit()
-}
-func (t *caseT) Parallel() {}
-func (t *caseT) Log(args ...any) {
-	t.log.WriteString(fmt.Sprintln(args...))
-}
-func (t *caseT) Run(name string, f func(testscript.T)) {
-	t.Fatal("nested cases are not supported: ", name)
-}
-func (t *caseT) Verbose() bool { return false }
-
-// rewriteArchive replaces files of a case's txtar archive, keeping the rest, through a
-// temporary file.
-func rewriteArchive(path string, files map[string]string) error {
-	ar, err := txtar.ParseFile(path)
-	if err != nil {
-		return err
-	}
-	for i, f := range ar.Files {
-		if content, ok := files[f.Name]; ok {
-			ar.Files[i].Data = []byte(content)
-		}
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, txtar.Format(ar), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

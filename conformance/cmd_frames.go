@@ -1,0 +1,241 @@
+package conformance
+
+// The commands that read frames and match them.
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// readFlags are the flags of expect and skipto.
+func readFlags(ts *testscript.TestScript, st *caseState, name string, args []string) (keepalive bool, within time.Duration, rest []string) {
+	within = st.opts.FrameTimeout
+	rest = parse(ts, name, args, 2, 2, func(fs *flag.FlagSet) {
+		fs.BoolVar(&keepalive, "keepalive", false, "")
+		fs.DurationVar(&within, "within", within, "")
+	})
+	return keepalive, within, rest
+}
+
+func pattern(ts *testscript.TestScript, text string) any {
+	var p any
+	if err := json.Unmarshal([]byte(expand(ts, text)), &p); err != nil {
+		ts.Fatalf("bad pattern %s: %v", text, err)
+	}
+	return p
+}
+
+// matchFrame matches e against p, storing captures as script variables.
+func matchFrame(ts *testscript.TestScript, p any, e event) string {
+	if e.end != nil || e.frame == nil {
+		return "got " + describe(e)
+	}
+	captured := map[string]string{}
+	if d := match(p, e.frame, "", captured); d != "" {
+		return d
+	}
+	for k, v := range captured {
+		ts.Setenv(k, v)
+	}
+	return ""
+}
+
+func cmdExpect(ts *testscript.TestScript, st *caseState, args []string) {
+	keepalive, within, args := readFlags(ts, st, "expect", args)
+	c := connNamed(ts, st, args[0])
+	p := pattern(ts, args[1])
+	e, err := c.next(within, keepalive)
+	if err != nil {
+		ts.Fatalf("expect %s: %v; want %s", args[0], err, show(p))
+	}
+	if d := matchFrame(ts, p, e); d != "" {
+		ts.Fatalf("expect %s: %s\n%s", args[0], d, frameDiff(p, e))
+	}
+}
+
+// frameDiff shows a frame against the pattern it failed, as cmp.Diff (-want +got),
+// then the whole frame.
+func frameDiff(p any, e event) string {
+	if e.end != nil || e.frame == nil {
+		return fmt.Sprintf("want: %s\ngot:  %s", show(p), truncate(describe(e), 500))
+	}
+	wv, gv := diffViews(p, e.frame)
+	return fmt.Sprintf("(-want +got):\n%sframe: %s", cmp.Diff(wv, gv), truncate(describe(e), 500))
+}
+
+func cmdSkipTo(ts *testscript.TestScript, st *caseState, args []string) {
+	keepalive, within, args := readFlags(ts, st, "skipto", args)
+	c := connNamed(ts, st, args[0])
+	p := pattern(ts, args[1])
+	deadline := time.Now().Add(within)
+	skipped := 0
+	for {
+		e, err := c.next(time.Until(deadline), keepalive)
+		if err != nil {
+			ts.Fatalf("skipto %s: no frame matching %s within %v (%d frames skipped)", args[0], show(p), within, skipped)
+		}
+		if e.end != nil {
+			ts.Fatalf("skipto %s: %s before a frame matching %s", args[0], describe(e), show(p))
+		}
+		if matchFrame(ts, p, e) == "" {
+			return
+		}
+		skipped++
+	}
+}
+
+func cmdStream(ts *testscript.TestScript, st *caseState, args []string) {
+	var text, end, code string
+	textSet := false
+	args = parse(ts, "stream", args, 1, 1, func(fs *flag.FlagSet) {
+		fs.Func("text", "", func(s string) error { text, textSet = s, true; return nil })
+		fs.StringVar(&end, "end", "complete", "")
+		fs.StringVar(&code, "code", "", "")
+	})
+	if end != "complete" && end != "error" {
+		usage(ts, "stream")
+	}
+	c := connNamed(ts, st, args[0])
+	first, err := c.next(st.opts.FrameTimeout, false)
+	if err != nil {
+		ts.Fatalf("stream %s: %v; want query_start", args[0], err)
+	}
+	if first.typ() != "query_start" && !(end == "error" && first.typ() == "error") {
+		ts.Fatalf("stream %s: got %s, want query_start (STREAM-1)", args[0], truncate(describe(first), 300))
+	}
+	e, chunks, joined := first, 0, strings.Builder{}
+	for e.typ() != "complete" && e.typ() != "error" {
+		if e, err = c.next(st.opts.FrameTimeout, false); err != nil {
+			ts.Fatalf("stream %s: %v after %d chunks; want chunk, complete or error (STREAM-1)", args[0], err, chunks)
+		}
+		switch e.typ() {
+		case "chunk":
+			chunks++
+			s, _ := e.frame["content"].(string)
+			joined.WriteString(s)
+		case "complete", "error":
+		default:
+			ts.Fatalf("stream %s: got %s inside a stream (STREAM-1)", args[0], truncate(describe(e), 300))
+		}
+	}
+	ts.Setenv("STREAM_TEXT", joined.String())
+	ts.Setenv("STREAM_CHUNKS", strconv.Itoa(chunks))
+	if e.typ() != end {
+		ts.Fatalf("stream %s: ended with %s, want %s", args[0], truncate(describe(e), 300), end)
+	}
+	if got, _ := e.frame["code"].(string); code != "" && got != code {
+		ts.Fatalf("stream %s: the error's code is %q, want %q: %s", args[0], got, code, describe(e))
+	}
+	if want := expand(ts, text); textSet && joined.String() != want {
+		ts.Fatalf("stream %s: the chunks join to %q, want %q", args[0], truncate(joined.String(), 200), truncate(want, 200))
+	}
+}
+
+func cmdNothing(ts *testscript.TestScript, st *caseState, args []string) {
+	args = parse(ts, "nothing", args, 2, 2, nil)
+	d, err := time.ParseDuration(expand(ts, args[1]))
+	if err != nil {
+		usage(ts, "nothing")
+	}
+	if e, err := connNamed(ts, st, args[0]).next(d, false); err == nil {
+		ts.Fatalf("nothing %s: got %s within %v, want nothing", args[0], truncate(describe(e), 300), d)
+	}
+}
+
+func cmdDrain(ts *testscript.TestScript, st *caseState, args []string) {
+	idle := 500 * time.Millisecond
+	var count, lastPattern string
+	args = parse(ts, "drain", args, 1, 1, func(fs *flag.FlagSet) {
+		fs.DurationVar(&idle, "idle", idle, "")
+		fs.StringVar(&count, "count", "", "")
+		fs.StringVar(&lastPattern, "last", "", "")
+	})
+	var p any
+	if count != "" {
+		p = pattern(ts, count)
+	}
+	c := connNamed(ts, st, args[0])
+	frames, bytes, matches, last := 0, 0, 0, event{}
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		e, err := c.next(idle, false)
+		if err != nil || e.end != nil {
+			break
+		}
+		frames++
+		bytes += len(e.data)
+		last = e
+		if p != nil && match(p, e.frame, "", map[string]string{}) == "" {
+			matches++
+		}
+	}
+	ts.Setenv("DRAINED", strconv.Itoa(frames))
+	ts.Setenv("DRAINED_BYTES", strconv.Itoa(bytes))
+	ts.Setenv("DRAINED_MATCHES", strconv.Itoa(matches))
+	if lastPattern != "" {
+		if frames == 0 {
+			ts.Fatalf("drain %s: no frame came, want a last frame matching %s", args[0], lastPattern)
+		}
+		if d := matchFrame(ts, pattern(ts, lastPattern), last); d != "" {
+			ts.Fatalf("drain %s: the last of %d frames: %s\ngot: %s", args[0], frames, d, truncate(describe(last), 300))
+		}
+	}
+}
+
+func cmdExpectFile(ts *testscript.TestScript, st *caseState, args []string) {
+	keepalive, skip := false, ""
+	args = parse(ts, "expectfile", args, 2, 2, func(fs *flag.FlagSet) {
+		fs.BoolVar(&keepalive, "keepalive", false, "")
+		fs.StringVar(&skip, "skip", "", "")
+	})
+	c := connNamed(ts, st, args[0])
+	text := strings.TrimSpace(ts.ReadFile(args[1]))
+	e, err := c.next(st.opts.FrameTimeout, keepalive)
+	for err == nil && skip != "" && e.end == nil && e.typ() == skip {
+		e, err = c.next(st.opts.FrameTimeout, keepalive)
+	}
+	if err != nil {
+		ts.Fatalf("expectfile %s: %v; want %s", args[0], err, args[1])
+	}
+	var p any
+	d := "the expectation is empty: bless it with -update"
+	if text != "" {
+		p = pattern(ts, text)
+		d = matchFrame(ts, p, e)
+	}
+	if d == "" {
+		return
+	}
+	if st.opts.Update && e.frame != nil {
+		st.blessed(args[1], bless(e.frame, ts))
+		return
+	}
+	ts.Fatalf("expectfile %s: %s: %s\n%s", args[0], args[1], d, frameDiff(p, e))
+}
+
+// bless turns a received frame into a pattern: timestamps match any timestamp, and the
+// run's session ids become their variables.
+func bless(frame map[string]any, ts *testscript.TestScript) string {
+	out := map[string]any{}
+	for k, v := range frame {
+		out[k] = v
+	}
+	if _, ok := out["timestamp"]; ok {
+		out["timestamp"] = "@timestamp"
+	}
+	data, _ := json.MarshalIndent(out, "", "  ")
+	text := string(data)
+	for _, name := range []string{"SID3", "SID2", "SID"} {
+		if v := ts.Getenv(name); v != "" {
+			text = strings.ReplaceAll(text, v, "$"+name)
+		}
+	}
+	return text + "\n"
+}

@@ -1,0 +1,122 @@
+package conformance
+
+// The commands for HTTP, arithmetic and time.
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/agentws/agentws/schemas"
+)
+
+func cmdPause(ts *testscript.TestScript, st *caseState, args []string) {
+	args = parse(ts, "pause", args, 1, 1, nil)
+	d, err := time.ParseDuration(expand(ts, args[0]))
+	if err != nil || d < 0 || d > time.Minute {
+		ts.Fatalf("pause: %q is not a duration of at most a minute", args[0])
+	}
+	time.Sleep(d) // a time the protocol defines, not something to poll
+}
+
+func cmdHTTP(ts *testscript.TestScript, st *caseState, args []string) {
+	status, within := http.StatusOK, st.opts.FrameTimeout
+	args = parse(ts, "http", args, 2, 3, func(fs *flag.FlagSet) {
+		fs.IntVar(&status, "status", status, "")
+		fs.DurationVar(&within, "within", within, "")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, args[0], st.opts.httpBase()+expand(ts, args[1]), nil)
+	if err != nil {
+		usage(ts, "http")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		ts.Fatalf("http %s %s: %v", args[0], args[1], err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	st.wire.note("http", fmt.Sprintf("%s %s: %s %s", args[0], args[1], resp.Status, truncate(string(body), 500)))
+	if resp.StatusCode != status {
+		ts.Fatalf("http %s %s: %s, want %d: %s", args[0], args[1], resp.Status, status, truncate(string(body), 300))
+	}
+	if strings.HasSuffix(args[1], "/health") {
+		if err := st.v.Validate(schemas.Health, body); err != nil {
+			st.finding("HEALTH-1", "GET %s: the body breaks health.json: %v: %s", args[1], err, truncate(string(body), 300))
+		}
+	}
+	if len(args) < 3 {
+		return
+	}
+	var got any
+	if err := json.Unmarshal(body, &got); err != nil {
+		ts.Fatalf("http %s %s: the body is not JSON: %s", args[0], args[1], truncate(string(body), 300))
+	}
+	captured := map[string]string{}
+	if d := match(pattern(ts, args[2]), got, "", captured); d != "" {
+		ts.Fatalf("http %s %s: %s\nbody: %s", args[0], args[1], d, truncate(string(body), 500))
+	}
+	for k, v := range captured {
+		ts.Setenv(k, v)
+	}
+}
+
+func cmdCompare(ts *testscript.TestScript, st *caseState, args []string) {
+	args = parse(ts, "compare", args, 3, 3, nil)
+	a, errA := sum(expand(ts, args[0]))
+	b, errB := sum(expand(ts, args[2]))
+	if errA != nil || errB != nil {
+		ts.Fatalf("compare: %q and %q must be integers or sums of integers", expand(ts, args[0]), expand(ts, args[2]))
+	}
+	ok := false
+	switch args[1] {
+	case "==":
+		ok = a == b
+	case "!=":
+		ok = a != b
+	case "<":
+		ok = a < b
+	case "<=":
+		ok = a <= b
+	case ">":
+		ok = a > b
+	case ">=":
+		ok = a >= b
+	default:
+		usage(ts, "compare")
+	}
+	if !ok {
+		ts.Fatalf("compare: %d %s %d is false (%s %s %s)", a, args[1], b, args[0], args[1], args[2])
+	}
+}
+
+// sum parses an integer or a sum of integers such as "41+1".
+func sum(s string) (int, error) {
+	total := 0
+	for _, term := range strings.Split(s, "+") {
+		n, err := strconv.Atoi(strings.TrimSpace(term))
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
+func cmdShutdown(ts *testscript.TestScript, st *caseState, args []string) {
+	parse(ts, "shutdown", args, 0, 0, nil)
+	if st.opts.Shutdown == nil {
+		ts.Fatalf("shutdown: the run has no shutdown hook")
+	}
+	st.wire.note("server", "shutdown")
+	go st.opts.Shutdown()
+}
