@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -198,11 +199,11 @@ func ndjsonFile(t testing.TB, n int, invalidAt map[int]string) string {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := jsonUnmarshal(data, &doc); err != nil {
+			if err := json.Unmarshal(data, &doc); err != nil {
 				t.Fatal(err)
 			}
 			for _, ex := range doc.Examples {
-				b, err := jsonMarshal(ex)
+				b, err := json.Marshal(ex)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -1,8 +1,0 @@
-package main
-
-import "encoding/json"
-
-var (
-	jsonUnmarshal = json.Unmarshal
-	jsonMarshal   = json.Marshal
-)
