@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the seed design document's example clients need to run in the tests
+# Installs what the original design document (the FastAPI system the protocol comes from)'s example clients need to run in the tests
 # (reference/server/seed_process_test.go): Python's websockets module, from Debian's
 # python3-websockets, and Node.js. Does nothing when they are there already.
 set -euo pipefail
@@ -8,7 +8,7 @@ need=()
 command -v node >/dev/null || need+=(nodejs)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-  echo "seed-clients: install ${need[*]} (as root, with apt-get) to run the seed document's clients" >&2
+  echo "seed-clients: install ${need[*]} (as root, with apt-get) to run the original design document's clients" >&2
   exit 2
 fi
 echo "seed-clients: installing ${need[*]} from Debian's packages" >&2

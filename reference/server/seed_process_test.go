@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// requireSeedClients is set by `make test`, which installs what the seed document's
+// requireSeedClients is set by `make test`, which installs what the original design document's
 // clients need: there they must run, not skip.
 const requireSeedClients = "AGENTWS_REQUIRE_SEED_CLIENTS"
 
@@ -19,7 +19,7 @@ func unavailable(t *testing.T, why string) {
 	if os.Getenv(requireSeedClients) != "" {
 		t.Fatalf("%s, and %s is set (make test installs it with tools/seed-clients.sh)", why, requireSeedClients)
 	}
-	t.Skipf("%s; run `make test`, or tools/seed-clients.sh, to run the seed document's client", why)
+	t.Skipf("%s; run `make test`, or tools/seed-clients.sh, to run the original design document's client", why)
 }
 
 func runClient(t *testing.T, name string, args ...string) string {
@@ -33,7 +33,7 @@ func runClient(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
-// The seed document's Python client, run as it is, prints the chunks and the complete
+// The original design document's Python client, run as it is, prints the chunks and the complete
 // message and exits.
 func TestSeedPythonClientRuns(t *testing.T) {
 	python := ""
@@ -59,7 +59,7 @@ func TestSeedPythonClientRuns(t *testing.T) {
 	}
 }
 
-// The seed document's JavaScript client, run as it is in Node.js, logs the chunks and
+// The original design document's JavaScript client, run as it is in Node.js, logs the chunks and
 // the complete response.
 func TestSeedJavaScriptClientRuns(t *testing.T) {
 	node, err := exec.LookPath("node")

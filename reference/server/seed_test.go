@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// The seed document's Python example client, replayed: it connects with only a
+// The original design document's Python example client, replayed: it connects with only a
 // session_id, reads connected, sends a query with its session_id, then prints each
 // frame's type and content until complete.
 func TestSeedPythonClient(t *testing.T) {
@@ -28,7 +28,7 @@ func TestSeedPythonClient(t *testing.T) {
 	}
 }
 
-// The seed document's JavaScript example client, replayed: it connects with a
+// The original design document's JavaScript example client, replayed: it connects with a
 // session_id and a user_id, sends a query on open (before reading connected), and
 // switches on connected, chunk, complete and error.
 func TestSeedJavaScriptClient(t *testing.T) {

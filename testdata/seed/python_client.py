@@ -1,4 +1,4 @@
-# The example Python client of the seed design document ("Example Python Client"),
+# The example Python client of the original design document (the FastAPI system the protocol comes from) ("Example Python Client"),
 # unchanged but for one line: the URI may be given as the first argument.
 import asyncio
 import websockets
