@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the original design document (the FastAPI system the protocol comes from)'s example clients need to run in the tests
+# Installs what the example clients of the original design document need to run in the tests
 # (reference/server/seed_process_test.go): Python's websockets module, from Debian's
 # python3-websockets, and Node.js. Does nothing when they are there already.
 set -euo pipefail

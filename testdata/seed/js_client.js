@@ -1,5 +1,6 @@
-// The example JavaScript client of the original design document (the FastAPI system the protocol comes from) ("Example JavaScript
-// Client"), unchanged but for the URL, which may be given as the first argument. It
+// The "Example JavaScript Client" of the original design document, the FastAPI system
+// the protocol comes from, unchanged but for the URL, which may be given as the first
+// argument. It
 // needs a browser-style global WebSocket: Node.js 22, or 20 with --experimental-websocket.
 // The document's client never exits; the last lines end the process once it has logged
 // the complete response.

@@ -1,5 +1,6 @@
-# The example Python client of the original design document (the FastAPI system the protocol comes from) ("Example Python Client"),
-# unchanged but for one line: the URI may be given as the first argument.
+# The "Example Python Client" of the original design document, the FastAPI system
+# the protocol comes from, unchanged but for one line: the URI may be given as the
+# first argument.
 import asyncio
 import websockets
 import json
