@@ -1,7 +1,7 @@
 // The "Example JavaScript Client" of the original design document, the FastAPI system
 // the protocol comes from, unchanged but for the URL, which may be given as the first
-// argument. It
-// needs a browser-style global WebSocket: Node.js 22, or 20 with --experimental-websocket.
+// argument. It needs a browser-style global WebSocket: Node.js 22, or 20 with
+// --experimental-websocket.
 // The document's client never exits; the last lines end the process once it has logged
 // the complete response.
 const url = process.argv[2] || 'ws://localhost:8050/ws?session_id=my-session&user_id=user1';
