@@ -87,8 +87,8 @@ func (c *conn) reply(f frame) bool {
 		return true
 	}
 	c.mu.Unlock()
-	c.log.Warn("slow consumer: the client sends but does not read")
-	c.srv.dropped(c)
+	c.log.Warn("slow consumer: the client sends but does not read; closing it with 4002")
+	c.srv.dropped(c, closeSlowConsumer, "slow consumer")
 	return false
 }
 
@@ -152,7 +152,7 @@ func (c *conn) writeLoop() {
 			if err := c.write(f); err != nil {
 				c.log.Debug("write failed", "err", err)
 				c.ws.CloseNow()
-				c.srv.dropped(c, f)
+				c.srv.dropped(c, websocket.StatusGoingAway, "", f)
 				return
 			}
 		}

@@ -59,8 +59,7 @@ func (s *Server) closeConnections() {
 		c := sess.conn
 		sess.mu.Unlock()
 		if c != nil {
-			s.release(c)
-			sess.detach(c, c.closeNow(websocket.StatusGoingAway, "server shutting down"))
+			s.dropped(c, websocket.StatusGoingAway, "server shutting down")
 		}
 	}
 }

@@ -40,7 +40,8 @@ func disconnectedFrame(sessionID string) frame {
 	return encode(msg.Disconnected{Type: msg.DisconnectedTypeDisconnected, Message: &text, SessionId: sessionID, Timestamp: timestamp()})
 }
 
-// errorFrame is a connection-scoped error: the refusal of a client frame.
-func errorFrame(sessionID string, code msg.ErrorCode, text string) frame {
-	return encode(msg.Error{Type: msg.ErrorTypeError, Error: text, Code: code, SessionId: sessionID, Timestamp: timestamp()})
+// errorFrame is a connection-scoped error: the refusal of a client frame, carrying the
+// query_id of the query it refuses, if any (QID-1).
+func errorFrame(sessionID string, code msg.ErrorCode, queryID, text string) frame {
+	return encode(msg.Error{Type: msg.ErrorTypeError, Error: text, Code: code, SessionId: sessionID, QueryId: queryID, Timestamp: timestamp()})
 }

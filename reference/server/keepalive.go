@@ -2,19 +2,17 @@ package server
 
 import "time"
 
-// broadcast queues a connection-scoped frame on the live connection of every session
-// whose id exclude does not hold, and returns how many connections got it.
-func (s *Server) broadcast(f frame, exclude func(sess *session, c *conn) bool) int {
-	n := 0
+// broadcast queues a connection-scoped frame on every live connection but those
+// exclude reports; it never waits for a client.
+func (s *Server) broadcast(f frame, exclude func(c *conn) bool) {
 	for _, sess := range s.snapshot() {
 		sess.mu.Lock()
 		c := sess.conn
 		sess.mu.Unlock()
-		if c != nil && !exclude(sess, c) && c.reply(f) {
-			n++
+		if c != nil && !exclude(c) {
+			c.reply(f)
 		}
 	}
-	return n
 }
 
 // keepalive sends keepalive frames (KA-1) until the server stops: on each tick, a
@@ -31,7 +29,7 @@ func (s *Server) keepalive() {
 			return
 		case now := <-tick.C:
 			idleSince := now.Add(-interval)
-			s.broadcast(keepaliveFrame(), func(_ *session, c *conn) bool { return !c.idleSince(idleSince) })
+			s.broadcast(keepaliveFrame(), func(c *conn) bool { return !c.idleSince(idleSince) })
 		}
 	}
 }

@@ -59,7 +59,7 @@ func (s *session) known(id string) *query {
 
 // refusal is a connection-scoped error that refuses a client frame.
 func (s *session) refusal(code msg.ErrorCode, queryID, format string, args ...any) *frame {
-	f := encode(msg.Error{Type: msg.ErrorTypeError, Error: fmt.Sprintf(format, args...), Code: code, SessionId: s.id, QueryId: queryID, Timestamp: timestamp()})
+	f := errorFrame(s.id, code, queryID, fmt.Sprintf(format, args...))
 	return &f
 }
 
@@ -152,20 +152,25 @@ func (s *session) cancelQuery(id string) *frame {
 	return nil
 }
 
-// endQuery ends a query with an error frame and remembers it.
+// endQuery ends a query with an error frame (STREAM-6, CANCEL-1, CANCEL-2).
 func (s *session) endQuery(q *query, code msg.ErrorCode, text string) {
-	m := msg.Error{Type: msg.ErrorTypeError, Code: code, Error: text, SessionId: s.id, QueryId: q.id}
-	s.emit(func(seq int) any {
-		m.Seq, m.Timestamp = seq, timestamp()
-		return m
+	s.finish(q, func(seq int) any {
+		return msg.Error{Type: msg.ErrorTypeError, Code: code, Error: text, SessionId: s.id, QueryId: q.id, Seq: seq, Timestamp: timestamp()}
 	})
-	s.remember(q.id, m)
 }
 
-func (s *session) remember(id string, terminal any) {
+// finish sends a query's terminal frame, remembers it for a query sent again with
+// the same id (QID-4), and marks the query done, in one critical section: a query
+// sent again right after its terminal frame is never taken for a running one.
+func (s *session) finish(q *query, build func(seq int) any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.finished.add(id, terminal)
+	if m := s.emitLocked(build); m != nil {
+		s.finished.add(q.id, m)
+	}
+	if s.running == q {
+		s.running = nil
+	}
 }
 
 // runQueue runs the queued queries one at a time, in order (STREAM-7).
@@ -219,11 +224,8 @@ func (s *session) run(q *query) {
 		s.endQuery(q, msg.ErrorCodeQueryFailed, "Query execution failed: "+err.Error())
 	default:
 		log.Info("query complete", "chunks", n, "duration", time.Since(start))
-		m := msg.Complete{Type: msg.CompleteTypeComplete, FullResponse: full.String(), TotalChunks: n, SessionId: s.id, QueryId: q.id}
-		s.emit(func(seq int) any {
-			m.Seq, m.Timestamp = seq, timestamp()
-			return m
+		s.finish(q, func(seq int) any {
+			return msg.Complete{Type: msg.CompleteTypeComplete, FullResponse: full.String(), TotalChunks: n, SessionId: s.id, QueryId: q.id, Seq: seq, Timestamp: timestamp()}
 		})
-		s.remember(q.id, m)
 	}
 }

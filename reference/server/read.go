@@ -24,8 +24,7 @@ func (s *Server) readLoop(c *conn, sess *session) {
 		}
 		if typ == websocket.MessageBinary {
 			c.log.Info("binary frame: closing with 1003")
-			s.release(c)
-			sess.detach(c, c.closeNow(websocket.StatusUnsupportedData, "binary frames are not supported"))
+			s.dropped(c, websocket.StatusUnsupportedData, "binary frames are not supported")
 			return
 		}
 		if !s.handle(c, sess, data) {
@@ -45,7 +44,7 @@ func (s *Server) readEnded(c *conn, err error) {
 	default:
 		c.log.Info("connection lost", "err", err)
 	}
-	s.dropped(c)
+	s.dropped(c, websocket.StatusGoingAway, "")
 }
 
 // handle dispatches one text frame; it returns false when the connection ends.
@@ -60,14 +59,14 @@ func (s *Server) handle(c *conn, sess *session, data []byte) bool {
 		if errors.As(err, &verr) {
 			code = msg.ErrorCode(verr.Code())
 		}
-		c.reply(errorFrame(sess.id, code, "Invalid message: "+err.Error()))
+		c.reply(errorFrame(sess.id, code, "", "Invalid message: "+err.Error()))
 		return true
 	}
 	switch doc.(map[string]any)["type"] {
 	case "query":
 		var q msg.Query
 		if err := json.Unmarshal(data, &q); err != nil {
-			c.reply(errorFrame(sess.id, msg.ErrorCodeInvalidMessage, "Invalid message: "+err.Error()))
+			c.reply(errorFrame(sess.id, msg.ErrorCodeInvalidMessage, "", "Invalid message: "+err.Error()))
 			return true
 		}
 		if refusal := sess.submit(q); refusal != nil {
@@ -85,7 +84,7 @@ func (s *Server) handle(c *conn, sess *session, data []byte) bool {
 	case "cancel":
 		var m msg.Cancel
 		if err := json.Unmarshal(data, &m); err != nil {
-			c.reply(errorFrame(sess.id, msg.ErrorCodeInvalidMessage, "Invalid message: "+err.Error()))
+			c.reply(errorFrame(sess.id, msg.ErrorCodeInvalidMessage, "", "Invalid message: "+err.Error()))
 			return true
 		}
 		if refusal := sess.cancelQuery(m.QueryId); refusal != nil {

@@ -319,8 +319,10 @@ func (s *Server) release(c *conn) {
 	}
 }
 
-// dropped handles the abrupt end of c; failed is a frame whose write failed.
-func (s *Server) dropped(c *conn, failed ...frame) {
+// dropped ends c other than by disconnect: it stops counting it, closes it with code
+// (unless it is closing already), and hands its unwritten session frames (failed, a
+// frame whose write failed, first) to its session, which lives on (BUF-1).
+func (s *Server) dropped(c *conn, code websocket.StatusCode, reason string, failed ...frame) {
 	s.release(c)
 	var frames []frame
 	for _, f := range failed {
@@ -328,7 +330,7 @@ func (s *Server) dropped(c *conn, failed ...frame) {
 			frames = append(frames, f)
 		}
 	}
-	frames = append(frames, c.closeNow(websocket.StatusGoingAway, "")...)
+	frames = append(frames, c.closeNow(code, reason)...)
 	c.mu.Lock()
 	sess := c.sess
 	c.mu.Unlock()

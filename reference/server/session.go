@@ -135,9 +135,14 @@ func (s *session) replay(r resumeRequest) (frames []frame, resumed bool, missed 
 func (s *session) detach(c *conn, unsent []frame) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.conn != c || s.ended {
-		return
+	if s.conn == c && !s.ended {
+		s.detachLocked(unsent)
 	}
+}
+
+// detachLocked leaves the session without a connection: it buffers the unsent frames
+// and starts the TTL. s.mu is held.
+func (s *session) detachLocked(unsent []frame) {
 	s.conn = nil
 	for _, f := range unsent {
 		s.buf.push(f)
@@ -183,31 +188,35 @@ func (s *session) end(cause error) {
 
 // emit sends a session-scoped frame, numbered with the session's next seq (SEQ-1)
 // and kept in its history (SEQ-2), to the live connection, or buffers it. build makes
-// the message for a seq. emit never waits for the client: a connection whose queue is
-// full is a slow consumer, closed with 4002, and its queued frames go to the buffer.
+// the message for a seq.
 func (s *session) emit(build func(seq int) any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.emitLocked(build)
+}
+
+// emitLocked is emit with s.mu held; it returns the message it sent, nil when the
+// session has ended. It never waits for the client: a connection whose queue is full
+// is a slow consumer, closed with 4002, and its queued frames go to the buffer.
+func (s *session) emitLocked(build func(seq int) any) any {
 	if s.ended {
-		return
+		return nil
 	}
 	s.seq++
-	f := encode(build(s.seq))
+	m := build(s.seq)
+	f := encode(m)
 	f.session, f.seq = true, s.seq
 	s.hist.push(f)
 	if c := s.conn; c != nil {
 		if c.offer(f) {
-			return
+			return m
 		}
 		s.log.Warn("slow consumer: its send queue is full; closing it with 4002 and buffering the session's frames", "send_queue", s.srv.cfg.SendQueue)
 		s.srv.release(c)
-		s.conn = nil
-		for _, u := range c.closeNow(closeSlowConsumer, "slow consumer") {
-			s.buf.push(u)
-		}
-		s.expiry = time.AfterFunc(s.srv.cfg.SessionTTL, s.expire)
+		s.detachLocked(c.closeNow(closeSlowConsumer, "slow consumer"))
 	}
 	s.buf.push(f)
+	return m
 }
 
 // buffered returns the number of frames waiting in the offline buffer.
