@@ -294,3 +294,36 @@ func TestNoServer(t *testing.T) {
 		}
 	}
 }
+
+// The wire log of a failed case, written with -wirelogs, is a case of its own: run
+// against a server broken the same way, it reproduces the failure.
+func TestWireLogReplays(t *testing.T) {
+	broken := breakage{frame: ofType("chunk", func(f map[string]any) []map[string]any {
+		f["chunk_number"] = f["chunk_number"].(float64) + 1
+		return keep(f)
+	})}
+	first, _ := startReference(t, nil)
+	opts := conformance.DefaultOptions(proxy(t, first, broken))
+	opts.Cases, opts.FrameTimeout = []string{"stream_numbering"}, time.Second
+	rep, err := conformance.Run(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := rep.WriteWireLogs(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conformance.Catalog(dir); err != nil {
+		t.Fatalf("the wire log is not a case: %v", err)
+	}
+	second, _ := startReference(t, nil)
+	again := conformance.DefaultOptions(proxy(t, second, broken))
+	again.Dir, again.FrameTimeout = dir, time.Second
+	replay, err := conformance.Run(t.Context(), again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(replay.Cases) != 1 || replay.Cases[0].Verdict != conformance.Fail || !strings.Contains(replay.Cases[0].Failure, "STREAM-3") {
+		t.Errorf("the replay: %s\n%s", replay.Tally(), failures(replay))
+	}
+}

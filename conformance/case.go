@@ -79,10 +79,13 @@ func (t *caseT) run(f func(testscript.T)) {
 	default:
 		res.Verdict = Fail
 	}
-	res.Failure = strings.ReplaceAll(strings.Join(failures, "\n"), t.r.caseDir+string(filepath.Separator), "testdata/")
+	res.Failure = strings.Join(failures, "\n")
+	if t.r.caseDir != "" {
+		res.Failure = strings.ReplaceAll(res.Failure, t.r.caseDir+string(filepath.Separator), "testdata/")
+	}
 	if res.Verdict != Pass && t.st != nil {
 		res.WireLog = t.st.wire.String()
-		res.Replay = t.st.wire.Replay(t.c.Name, t.c.Rules)
+		res.Replay = t.st.wire.Replay(t.c)
 	}
 }
 

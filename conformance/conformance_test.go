@@ -205,7 +205,6 @@ func ownServerCases(t *testing.T, opts conformance.Options) []*conformance.CaseR
 		if auth {
 			own.Token = sign(t, secret, time.Hour)
 			own.ExpiredToken = sign(t, secret, -time.Hour)
-			own.ProbeQuery = "access_token=" + own.Token
 		}
 		rep, err := conformance.Run(context.Background(), own)
 		if err != nil {

@@ -36,7 +36,6 @@ type Options struct {
 	QueueDepth        int           // STREAM-8
 	MaxSessions       int           // HS-10; 0: unknown
 	Token             string        // AUTH-2: a valid bearer token; "": unknown
-	ProbeQuery        string        // added to the query of the connection that learns the capabilities, such as access_token=...
 	ExpiredToken      string        // AUTH-3: an expired token for the same server
 
 	// Update re-blesses the expectations of expectfile: a frame that does not match is

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -85,7 +86,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	for _, c := range cases {
 		r.cases[c.Name] = c
 	}
-	r.caseDir = filepath.Dir(files[0])
+	if opts.Dir == "" {
+		r.caseDir = filepath.Dir(files[0]) // the built-in cases' temporary copies
+	}
 	if err := r.runScripts(files); err != nil {
 		return nil, err
 	}
@@ -103,8 +106,8 @@ func probe(ctx context.Context, opts *Options) (version string, caps []string, n
 	ctx, cancel := context.WithTimeout(ctx, opts.FrameTimeout)
 	defer cancel()
 	query := "session_id=conformance-probe-" + newRunID()
-	if opts.ProbeQuery != "" {
-		query += "&" + opts.ProbeQuery
+	if opts.Token != "" {
+		query += "&access_token=" + neturl.QueryEscape(opts.Token) // a server with auth admits no probe without one
 	}
 	c, resp, err := st.dial(ctx, "probe", query, nil)
 	if err != nil {
@@ -188,7 +191,7 @@ type runner struct {
 	rules   map[string]spec.Rule
 	cases   map[string]Case
 	runID   string
-	caseDir string // where the scripts run from, shown as testdata/ in failures
+	caseDir string // where the copies of the built-in cases are, shown as testdata/ in failures
 	sem     chan struct{}
 	wg      sync.WaitGroup
 

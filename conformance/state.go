@@ -120,12 +120,11 @@ func (st *caseState) check(c *conn, e event) {
 
 // streamState follows the stream of one session's query (STREAM-1 to STREAM-5).
 type streamState struct {
-	active  bool // between query_start (or a chunk seen first) and the terminal frame
-	started bool // query_start was seen, so chunk 1 must come first
-	next    int  // the chunk_number expected next
-	chunks  int
-	text    strings.Builder
-	whole   bool // every chunk was seen, so totals and text can be checked
+	active bool // between query_start (or a chunk seen first) and the terminal frame
+	next   int  // the chunk_number expected next
+	chunks int
+	text   strings.Builder
+	whole  bool // every chunk was seen, so totals and text can be checked
 }
 
 // joined notes a new connection to a session: a stream in progress may continue on
@@ -162,7 +161,7 @@ func (st *caseState) checkStream(c *conn, e event) {
 		if s.active {
 			st.finding("STREAM-7", "%s: query_start of a new query before the terminal frame of the previous one", c.name)
 		}
-		*s = streamState{active: true, started: true, next: 1, whole: true}
+		*s = streamState{active: true, next: 1, whole: true}
 	case "chunk":
 		n, _ := num(e.frame["chunk_number"])
 		content, _ := e.frame["content"].(string)

@@ -48,7 +48,9 @@ func (w *wireLog) recv(conn string, e event) {
 		w.add(wireEntry{conn: conn, dir: "<", text: fmt.Sprintf("(binary, %d bytes)", len(e.data))})
 		return
 	}
-	w.add(wireEntry{conn: conn, dir: "<", text: string(e.data), cmd: fmt.Sprintf("expect -keepalive %s %s", conn, quote(timestamps.ReplaceAllString(string(e.data), `"timestamp":"@timestamp"`)))})
+	pattern := timestamps.ReplaceAllString(string(e.data), `"timestamp":"@timestamp"`)
+	pattern = epochs.ReplaceAllString(pattern, `"epoch":"@string"`)
+	w.add(wireEntry{conn: conn, dir: "<", text: string(e.data), cmd: fmt.Sprintf("expect -keepalive %s %s", conn, quote(pattern))})
 }
 
 func (w *wireLog) end(conn string, e event) {
@@ -77,7 +79,11 @@ func (w *wireLog) note(conn, text string) {
 	w.add(wireEntry{conn: conn, dir: "#", text: text, cmd: cmd})
 }
 
-var timestamps = regexp.MustCompile(`"timestamp":"[^"]*"`)
+// What a replay cannot expect as it was: the time, and the epoch of a new session.
+var (
+	timestamps = regexp.MustCompile(`"timestamp":"[^"]*"`)
+	epochs     = regexp.MustCompile(`"epoch":"[^"]*"`)
+)
 
 // quote quotes s as one testscript word: single quotes, with ' doubled.
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
@@ -93,13 +99,18 @@ func (w *wireLog) String() string {
 	return b.String()
 }
 
-// Replay returns the log as a transcript that replays the exchange: what the client
-// sent, and the frames the server answered as exact expectations (timestamps aside).
-func (w *wireLog) Replay(caseName string, rules []string) string {
+// Replay returns the log as a case that replays the exchange: what the client sent,
+// and the frames the server answered as expectations (timestamps and epochs aside),
+// under the header of case c, so that the catalogue accepts it.
+func (w *wireLog) Replay(c Case) string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var b strings.Builder
-	fmt.Fprintf(&b, "# The wire log of case %s, as a transcript that replays it.\n# rules: %s\n\n", caseName, strings.Join(rules, ", "))
+	fmt.Fprintf(&b, "# The wire log of case %s, as a case that replays it.\n# rules: %s\n# level: %s\n", c.Name, strings.Join(c.Rules, ", "), c.Level)
+	if len(c.Needs) > 0 {
+		fmt.Fprintf(&b, "# needs: %s\n", strings.Join(c.Needs, " "))
+	}
+	b.WriteString("\n")
 	for _, e := range w.entries {
 		if e.cmd != "" {
 			fmt.Fprintf(&b, "%s\n", e.cmd)
