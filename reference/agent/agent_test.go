@@ -217,3 +217,16 @@ func TestOpenAICancel(t *testing.T) {
 		t.Error("the upstream request was not aborted")
 	}
 }
+
+// Delay (-fixture-delay) paces every chunk, to emulate a model's token rate.
+func TestFixtureDelay(t *testing.T) {
+	const delay = 30 * time.Millisecond
+	start := time.Now()
+	chunks, err := collect(t, agent.Fixture{Delay: delay}, context.Background(), "a query of forty characters or so......")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took, least := time.Since(start), time.Duration(len(chunks))*delay; took < least {
+		t.Errorf("%d chunks in %v, want at least %v: one delay before each", len(chunks), took, least)
+	}
+}

@@ -1,0 +1,100 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agentws/agentws/reference/agent"
+	"github.com/agentws/agentws/reference/server"
+)
+
+// logBuffer collects a server's JSON log lines; it is safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// records returns the log records whose msg is msg.
+func (l *logBuffer) records(msg string) []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(l.buf.String(), "\n") {
+		var r map[string]any
+		if json.Unmarshal([]byte(line), &r) == nil && r["msg"] == msg {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func logged(cfg *server.Config) *logBuffer {
+	l := &logBuffer{}
+	cfg.Logger = slog.New(slog.NewJSONHandler(l, nil))
+	return l
+}
+
+// Logs carry the session and query ids, and a refused origin names the flag that
+// would allow it.
+func TestLogs(t *testing.T) {
+	var logs *logBuffer
+	s := start(t, func(c *server.Config) { logs = logged(c) })
+	sid := newSession(t)
+	c, _ := s.connect(t, "session_id="+sid)
+	c.send(map[string]any{"type": "query", "query": "hi", "query_id": "q-7"})
+	c.stream()
+	eventually(t, "the query is logged", func() bool { return len(logs.records("query complete")) == 1 })
+	if r := logs.records("query complete")[0]; r["session_id"] != sid || r["query_id"] != "q-7" {
+		t.Errorf("query log %v: want session_id %s and query_id q-7", r, sid)
+	}
+	s.refused(t, "session_id="+newSession(t), http.Header{"Origin": {"http://app.example:3000"}})
+	refused := logs.records("origin refused")
+	if len(refused) != 1 || refused[0]["allow_with"] != "-allowed-origins=app.example:3000" {
+		t.Errorf("origin logs %v: want one naming -allowed-origins=app.example:3000", refused)
+	}
+}
+
+// Cancelling a query of the OpenAI-compatible agent aborts its upstream request
+// (CANCEL-1): the model stops, not only the stream.
+func TestCancelAbortsUpstream(t *testing.T) {
+	aborted := make(chan struct{})
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":\"thinking\"}}]}\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+			close(aborted)
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	defer upstream.Close()
+	s := start(t, func(c *server.Config) { c.Agent = &agent.OpenAI{URL: upstream.URL, Model: "m"} })
+	c, _ := s.connect(t, "session_id="+newSession(t))
+	c.send(map[string]any{"type": "query", "query": "think long", "query_id": "q-1"})
+	c.expect("query_start")
+	c.expect("chunk")
+	c.send(map[string]any{"type": "cancel", "query_id": "q-1"})
+	if f := c.expect("error"); f.str("code") != "cancelled" {
+		t.Errorf("got %v, want the query's error with code cancelled", f)
+	}
+	select {
+	case <-aborted:
+	case <-time.After(5 * time.Second):
+		t.Error("the upstream request was not aborted")
+	}
+}
