@@ -10,8 +10,9 @@ test: lint check-generate lint-spec seed-clients
 	AGENTWS_REQUIRE_SEED_CLIENTS=1 $(GO) test -race -count=1 ./...
 
 # Check a server: make conformance URL=ws://localhost:8050/ws (no URL: the reference server).
+# The reports land in the repository root.
 conformance:
-	$(GO) test ./conformance -count=1 -v -args -url "$(URL)" -report conformance.json -junit conformance.xml -summary conformance.md
+	$(GO) test ./conformance -count=1 -v -args -url "$(URL)" -report "$(CURDIR)/conformance.json" -junit "$(CURDIR)/conformance.xml" -summary "$(CURDIR)/conformance.md"
 
 generate:
 	$(GO) generate ./...

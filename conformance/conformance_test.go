@@ -4,17 +4,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net/http/httptest"
 	"os"
-	"slices"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/agentws/agentws/conformance"
-	"github.com/agentws/agentws/reference/server"
+	"github.com/agentws/agentws/conformance/internal/reftest"
 )
 
 // The flags of `go test ./conformance -args ...`. Each has an environment variable
@@ -47,6 +44,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	if *flagURL != "" && flag.Lookup("test.run").Value.String() == "" {
+		// A user's run checks the user's server and nothing else: the harness's unit
+		// tests do not run (its own tests against servers live in conformance/selftest).
+		flag.Set("test.run", "^TestConformance$")
+	}
 	if *flagList {
 		cases, err := conformance.Catalog("")
 		if err != nil {
@@ -75,44 +77,14 @@ func fromEnvironment() error {
 	return err
 }
 
-// The reference server's settings when it runs in-process: short, so that the
-// keepalive and TTL cases run quickly.
-const (
-	inProcessKeepalive  = 400 * time.Millisecond
-	inProcessTTL        = 4 * time.Second
-	inProcessBufferSize = 40 // small enough for buf_bounded to overflow it
-)
-
-// startReference runs the reference server in-process with the settings the cases
-// are told, edited by edit, and returns its URL and the server.
-func startReference(t *testing.T, edit func(*server.Config)) (string, *server.Server) {
-	cfg := server.DefaultConfig()
-	cfg.KeepaliveInterval = inProcessKeepalive
-	cfg.SessionTTL = inProcessTTL
-	cfg.BufferSize = inProcessBufferSize
-	if edit != nil {
-		edit(&cfg)
-	}
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		srv.Close()
-		ts.Close()
-	})
-	return "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws", srv
-}
-
 // options builds the run's options; with no URL it starts the reference server.
 func options(t *testing.T) conformance.Options {
 	url := *flagURL
 	opts := conformance.DefaultOptions(url)
 	if url == "" {
-		opts.URL, _ = startReference(t, nil)
-		opts.KeepaliveInterval, opts.SessionTTL = inProcessKeepalive, inProcessTTL
-		*flagBufferSize = inProcessBufferSize
+		opts.URL, _ = reftest.Start(t, nil)
+		opts.KeepaliveInterval, opts.SessionTTL = reftest.Keepalive, reftest.SessionTTL
+		*flagBufferSize = reftest.BufferSize
 	} else {
 		opts.KeepaliveInterval, opts.SessionTTL = *flagKeepalive, *flagSessionTTL
 	}
@@ -143,7 +115,7 @@ func TestConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	if *flagURL == "" {
-		if err := rep.Replace(ownServerCases(t, opts)); err != nil {
+		if err := rep.Replace(reftest.OwnServerCases(t, opts)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -166,62 +138,17 @@ func TestConformance(t *testing.T) {
 	if *flagURL == "" && rep.Totals.Warn > 0 {
 		t.Errorf("the reference server must pass completely, and it warns %d times", rep.Totals.Warn)
 	}
-	if err := rep.WriteFiles(*flagReport, *flagJUnit, *flagSummary, *flagWireLogs); err != nil {
+	if err := rep.WriteFiles(fromRoot(*flagReport), fromRoot(*flagJUnit), fromRoot(*flagSummary), fromRoot(*flagWireLogs)); err != nil {
 		t.Error(err)
 	}
 }
 
-// The reference server's session limit in the case that needs one.
-const ownServerMaxSessions = 3
-
-// ownServerCases runs, each on a fresh reference server of its own, the cases that
-// need one: the session limit (a server holding only the case's sessions), the
-// shutdown cases (which end the server), and the auth cases (a server that refuses
-// every connection without a token).
-func ownServerCases(t *testing.T, opts conformance.Options) []*conformance.CaseResult {
-	cases, err := conformance.Catalog("")
-	if err != nil {
-		t.Fatal(err)
+// fromRoot resolves a relative report path against the repository root: go test runs
+// in the package's directory, but a user names files from where they ran the command,
+// most often the root (make conformance writes there too).
+func fromRoot(name string) string {
+	if name == "" || filepath.IsAbs(name) {
+		return name
 	}
-	var out []*conformance.CaseResult
-	for _, c := range cases {
-		auth := slices.Contains(c.Needs, "auth")
-		if !auth && !slices.Contains(c.Settings, "max-sessions") && !slices.Contains(c.Settings, "shutdown") {
-			continue
-		}
-		if len(opts.Cases) > 0 && !slices.ContainsFunc(opts.Cases, func(p string) bool { return strings.HasPrefix(c.Name, p) }) {
-			continue
-		}
-		secret := []byte("the in-process conformance run's secret")
-		url, srv := startReference(t, func(cfg *server.Config) {
-			cfg.MaxSessions = ownServerMaxSessions
-			if auth {
-				cfg.Auth = &server.Auth{Secret: secret}
-			}
-		})
-		own := opts
-		own.URL, own.Cases, own.MaxSessions = url, []string{c.Name}, ownServerMaxSessions
-		own.Shutdown = func() { srv.Drain(context.Background()) }
-		if auth {
-			own.Token = sign(t, secret, time.Hour)
-			own.ExpiredToken = sign(t, secret, -time.Hour)
-		}
-		rep, err := conformance.Run(context.Background(), own)
-		if err != nil {
-			t.Fatalf("case %s on a server of its own: %v", c.Name, err)
-		}
-		out = append(out, rep.Cases...)
-	}
-	return out
-}
-
-// sign makes an HS256 token for the subject conformance-user that expires in d.
-func sign(t *testing.T, secret []byte, d time.Duration) string {
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": "conformance-user", "exp": time.Now().Add(d).Unix(),
-	}).SignedString(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return filepath.Join("..", name)
 }

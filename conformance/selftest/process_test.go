@@ -1,4 +1,4 @@
-package conformance_test
+package selftest_test
 
 import (
 	"bufio"
@@ -9,17 +9,18 @@ import (
 	"time"
 
 	"github.com/agentws/agentws/conformance"
+	"github.com/agentws/agentws/conformance/internal/reftest"
 )
 
 // The harness passes against the reference server run as a separate process and given
 // by URL, as a user runs it against their own server.
 func TestAgainstReferenceProcess(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "agentws-server")
-	if out, err := exec.Command("go", "build", "-o", bin, "../reference/cmd/agentws-server").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "../../reference/cmd/agentws-server").CombinedOutput(); err != nil {
 		t.Fatalf("building the reference server: %v\n%s", err, out)
 	}
 	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-log-format", "json",
-		"-keepalive", inProcessKeepalive.String(), "-session-ttl", inProcessTTL.String(), "-buffer-size", "40")
+		"-keepalive", reftest.Keepalive.String(), "-session-ttl", reftest.SessionTTL.String(), "-buffer-size", "40")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +49,7 @@ func TestAgainstReferenceProcess(t *testing.T) {
 		t.Fatal("the server did not log its URL")
 	}
 	opts := conformance.DefaultOptions(url)
-	opts.KeepaliveInterval, opts.SessionTTL, opts.BufferSize = inProcessKeepalive, inProcessTTL, 40
+	opts.KeepaliveInterval, opts.SessionTTL, opts.BufferSize = reftest.Keepalive, reftest.SessionTTL, 40
 	rep, err := conformance.Run(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)

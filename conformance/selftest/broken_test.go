@@ -1,4 +1,4 @@
-package conformance_test
+package selftest_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/agentws/agentws/conformance"
+	"github.com/agentws/agentws/conformance/internal/reftest"
 )
 
 // A breakage is a way to break one rule, applied by a proxy in front of the reference
@@ -147,7 +148,7 @@ func ofType(typ string, edit func(map[string]any) []map[string]any) func(map[str
 // TestBrokenServers breaks the reference server one rule at a time, through a proxy,
 // and checks that the harness reports that rule, by id, with the verdict of its level.
 func TestBrokenServers(t *testing.T) {
-	upstream, _ := startReference(t, nil)
+	upstream, _ := reftest.Start(t, nil)
 	tests := []struct {
 		name  string
 		b     breakage
@@ -302,7 +303,7 @@ func TestWireLogReplays(t *testing.T) {
 		f["chunk_number"] = f["chunk_number"].(float64) + 1
 		return keep(f)
 	})}
-	first, _ := startReference(t, nil)
+	first, _ := reftest.Start(t, nil)
 	opts := conformance.DefaultOptions(proxy(t, first, broken))
 	opts.Cases, opts.FrameTimeout = []string{"stream_numbering"}, time.Second
 	rep, err := conformance.Run(t.Context(), opts)
@@ -316,7 +317,7 @@ func TestWireLogReplays(t *testing.T) {
 	if _, err := conformance.Catalog(dir); err != nil {
 		t.Fatalf("the wire log is not a case: %v", err)
 	}
-	second, _ := startReference(t, nil)
+	second, _ := reftest.Start(t, nil)
 	again := conformance.DefaultOptions(proxy(t, second, broken))
 	again.Dir, again.FrameTimeout = dir, time.Second
 	replay, err := conformance.Run(t.Context(), again)

@@ -1,0 +1,113 @@
+// Package reftest runs the reference server in-process for the harness's tests and
+// for the default target of go test ./conformance. The harness itself
+// (package conformance) never imports the reference server; only tests use this.
+package reftest
+
+import (
+	"context"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/agentws/agentws/conformance"
+	"github.com/agentws/agentws/reference/server"
+)
+
+// The reference server's settings when it runs in-process: short, so that the
+// keepalive and TTL cases run quickly.
+const (
+	Keepalive  = 400 * time.Millisecond
+	SessionTTL = 4 * time.Second
+	BufferSize = 40 // small enough for buf_bounded to overflow it
+)
+
+// Start runs the reference server in-process with the settings above, edited by edit,
+// and returns its URL and the server. The server stops when the test ends.
+func Start(t testing.TB, edit func(*server.Config)) (string, *server.Server) {
+	t.Helper()
+	cfg := server.DefaultConfig()
+	cfg.KeepaliveInterval = Keepalive
+	cfg.SessionTTL = SessionTTL
+	cfg.BufferSize = BufferSize
+	if edit != nil {
+		edit(&cfg)
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		srv.Close()
+		ts.Close()
+	})
+	return "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws", srv
+}
+
+// Options returns the harness's options for a server started by Start.
+func Options(url string) conformance.Options {
+	opts := conformance.DefaultOptions(url)
+	opts.KeepaliveInterval, opts.SessionTTL, opts.BufferSize = Keepalive, SessionTTL, BufferSize
+	return opts
+}
+
+// OwnServerMaxSessions is the reference server's session limit in the case that needs one.
+const OwnServerMaxSessions = 3
+
+// OwnServerCases runs, each on a fresh reference server of its own, the selected
+// cases that need one: the session limit (a server holding only the case's sessions),
+// the shutdown cases (which end the server), and the auth cases (a server that
+// refuses every connection without a token).
+func OwnServerCases(t testing.TB, opts conformance.Options) []*conformance.CaseResult {
+	t.Helper()
+	cases, err := conformance.Catalog("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*conformance.CaseResult
+	for _, c := range cases {
+		auth := slices.Contains(c.Needs, "auth")
+		if !auth && !slices.Contains(c.Settings, "max-sessions") && !slices.Contains(c.Settings, "shutdown") {
+			continue
+		}
+		if len(opts.Cases) > 0 && !slices.ContainsFunc(opts.Cases, func(p string) bool { return strings.HasPrefix(c.Name, p) }) {
+			continue
+		}
+		secret := []byte("the in-process conformance run's secret")
+		url, srv := Start(t, func(cfg *server.Config) {
+			cfg.MaxSessions = OwnServerMaxSessions
+			if auth {
+				cfg.Auth = &server.Auth{Secret: secret}
+			}
+		})
+		own := opts
+		own.URL, own.Cases, own.MaxSessions = url, []string{c.Name}, OwnServerMaxSessions
+		own.Shutdown = func() { srv.Drain(context.Background()) }
+		if auth {
+			own.Token = Sign(t, secret, time.Hour)
+			own.ExpiredToken = Sign(t, secret, -time.Hour)
+		}
+		rep, err := conformance.Run(context.Background(), own)
+		if err != nil {
+			t.Fatalf("case %s on a server of its own: %v", c.Name, err)
+		}
+		out = append(out, rep.Cases...)
+	}
+	return out
+}
+
+// Sign makes an HS256 token for the subject conformance-user that expires in d.
+func Sign(t testing.TB, secret []byte, d time.Duration) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": "conformance-user", "exp": time.Now().Add(d).Unix(),
+	}).SignedString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

@@ -1,0 +1,5 @@
+package selftest_test
+
+import "flag"
+
+var flagUpdate = flag.Bool("update", false, "rewrite the command reference of conformance/README.md")
