@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentws/agentws/conformance"
 	"github.com/agentws/agentws/conformance/internal/reftest"
+	"github.com/agentws/agentws/spec"
 )
 
 // defaults are the harness's defaults and the reference server's settings
@@ -138,6 +139,13 @@ func TestConformance(t *testing.T) {
 				t.Logf("updated testdata/%s.txtar from the reference server", c.Name)
 			}
 		})
+	}
+	for _, f := range rep.Findings {
+		if f.Level == spec.Must || *flagStrict {
+			t.Errorf("run-wide: %s (%s): %s", f.Rule, f.Level, f.Message)
+		} else {
+			t.Logf("WARN run-wide: %s (%s): %s", f.Rule, f.Level, f.Message)
+		}
 	}
 	t.Logf("%s against %s: %s", rep.Tally(), rep.Server, rep.Duration)
 	if *flagURL == "" && rep.Totals.Warn > 0 {

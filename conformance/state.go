@@ -26,10 +26,16 @@ type caseState struct {
 	wire  *wireLog
 	conns map[string]*conn
 
-	mu       sync.Mutex
-	findings []Finding
-	streams  map[string]*streamState // by session_id
-	updates  map[string]string       // archive file -> new content, with Options.Update
+	inv  *invariants // the run's; nil for the probe
+	name string      // the case's
+
+	mu        sync.Mutex
+	findings  []Finding
+	against   []string                // the rules the failing command named (failAgainst)
+	completed bool                    // the failing command completed: it stopped on findings
+	epochs    map[string]string       // by connection name: the epoch its connected named
+	streams   map[string]*streamState // by session_id
+	updates   map[string]string       // archive file -> new content, with Options.Update
 }
 
 // blessed records the new content of an archive file, to write when the case ends.
@@ -116,6 +122,25 @@ func (st *caseState) check(c *conn, e event) {
 		st.finding("ENV-5", "timestamp %q has no offset (want RFC 3339 with Z or ±hh:mm)", ts)
 	}
 	st.checkStream(c, e)
+	st.observe(c, e)
+}
+
+// observe gives the run-wide checks what they follow of a frame: the epoch of each
+// connection, and the seq of session-scoped frames in it.
+func (st *caseState) observe(c *conn, e event) {
+	if st.inv == nil {
+		return
+	}
+	st.mu.Lock()
+	if e.typ() == "connected" {
+		if st.epochs == nil {
+			st.epochs = map[string]string{}
+		}
+		st.epochs[c.name], _ = e.frame["epoch"].(string)
+	}
+	epoch := st.epochs[c.name]
+	st.mu.Unlock()
+	st.inv.observeSeq(c.sid, epoch, e)
 }
 
 // streamState follows the stream of one session's query (STREAM-1 to STREAM-5).
