@@ -83,7 +83,9 @@ func relay(w http.ResponseWriter, r *http.Request, upstream string, b breakage, 
 	ctx := context.Background()
 	header := http.Header{}
 	if o := r.Header.Get("Origin"); o != "" {
-		header.Set("Origin", o)
+		// The proxy stands in for the upstream: its own origin is the upstream's own.
+		up, _ := url.Parse(upstream)
+		header.Set("Origin", strings.Replace(o, "//"+r.Host, "//"+up.Host, 1))
 	}
 	up, resp, err := websocket.Dial(ctx, upstream+"?"+r.URL.RawQuery, &websocket.DialOptions{HTTPHeader: header})
 	if err != nil {
@@ -404,5 +406,33 @@ func TestWireLogReplays(t *testing.T) {
 	}
 	if len(replay.Cases) != 1 || replay.Cases[0].Verdict != conformance.Fail || !strings.Contains(replay.Cases[0].Failure, "STREAM-3") {
 		t.Errorf("the replay: %s\n%s", replay.Tally(), failures(replay))
+	}
+}
+
+// A server whose total_messages_sent counts only the connections still open (it
+// falls when they leave) passes health_messages_sent, where other cases keep the sum
+// up; the run-wide check over every /ws/health body of the run fails HEALTH-3, and
+// nothing else, in a full run.
+func TestRunWideHealthCounter(t *testing.T) {
+	upstream, _ := reftest.Start(t, nil)
+	b := breakage{health: func(body map[string]any, live int64) { body["total_messages_sent"] = live }}
+	opts := reftest.Options(proxy(t, upstream, b))
+	opts.FrameTimeout = 2 * time.Second
+	start := time.Now()
+	rep, err := conformance.Run(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > time.Minute {
+		t.Errorf("the run took %v", took)
+	}
+	if diff := cmp.Diff([]string{"HEALTH-3"}, broken(rep)); diff != "" {
+		t.Errorf("the rules failed or warned (-want +got):\n%s\n%s", diff, failures(rep))
+	}
+	if len(rep.Findings) != 1 || rep.Findings[0].Rule != "HEALTH-3" || !strings.Contains(rep.Findings[0].Message, "total_messages_sent fell from") {
+		t.Errorf("run-wide findings: %+v", rep.Findings)
+	}
+	if !rep.Failed() {
+		t.Errorf("the run passed (%s), want it failed on HEALTH-3", rep.Tally())
 	}
 }
