@@ -109,6 +109,9 @@ func (st *caseState) check(c *conn, e event) {
 	if first && e.typ() != "connected" {
 		st.finding("CONN-1", "%s: the first frame is %q, want connected: %s", c.name, e.typ(), truncate(string(e.data), 200))
 	}
+	if sid, _ := e.frame["session_id"].(string); e.typ() == "connected" && c.sid != "" && sid != c.sid {
+		st.finding("CONN-3", "%s: connected carries session_id %q, want the request's %q", c.name, sid, c.sid)
+	}
 	if err := st.v.ValidateMessage(schemas.Server, e.data); err != nil {
 		st.finding("ENV-2", "%s: a %q frame breaks its schema: %v: %s", c.name, e.typ(), err, truncate(string(e.data), 200))
 	}
