@@ -25,7 +25,7 @@ func TestHealthNeverFalls(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			inv := newInvariants(nil, t0)
 			for _, s := range tt.samples {
-				inv.observeHealth(at(s[0]), at(s[1]), []byte(`{"total_messages_sent":`+itoa(s[2])+`}`), "test")
+				inv.observeHealth(at(s[0]), at(s[1]), []byte(`{"total_messages_sent":`+strconv.Itoa(s[2])+`}`), "test")
 			}
 			f := inv.Findings()
 			if fell := len(f) == 1 && f[0].Rule == "HEALTH-3"; fell != tt.fell || len(f) > 1 {
@@ -35,13 +35,12 @@ func TestHealthNeverFalls(t *testing.T) {
 	}
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // In one epoch of a session, a seq seen again must name the same frame; another epoch
 // or session is another history.
 func TestSeqNamesOneFrame(t *testing.T) {
 	frame := func(seq int, content string) event {
-		data := `{"type":"chunk","seq":` + itoa(seq) + `,"content":"` + content + `"}`
+		data := `{"type":"chunk","seq":` + strconv.Itoa(seq) + `,"content":"` + content + `"}`
 		return event{data: []byte(data), frame: map[string]any{"type": "chunk", "seq": float64(seq), "content": content}}
 	}
 	for _, tt := range []struct {
