@@ -35,7 +35,6 @@ func TestHealthNeverFalls(t *testing.T) {
 	}
 }
 
-
 // In one epoch of a session, a seq seen again must name the same frame; another epoch
 // or session is another history.
 func TestSeqNamesOneFrame(t *testing.T) {
