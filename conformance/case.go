@@ -21,6 +21,7 @@ type CaseResult struct {
 	Reason   string        `json:"reason,omitempty"`  // why it was skipped
 	Failure  string        `json:"failure,omitempty"` // what was expected and what arrived
 	Findings []Finding     `json:"findings,omitempty"`
+	Verdicts []RuleVerdict `json:"rule_verdicts"` // of each rule it names or broke
 	Duration time.Duration `json:"duration_ns"`
 	WireLog  string        `json:"wire_log,omitempty"` // every frame both ways, on failure or warning
 	Updated  bool          `json:"updated,omitempty"`  // with Options.Update, its expectations were rewritten
@@ -36,6 +37,9 @@ type caseT struct {
 	log     strings.Builder
 	failed  bool
 	skipped string
+	// atFailure are the MUST findings made before the script stopped: the failure is
+	// against their rules.
+	atFailure []Finding
 }
 
 func (t *caseT) run(f func(testscript.T)) {
@@ -55,18 +59,21 @@ func (t *caseT) run(f func(testscript.T)) {
 		}
 		res.Updated = true
 	}
+	if t.st == nil {
+		t.st = &caseState{}
+	}
+	res.Findings = t.st.allFindings()
+	var mustBroken bool
+	res.Verdicts, mustBroken = t.ruleVerdicts()
 	if t.skipped != "" {
 		res.Verdict, res.Reason = Skip, t.skipped
 		return
-	}
-	if t.st != nil {
-		res.Findings = t.st.allFindings()
 	}
 	failures := []string{}
 	if t.failed {
 		failures = append(failures, strings.TrimSpace(t.log.String()))
 	}
-	if t.st != nil && !t.failed {
+	if !t.failed {
 		for _, f := range t.st.failures() {
 			failures = append(failures, fmt.Sprintf("%s (MUST): %s", f.Rule, f.Message))
 		}
@@ -74,7 +81,7 @@ func (t *caseT) run(f func(testscript.T)) {
 	switch {
 	case len(failures) == 0:
 		res.Verdict = Pass
-	case t.c.Level == spec.Should && !t.r.opts.Strict && !t.mustFinding():
+	case t.c.Level == spec.Should && !t.r.opts.Strict && !mustBroken:
 		res.Verdict = Warn
 	default:
 		res.Verdict = Fail
@@ -83,14 +90,11 @@ func (t *caseT) run(f func(testscript.T)) {
 	if t.r.caseDir != "" {
 		res.Failure = strings.ReplaceAll(res.Failure, t.r.caseDir+string(filepath.Separator), "testdata/")
 	}
-	if res.Verdict != Pass && t.st != nil {
+	if res.Verdict != Pass && t.st.wire != nil {
 		res.WireLog = t.st.wire.String()
 		res.Replay = t.st.wire.Replay(t.c)
 	}
 }
-
-// mustFinding reports whether a MUST rule was broken, whatever the case's level.
-func (t *caseT) mustFinding() bool { return t.st != nil && len(t.st.failures()) > 0 }
 
 func (t *caseT) Skip(args ...any) {
 	t.skipped = fmt.Sprint(args...)
@@ -100,6 +104,9 @@ func (t *caseT) Skip(args ...any) {
 func (t *caseT) Fatal(args ...any) { t.Log(args...); t.FailNow() }
 
 func (t *caseT) FailNow() {
+	if t.st != nil {
+		t.atFailure = t.st.failures()
+	}
 	t.failed = true
 	runtime.Goexit()
 }

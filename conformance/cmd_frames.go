@@ -108,12 +108,12 @@ func cmdStream(ts *testscript.TestScript, st *caseState, args []string) {
 		ts.Fatalf("stream %s: %v; want query_start", args[0], err)
 	}
 	if first.typ() != "query_start" && !(end == "error" && first.typ() == "error") {
-		ts.Fatalf("stream %s: got %s, want query_start (STREAM-1)", args[0], truncate(describe(first), 300))
+		st.failAgainst(ts, "STREAM-1", "stream %s: got %s, want query_start", args[0], truncate(describe(first), 300))
 	}
 	e, chunks, joined := first, 0, strings.Builder{}
 	for e.typ() != "complete" && e.typ() != "error" {
 		if e, err = c.next(st.opts.FrameTimeout, false); err != nil {
-			ts.Fatalf("stream %s: %v after %d chunks; want chunk, complete or error (STREAM-1)", args[0], err, chunks)
+			st.failAgainst(ts, "STREAM-1", "stream %s: %v after %d chunks; want chunk, complete or error", args[0], err, chunks)
 		}
 		switch e.typ() {
 		case "chunk":
@@ -122,7 +122,7 @@ func cmdStream(ts *testscript.TestScript, st *caseState, args []string) {
 			joined.WriteString(s)
 		case "complete", "error":
 		default:
-			ts.Fatalf("stream %s: got %s inside a stream (STREAM-1)", args[0], truncate(describe(e), 300))
+			st.failAgainst(ts, "STREAM-1", "stream %s: got %s inside a stream", args[0], truncate(describe(e), 300))
 		}
 	}
 	ts.Setenv("STREAM_TEXT", joined.String())

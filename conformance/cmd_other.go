@@ -39,6 +39,7 @@ func cmdHTTP(ts *testscript.TestScript, st *caseState, args []string) {
 	if err != nil {
 		usage(ts, "http")
 	}
+	sent := time.Now()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		ts.Fatalf("http %s %s: %v", args[0], args[1], err)
@@ -50,6 +51,9 @@ func cmdHTTP(ts *testscript.TestScript, st *caseState, args []string) {
 		ts.Fatalf("http %s %s: %s, want %d: %s", args[0], args[1], resp.Status, status, truncate(string(body), 300))
 	}
 	if strings.HasSuffix(args[1], "/health") {
+		if resp.StatusCode == http.StatusOK {
+			st.inv.observeHealth(sent, time.Now(), body, st.name)
+		}
 		if err := st.v.Validate(schemas.Health, body); err != nil {
 			st.finding("HEALTH-1", "GET %s: the body breaks health.json: %v: %s", args[1], err, truncate(string(body), 300))
 		}

@@ -151,9 +151,7 @@ func scriptCommands() map[string]func(ts *testscript.TestScript, neg bool, args 
 				ts.Fatalf("usage: %s (! is not supported)", cmd.usage)
 			}
 			cmd.run(ts, st, args)
-			if f := st.failures(); len(f) > 0 {
-				ts.Fatalf("%s (MUST): %s", f[0].Rule, f[0].Message)
-			}
+			st.stopOnFindings(ts)
 		}
 	}
 	return out

@@ -8,11 +8,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/agentws/agentws/conformance"
 	"github.com/agentws/agentws/conformance/internal/reftest"
+	"github.com/agentws/agentws/spec"
 )
+
+// defaults are the harness's defaults and the reference server's settings
+// (spec.Defaults, table 15.4): the flags' defaults.
+var defaults = conformance.DefaultOptions("")
 
 // The flags of `go test ./conformance -args ...`. Each has an environment variable
 // twin, AGENTWS_ and its name in capitals (-url: AGENTWS_URL).
@@ -22,13 +26,14 @@ var (
 	flagStrict       = flag.Bool("strict", false, "treat broken SHOULD rules (warnings) as failures")
 	flagCase         = flag.String("case", "", "comma-separated prefixes of the cases to run (see -list)")
 	flagList         = flag.Bool("list", false, "print the catalogue of cases and exit")
-	flagParallel     = flag.Int("parallel", 8, "cases run at once")
-	flagTimeout      = flag.Duration("frame-timeout", 5*time.Second, "the longest wait for one frame, HTTP answer or close")
+	flagParallel     = flag.Int("parallel", defaults.Parallel, "cases run at once")
+	flagTimeout      = flag.Duration("frame-timeout", defaults.FrameTimeout, "the longest wait for one frame, HTTP answer or close")
 	flagKeepalive    = flag.Duration("keepalive", 0, "the server's keepalive interval; 0: skip the keepalive cases")
 	flagSessionTTL   = flag.Duration("session-ttl", 0, "the server's session TTL; 0: skip the cases that wait for it")
-	flagBufferSize   = flag.Int("buffer-size", 100, "the server's buffer size, in frames")
-	flagMaxMessage   = flag.Int("max-message-bytes", 1<<20, "the server's client message size limit")
-	flagQueueDepth   = flag.Int("queue-depth", 16, "the server's query queue depth")
+	flagBufferSize   = flag.Int("buffer-size", defaults.BufferSize, "the server's buffer size, in frames")
+	flagBufferBytes  = flag.Int("buffer-bytes", defaults.BufferBytes, "the server's buffer byte limit, per session")
+	flagMaxMessage   = flag.Int("max-message-bytes", defaults.MaxMessageBytes, "the server's client message size limit")
+	flagQueueDepth   = flag.Int("queue-depth", defaults.QueueDepth, "the server's query queue depth")
 	flagReport       = flag.String("report", "", "write the JSON report to this file")
 	flagJUnit        = flag.String("junit", "", "write a JUnit XML report to this file")
 	flagSummary      = flag.String("summary", "", "write a Markdown summary, one row per rule, to this file")
@@ -101,7 +106,8 @@ func options(t *testing.T) conformance.Options {
 		}
 		opts.Update, opts.Dir = true, "testdata"
 	}
-	opts.BufferSize, opts.MaxMessageBytes, opts.QueueDepth = *flagBufferSize, *flagMaxMessage, *flagQueueDepth
+	opts.BufferSize, opts.BufferBytes = *flagBufferSize, *flagBufferBytes
+	opts.MaxMessageBytes, opts.QueueDepth = *flagMaxMessage, *flagQueueDepth
 	opts.Token, opts.ExpiredToken = *flagToken, *flagExpiredToken
 	return opts
 }
@@ -133,6 +139,13 @@ func TestConformance(t *testing.T) {
 				t.Logf("updated testdata/%s.txtar from the reference server", c.Name)
 			}
 		})
+	}
+	for _, f := range rep.Findings {
+		if f.Level == spec.Must || *flagStrict {
+			t.Errorf("run-wide: %s (%s): %s", f.Rule, f.Level, f.Message)
+		} else {
+			t.Logf("WARN run-wide: %s (%s): %s", f.Rule, f.Level, f.Message)
+		}
 	}
 	t.Logf("%s against %s: %s", rep.Tally(), rep.Server, rep.Duration)
 	if *flagURL == "" && rep.Totals.Warn > 0 {

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/agentws/agentws/spec"
 )
 
 // Options says which server to check and what the cases need to know about it.
@@ -48,11 +50,13 @@ type Options struct {
 	Shutdown func()
 }
 
-// DefaultOptions returns the spec's defaults (spec/PROTOCOL.md table 15.4) for url.
+// DefaultOptions returns, for url, the settings of the reference server's defaults
+// (spec.Defaults, table 15.4 of spec/PROTOCOL.md) and the harness's own defaults.
 func DefaultOptions(url string) Options {
+	d := spec.Defaults()
 	return Options{
 		URL: url, Parallel: 8, FrameTimeout: 5 * time.Second,
-		BufferSize: 100, BufferBytes: 1 << 20, MaxMessageBytes: 1 << 20, QueueDepth: 16,
+		BufferSize: d.BufferSize, BufferBytes: d.BufferBytes, MaxMessageBytes: d.MaxMessageBytes, QueueDepth: d.QueueDepth,
 	}
 }
 

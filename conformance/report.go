@@ -31,7 +31,10 @@ type Report struct {
 	Duration        time.Duration `json:"duration_ns"`
 	Totals          Totals        `json:"totals"`
 	Cases           []*CaseResult `json:"cases"`
-	Rules           []RuleResult  `json:"rules"`
+	// Findings are what the run-wide checks found, over every observation of every
+	// case: rules that must hold at every moment (HEALTH-3, SEQ-1).
+	Findings []Finding    `json:"findings"`
+	Rules    []RuleResult `json:"rules"`
 }
 
 // Totals counts cases by verdict.
@@ -42,8 +45,8 @@ type Totals struct {
 	Skip int `json:"skip"`
 }
 
-// RuleResult is the verdict of one rule of spec/PROTOCOL.md: the worst of its cases'
-// verdicts and of the findings against it.
+// RuleResult is the verdict of one rule of spec/PROTOCOL.md: the worst of what the
+// cases found of it (their rule verdicts) and of the run-wide findings against it.
 type RuleResult struct {
 	ID         string     `json:"id"`
 	Level      spec.Level `json:"level"`
@@ -53,10 +56,14 @@ type RuleResult struct {
 	Note       string     `json:"note,omitempty"` // the first failure, warning or skip reason
 }
 
-func newReport(opts *Options, version string, caps []string, rules []spec.Rule, results []*CaseResult, started time.Time) *Report {
+func newReport(opts *Options, version string, caps []string, rules []spec.Rule, results []*CaseResult, findings []Finding, started time.Time) *Report {
 	r := &Report{
 		Version: ReportVersion, SpecVersion: spec.Version(), Server: opts.URL, ProtocolVersion: version,
 		Capabilities: caps, Strict: opts.Strict, Started: started.UTC(), Duration: time.Since(started), Cases: results,
+		Findings: findings,
+	}
+	if r.Findings == nil {
+		r.Findings = []Finding{}
 	}
 	if r.Capabilities == nil {
 		r.Capabilities = []string{}
@@ -75,7 +82,7 @@ func newReport(opts *Options, version string, caps []string, rules []spec.Rule, 
 	}
 	for _, rule := range rules {
 		if !rule.Client {
-			r.Rules = append(r.Rules, ruleResult(rule, results, opts.Strict))
+			r.Rules = append(r.Rules, ruleResult(rule, results, r.Findings, opts.Strict))
 		}
 	}
 	return r
@@ -83,31 +90,30 @@ func newReport(opts *Options, version string, caps []string, rules []spec.Rule, 
 
 var rank = map[Verdict]int{"": 0, Skip: 1, Pass: 2, Warn: 3, Fail: 4}
 
-func ruleResult(rule spec.Rule, results []*CaseResult, strict bool) RuleResult {
+func ruleResult(rule spec.Rule, results []*CaseResult, findings []Finding, strict bool) RuleResult {
 	rr := RuleResult{ID: rule.ID, Level: rule.Level, Capability: rule.Capability, Cases: []string{}}
 	worse := func(v Verdict, note string) {
-		if rank[v] > rank[rr.Verdict] {
-			rr.Verdict, rr.Note = v, note
+		if rank[v] <= rank[rr.Verdict] {
+			return
+		}
+		rr.Verdict, rr.Note = v, note
+		if v == Pass {
+			rr.Note = ""
 		}
 	}
 	for _, c := range results {
 		if slices.Contains(c.Rules, rule.ID) {
 			rr.Cases = append(rr.Cases, c.Name)
-			note := c.Failure
-			if c.Verdict == Skip {
-				note = c.Reason
-			}
-			worse(c.Verdict, firstLine(note))
 		}
-		for _, f := range c.Findings {
-			if f.Rule != rule.ID {
-				continue
+		for _, v := range c.Verdicts {
+			if v.Rule == rule.ID {
+				worse(v.Verdict, fmt.Sprintf("%s: %s", c.Name, firstLine(v.Note)))
 			}
-			v := Fail
-			if f.Level != spec.Must && !strict {
-				v = Warn
-			}
-			worse(v, fmt.Sprintf("%s: %s", c.Name, f.Message))
+		}
+	}
+	for _, f := range findings {
+		if f.Rule == rule.ID {
+			worse(levelVerdict(f.Level, strict), "the run: "+f.Message)
 		}
 	}
 	if rr.Verdict == "" {
@@ -125,8 +131,16 @@ func firstLine(s string) string {
 	return truncate(strings.TrimSpace(s), 300)
 }
 
-// Failed reports whether a case failed; warnings and skips do not fail a run.
-func (r *Report) Failed() bool { return r.Totals.Fail > 0 }
+// Failed reports whether a case or a run-wide check failed; warnings and skips do not
+// fail a run.
+func (r *Report) Failed() bool {
+	for _, f := range r.Findings {
+		if levelVerdict(f.Level, r.Strict) == Fail {
+			return true
+		}
+	}
+	return r.Totals.Fail > 0
+}
 
 // Tally summarises the verdicts: "52 passed, 1 failed, 2 warned, 12 skipped".
 func (r *Report) Tally() string {
@@ -152,7 +166,11 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	if r.Probe != "" {
 		b.WriteString(".\n\nNote: " + r.Probe)
 	}
-	b.WriteString(".\n\n| rule | level | verdict | cases | note |\n|---|---|---|---|---|\n")
+	b.WriteString(".\n\n")
+	for _, f := range r.Findings {
+		fmt.Fprintf(&b, "Run-wide: %s (%s): %s\n\n", f.Rule, f.Level, f.Message)
+	}
+	b.WriteString("| rule | level | verdict | cases | note |\n|---|---|---|---|---|\n")
 	for _, rr := range r.Rules {
 		level := string(rr.Level)
 		if rr.Capability != "" {
@@ -314,7 +332,7 @@ func (r *Report) Replace(results []*CaseResult) error {
 	if err != nil {
 		return err
 	}
-	fresh := newReport(&Options{URL: r.Server, Strict: r.Strict}, r.ProtocolVersion, r.Capabilities, rules, r.Cases, r.Started)
+	fresh := newReport(&Options{URL: r.Server, Strict: r.Strict}, r.ProtocolVersion, r.Capabilities, rules, r.Cases, r.Findings, r.Started)
 	fresh.Duration, fresh.Probe = r.Duration, r.Probe
 	*r = *fresh
 	return nil

@@ -89,10 +89,20 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if opts.Dir == "" {
 		r.caseDir = filepath.Dir(files[0]) // the built-in cases' temporary copies
 	}
-	if err := r.runScripts(files); err != nil {
+	r.inv = newInvariants(r.rules, started)
+	sampling, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		r.inv.sampleHealth(sampling, &opts, healthSampleInterval)
+	}()
+	err = r.runScripts(files)
+	stopSampling()
+	<-sampled
+	if err != nil {
 		return nil, err
 	}
-	rep := newReport(&opts, version, caps, rules, r.ordered(cases), started)
+	rep := newReport(&opts, version, caps, rules, r.ordered(cases), r.inv.Findings(), started)
 	rep.Probe = probeNote
 	return rep, nil
 }
@@ -182,6 +192,9 @@ func newRunID() string {
 	return hex.EncodeToString(b)
 }
 
+// healthSampleInterval is how often the run fetches /ws/health for the run-wide checks.
+const healthSampleInterval = 100 * time.Millisecond
+
 // runner is the testscript.T of a run: its Run runs each case in its own goroutine,
 // at most opts.Parallel at a time, under a caseT that records the verdict.
 type runner struct {
@@ -194,6 +207,7 @@ type runner struct {
 	caseDir string // where the copies of the built-in cases are, shown as testdata/ in failures
 	sem     chan struct{}
 	wg      sync.WaitGroup
+	inv     *invariants // what the whole run observed
 
 	mu      sync.Mutex
 	results map[string]*CaseResult
@@ -265,6 +279,7 @@ func (r *runner) setup(env *testscript.Env) error {
 		env.T().Skip(reason)
 	}
 	st := newCaseState(r.opts, r.rules, r.v)
+	st.inv, st.name = r.inv, ct.c.Name
 	ct.st = st
 	env.Values[stateKey{}] = st
 	for i, name := range []string{"SID", "SID2", "SID3"} {

@@ -8,10 +8,12 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/agentws/agentws/conformance"
 	"github.com/agentws/agentws/conformance/internal/reftest"
@@ -29,28 +31,61 @@ type breakage struct {
 	closeAfterError bool
 	// binaryCloses1000 answers a binary frame with a close 1000, as the original does.
 	binaryCloses1000 bool
+	// health rewrites the server's /ws/health body; live is the number of frames the
+	// connections that are still open have been sent.
+	health func(body map[string]any, live int64)
+}
+
+// proxyState is what a proxy counts.
+type proxyState struct {
+	live atomic.Int64 // frames sent to the connections still open
 }
 
 // proxy serves the protocol by relaying to upstream (ws://host:port/ws), broken as b says.
 func proxy(t *testing.T, upstream string, b breakage) string {
 	u, _ := url.Parse(strings.Replace(upstream, "ws", "http", 1))
 	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: u.Host})
+	ps := &proxyState{}
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		switch {
+		case b.health != nil && strings.HasSuffix(r.URL.Path, "/health"):
+			serveHealth(w, u.Host, r.URL.Path, b, ps)
+		case !strings.EqualFold(r.Header.Get("Upgrade"), "websocket"):
 			rp.ServeHTTP(w, r)
-			return
+		default:
+			relay(w, r, upstream, b, ps)
 		}
-		relay(w, r, upstream, b)
 	}))
 	t.Cleanup(ts.Close)
 	return "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"
 }
 
-func relay(w http.ResponseWriter, r *http.Request, upstream string, b breakage) {
+// serveHealth answers with the upstream's health body, rewritten by b.health.
+func serveHealth(w http.ResponseWriter, host, path string, b breakage, ps *proxyState) {
+	resp, err := http.Get("http://" + host + path)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	b.health(body, ps.live.Load())
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(resp.StatusCode)
+	json.NewEncoder(w).Encode(body)
+}
+
+func relay(w http.ResponseWriter, r *http.Request, upstream string, b breakage, ps *proxyState) {
 	ctx := context.Background()
 	header := http.Header{}
 	if o := r.Header.Get("Origin"); o != "" {
-		header.Set("Origin", o)
+		// The proxy stands in for the upstream: its own origin is the upstream's own.
+		up, _ := url.Parse(upstream)
+		header.Set("Origin", strings.Replace(o, "//"+r.Host, "//"+up.Host, 1))
 	}
 	up, resp, err := websocket.Dial(ctx, upstream+"?"+r.URL.RawQuery, &websocket.DialOptions{HTTPHeader: header})
 	if err != nil {
@@ -74,6 +109,8 @@ func relay(w http.ResponseWriter, r *http.Request, upstream string, b breakage) 
 		return
 	}
 	down.SetReadLimit(-1)
+	var sent atomic.Int64 // frames this connection was sent: they stop counting when it ends
+	defer func() { ps.live.Add(-sent.Load()) }()
 	done := make(chan struct{})
 	go func() { // server to client
 		defer close(done)
@@ -104,6 +141,8 @@ func relay(w http.ResponseWriter, r *http.Request, upstream string, b breakage) 
 				if down.Write(ctx, typ, out) != nil {
 					return
 				}
+				sent.Add(1)
+				ps.live.Add(1)
 			}
 			if b.closeAfterError && f["type"] == "error" {
 				down.Close(websocket.StatusNormalClosure, "")
@@ -146,7 +185,8 @@ func ofType(typ string, edit func(map[string]any) []map[string]any) func(map[str
 }
 
 // TestBrokenServers breaks the reference server one rule at a time, through a proxy,
-// and checks that the harness reports that rule, by id, with the verdict of its level.
+// and checks that the harness reports that rule, by id, with the verdict of its level,
+// and no other (exact blame): every multi-rule case used has a rule broken alone.
 func TestBrokenServers(t *testing.T) {
 	upstream, _ := reftest.Start(t, nil)
 	tests := []struct {
@@ -201,7 +241,27 @@ func TestBrokenServers(t *testing.T) {
 				return nil
 			}
 			return keep(f)
-		}}, []string{"stream_numbering"}, "STREAM-3", conformance.Fail},
+		}}, []string{"stream_numbering"}, "STREAM-1", conformance.Fail},
+		{"streams without query_start", breakage{frame: ofType("query_start", func(map[string]any) []map[string]any { return nil })},
+			[]string{"stream_start"}, "STREAM-1", conformance.Fail},
+		{"the fixture answers in capitals", breakage{frame: func(f map[string]any) []map[string]any {
+			for _, k := range []string{"content", "full_response"} {
+				if s, ok := f[k].(string); ok {
+					f[k] = strings.ToUpper(s)
+				}
+			}
+			return keep(f)
+		}}, []string{"stream_echo"}, "FIX-1", conformance.Fail},
+		{"connected names another session", breakage{frame: ofType("connected", func(f map[string]any) []map[string]any {
+			f["session_id"] = "someone-else"
+			return keep(f)
+		})}, []string{"conn_first_frame"}, "CONN-3", conformance.Fail},
+		{"connected claims version 1.0", breakage{frame: ofType("connected", func(f map[string]any) []map[string]any {
+			f["protocol_version"] = "1.0"
+			return keep(f)
+		})}, []string{"conn_connected_frame"}, "CAP-1", conformance.Fail},
+		{"health says draining", breakage{health: func(body map[string]any, _ int64) { body["status"] = "draining" }},
+			[]string{"health_body"}, "HEALTH-2", conformance.Fail},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,6 +285,9 @@ func TestBrokenServers(t *testing.T) {
 			if got == nil || got.Verdict != tt.want {
 				t.Fatalf("rule %s: got %+v, want %s\n%s", tt.rule, got, tt.want, failures(rep))
 			}
+			if diff := cmp.Diff([]string{tt.rule}, broken(rep)); diff != "" {
+				t.Errorf("the rules failed or warned (-want +got):\n%s\n%s", diff, failures(rep))
+			}
 			if !strings.Contains(failures(rep), tt.rule) && !strings.Contains(got.Note, "want") {
 				t.Errorf("no failure names %s or says what was wanted:\n%s", tt.rule, failures(rep))
 			}
@@ -235,6 +298,17 @@ func TestBrokenServers(t *testing.T) {
 	}
 }
 
+// broken returns the rules the report fails or warns, sorted.
+func broken(rep *conformance.Report) []string {
+	var out []string
+	for _, r := range rep.Rules {
+		if r.Verdict == conformance.Fail || r.Verdict == conformance.Warn {
+			out = append(out, r.ID)
+		}
+	}
+	return out
+}
+
 func failures(rep *conformance.Report) string {
 	var b strings.Builder
 	for _, c := range rep.Cases {
@@ -243,7 +317,13 @@ func failures(rep *conformance.Report) string {
 			for _, f := range c.Findings {
 				b.WriteString("  finding " + f.Rule + ": " + f.Message + "\n")
 			}
+			for _, v := range c.Verdicts {
+				b.WriteString("  " + v.Rule + " " + string(v.Verdict) + ": " + v.Note + "\n")
+			}
 		}
+	}
+	for _, f := range rep.Findings {
+		b.WriteString("run-wide finding " + f.Rule + ": " + f.Message + "\n")
 	}
 	return b.String()
 }
@@ -326,5 +406,33 @@ func TestWireLogReplays(t *testing.T) {
 	}
 	if len(replay.Cases) != 1 || replay.Cases[0].Verdict != conformance.Fail || !strings.Contains(replay.Cases[0].Failure, "STREAM-3") {
 		t.Errorf("the replay: %s\n%s", replay.Tally(), failures(replay))
+	}
+}
+
+// A server whose total_messages_sent counts only the connections still open (it
+// falls when they leave) passes health_messages_sent, where other cases keep the sum
+// up; the run-wide check over every /ws/health body of the run fails HEALTH-3, and
+// nothing else, in a full run.
+func TestRunWideHealthCounter(t *testing.T) {
+	upstream, _ := reftest.Start(t, nil)
+	b := breakage{health: func(body map[string]any, live int64) { body["total_messages_sent"] = live }}
+	opts := reftest.Options(proxy(t, upstream, b))
+	opts.FrameTimeout = 2 * time.Second
+	start := time.Now()
+	rep, err := conformance.Run(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > time.Minute {
+		t.Errorf("the run took %v", took)
+	}
+	if diff := cmp.Diff([]string{"HEALTH-3"}, broken(rep)); diff != "" {
+		t.Errorf("the rules failed or warned (-want +got):\n%s\n%s", diff, failures(rep))
+	}
+	if len(rep.Findings) != 1 || rep.Findings[0].Rule != "HEALTH-3" || !strings.Contains(rep.Findings[0].Message, "total_messages_sent fell from") {
+		t.Errorf("run-wide findings: %+v", rep.Findings)
+	}
+	if !rep.Failed() {
+		t.Errorf("the run passed (%s), want it failed on HEALTH-3", rep.Tally())
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agentws/agentws/reference/agent"
+	"github.com/agentws/agentws/spec"
 )
 
 // Config is the server's configuration; [DefaultConfig] gives the defaults of
@@ -29,19 +30,21 @@ type Config struct {
 	Logger            *slog.Logger
 }
 
-// DefaultConfig returns the defaults, with the fixture agent.
+// DefaultConfig returns the defaults, with the fixture agent: those of table 15.4
+// come from spec.Defaults, the others are the reference server's own.
 func DefaultConfig() Config {
+	d := spec.Defaults()
 	return Config{
-		BufferSize:        100,
-		BufferBytes:       1 << 20,
-		SessionTTL:        5 * time.Minute,
-		KeepaliveInterval: 30 * time.Second,
-		MaxMessageBytes:   1 << 20,
-		QueueDepth:        16,
+		BufferSize:        d.BufferSize,
+		BufferBytes:       d.BufferBytes,
+		SessionTTL:        d.SessionTTL,
+		KeepaliveInterval: d.KeepaliveInterval,
+		MaxMessageBytes:   int64(d.MaxMessageBytes),
+		QueueDepth:        d.QueueDepth,
 		SendQueue:         256,
 		WriteTimeout:      10 * time.Second,
-		DrainTimeout:      30 * time.Second,
-		MaxSessions:       10000,
+		DrainTimeout:      d.DrainTimeout,
+		MaxSessions:       d.MaxSessions,
 		Agent:             agent.Fixture{},
 	}
 }

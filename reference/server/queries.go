@@ -10,10 +10,11 @@ import (
 
 	"github.com/agentws/agentws/reference/agent"
 	"github.com/agentws/agentws/schemas/msg"
+	"github.com/agentws/agentws/spec"
 )
 
 // rememberedQueries is how many finished queries a session remembers (QID-4).
-const rememberedQueries = 100
+var rememberedQueries = spec.Defaults().RememberedQueryIDs
 
 type query struct {
 	id     string

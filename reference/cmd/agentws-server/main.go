@@ -34,6 +34,7 @@ import (
 
 	"github.com/agentws/agentws/reference/agent"
 	"github.com/agentws/agentws/reference/server"
+	"github.com/agentws/agentws/spec"
 )
 
 func main() {
@@ -74,7 +75,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	o := &options{cfg: server.DefaultConfig()}
 	fs := flag.NewFlagSet("agentws-server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.addr, "addr", ":8050", "listen `address`")
+	fs.StringVar(&o.addr, "addr", spec.Defaults().ListenAddress, "listen `address`")
 	fs.IntVar(&o.cfg.BufferSize, "buffer-size", o.cfg.BufferSize, "frames buffered per session while it has no connection")
 	fs.IntVar(&o.cfg.BufferBytes, "buffer-bytes", o.cfg.BufferBytes, "bytes buffered per session while it has no connection")
 	fs.DurationVar(&o.cfg.SessionTTL, "session-ttl", o.cfg.SessionTTL, "how long a session outlives an abrupt drop")
