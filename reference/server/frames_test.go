@@ -62,6 +62,17 @@ func TestBinaryFrame(t *testing.T) {
 	c.expectClose(websocket.StatusUnsupportedData)
 }
 
+// ENV-8: a text frame that is not UTF-8 closes the connection with 1007, and gets no
+// error frame (RFC 6455 section 8.1).
+func TestInvalidUTF8(t *testing.T) {
+	s := start(t, nil)
+	c, _ := s.connect(t, "session_id="+newSession(t))
+	c.sendRaw(websocket.MessageText, []byte("{\"type\":\"ping\",\"note\":\"\xff\xfe\"}"))
+	if f, err := c.read(); websocket.CloseStatus(err) != websocket.StatusInvalidFramePayloadData {
+		t.Fatalf("got frame %v, end %v: want close 1007 and no frame before it", f, err)
+	}
+}
+
 // ENV-7: a message over the limit closes with 1009; one of 64 KiB is accepted.
 func TestMessageSizeLimit(t *testing.T) {
 	s := start(t, func(c *server.Config) { c.MaxMessageBytes = 64 << 10 })
