@@ -50,10 +50,8 @@ func cmdHTTP(ts *testscript.TestScript, st *caseState, args []string) {
 	if resp.StatusCode != status {
 		ts.Fatalf("http %s %s: %s, want %d: %s", args[0], args[1], resp.Status, status, truncate(string(body), 300))
 	}
-	if strings.HasSuffix(args[1], "/health") {
-		if resp.StatusCode == http.StatusOK {
-			st.inv.observeHealth(sent, time.Now(), body, st.name)
-		}
+	if strings.HasSuffix(args[1], "/health") && resp.StatusCode == http.StatusOK {
+		st.inv.observeHealth(sent, time.Now(), body, st.name)
 		if err := st.v.Validate(schemas.Health, body); err != nil {
 			st.finding("HEALTH-1", "GET %s: the body breaks health.json: %v: %s", args[1], err, truncate(string(body), 300))
 		}

@@ -96,3 +96,30 @@ func (o *Options) wsPath() string {
 	u, _ := url.Parse(o.URL)
 	return strings.TrimSuffix(u.Path, "/")
 }
+
+// The waits and sizes the cases derive from the settings.
+const (
+	// fixtureSettle is long enough for the fixture's slow queries of the cases (at
+	// most 6 chunks, 100 ms each) and the quick ones queued behind them to finish.
+	fixtureSettle = 1500 * time.Millisecond
+	// smallFrameBytes bounds a frame of a short fixture query, seq and query_id included.
+	smallFrameBytes = 300
+	// minFrameBytes is less than any session-scoped frame: type, timestamp and the
+	// case's session id alone take more.
+	minFrameBytes = 80
+)
+
+// offlineWait is how long a case leaves a session without a connection for its
+// queries to finish into the buffer: fixtureSettle, or half the session TTL when that
+// is shorter, so that the session is still there.
+func (o *Options) offlineWait() time.Duration {
+	if o.SessionTTL > 0 && o.SessionTTL/2 < fixtureSettle {
+		return o.SessionTTL / 2
+	}
+	return fixtureSettle
+}
+
+// bigQueryBytes is the size of a query frame that the server accepts and whose stream
+// fits in the buffer's byte bound with room to spare: half the bound, at most the
+// message size limit.
+func (o *Options) bigQueryBytes() int { return min(o.MaxMessageBytes, o.BufferBytes/2) }

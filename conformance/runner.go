@@ -300,6 +300,9 @@ func (r *runner) setup(env *testscript.Env) error {
 	env.Setenv("EXPIRED_TOKEN", r.opts.ExpiredToken)
 	env.Setenv("KEEPALIVE_WINDOW", (2*r.opts.KeepaliveInterval + time.Second).String())
 	env.Setenv("TTL_WAIT", (r.opts.SessionTTL*3/2 + 500*time.Millisecond).String())
+	env.Setenv("OFFLINE_WAIT", r.opts.offlineWait().String())
+	env.Setenv("BIG_QUERY_BYTES", strconv.Itoa(r.opts.bigQueryBytes()))
+	env.Setenv("INVALID_UTF8", "\xff\xfe")
 	env.Defer(func() {
 		for _, c := range st.conns {
 			c.release()
@@ -310,7 +313,12 @@ func (r *runner) setup(env *testscript.Env) error {
 
 // condition answers the conditions of the scripts: [cap:NAME], whether the server
 // claims a capability; [caps], whether it claims any; [overflowable], whether
-// QUEUE_DEPTH+1 queries (3 frames each at least) overflow BUFFER_SIZE frames.
+// QUEUE_DEPTH+1 queries (3 frames each at least) overflow BUFFER_SIZE frames that fit
+// in BUFFER_BYTES (so that the count bounds the buffer, not the bytes);
+// [evictable], whether those queries overflow the buffer by either bound;
+// [holds:N], whether the buffer holds N small frames; [bytebound], whether one query
+// of BIG_QUERY_BYTES (whose query_start, chunks and complete each carry its text)
+// overflows BUFFER_BYTES.
 func (r *runner) condition(cond string) (bool, error) {
 	switch {
 	case strings.HasPrefix(cond, "cap:"):
@@ -318,7 +326,18 @@ func (r *runner) condition(cond string) (bool, error) {
 	case cond == "caps":
 		return len(r.caps) > 0, nil
 	case cond == "overflowable":
-		return 3*(r.opts.QueueDepth+1) > r.opts.BufferSize, nil
+		return 3*(r.opts.QueueDepth+1) > r.opts.BufferSize && r.opts.BufferSize*smallFrameBytes <= r.opts.BufferBytes, nil
+	case cond == "evictable":
+		frames := 3 * (r.opts.QueueDepth + 1)
+		return frames > r.opts.BufferSize || frames*minFrameBytes > r.opts.BufferBytes, nil
+	case strings.HasPrefix(cond, "holds:"):
+		n, err := strconv.Atoi(cond[len("holds:"):])
+		if err != nil {
+			return false, fmt.Errorf("condition %q: want holds:N, N a number of frames", cond)
+		}
+		return n <= r.opts.BufferSize && n*smallFrameBytes <= r.opts.BufferBytes, nil
+	case cond == "bytebound":
+		return 3*r.opts.bigQueryBytes() > r.opts.BufferBytes, nil
 	}
 	return false, fmt.Errorf("unknown condition %q", cond)
 }

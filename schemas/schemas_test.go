@@ -212,6 +212,10 @@ func TestValidateMessageProblems(t *testing.T) {
 			[]schemas.Problem{{Pointer: "/type", Message: "missing required property", Code: schemas.CodeMissingField}}},
 		{"any: type not a string", schemas.Any, false, `{"type":true}`,
 			[]schemas.Problem{{Pointer: "/type", Message: "got boolean, want string", Code: schemas.CodeUnknownType}}},
+		{"any: null type is present, not a string", schemas.Any, false, `{"type":null}`,
+			[]schemas.Problem{{Pointer: "/type", Message: "got null, want string", Code: schemas.CodeUnknownType}}},
+		{"client: null type is unknown, not missing", schemas.Client, false, `{"type":null}`,
+			[]schemas.Problem{{Pointer: "/type", Message: "value must be one of 'query', 'ping', 'disconnect', 'cancel'", Code: schemas.CodeUnknownType}}},
 		{"pointer escaping", schemas.Client, true, `{"type":"ping","a/b~c":1}`,
 			[]schemas.Problem{{Pointer: "/a~1b~0c", Message: "unknown property (strict mode)", Code: schemas.CodeInvalidField}}},
 	}

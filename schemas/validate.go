@@ -223,7 +223,8 @@ func (v *Validator) ValidateMessageValue(d Direction, doc any) error {
 		return fmt.Errorf("unknown direction %q", d)
 	}
 	obj, isObj := doc.(map[string]any)
-	t, isStr := obj["type"].(string)
+	typ, hasType := obj["type"] // a null type is present, and not a string
+	t, isStr := typ.(string)
 	if isStr {
 		if td := DirectionOf(t); td != "" && (d == Any || d == td) {
 			return v.ValidateValue(Schema(t), doc)
@@ -235,10 +236,10 @@ func (v *Validator) ValidateMessageValue(d Direction, doc any) error {
 	switch {
 	case !isObj:
 		return single("", "", CodeInvalidMessage, "got %s, want object", jsonType(doc))
-	case obj["type"] == nil:
+	case !hasType:
 		return single("", "/type", CodeMissingField, "missing required property")
 	case !isStr:
-		return single("", "/type", CodeUnknownType, "got %s, want string", jsonType(obj["type"]))
+		return single("", "/type", CodeUnknownType, "got %s, want string", jsonType(typ))
 	}
 	return single("", "/type", CodeUnknownType, "unknown message type %q: want one of %s", t, quoteAll(MessageTypes(Any)))
 }

@@ -49,6 +49,10 @@ func DefaultConfig() Config {
 	}
 }
 
+// minMessageBytes is the smallest message size limit the server accepts: room for any
+// ping, cancel or short query. Below 64 KiB a limit breaks rule ENV-9, a SHOULD.
+const minMessageBytes = 1 << 10
+
 func (c *Config) check() error {
 	var errs []error
 	positive := func(name string, v int64) {
@@ -64,8 +68,8 @@ func (c *Config) check() error {
 	positive("write timeout", int64(c.WriteTimeout))
 	positive("drain timeout", int64(c.DrainTimeout))
 	positive("session limit", int64(c.MaxSessions))
-	if c.MaxMessageBytes < 64<<10 {
-		errs = append(errs, fmt.Errorf("max message size must be at least 65536 bytes (rule ENV-7), not %d", c.MaxMessageBytes))
+	if c.MaxMessageBytes < minMessageBytes {
+		errs = append(errs, fmt.Errorf("max message size must be at least %d bytes, not %d", minMessageBytes, c.MaxMessageBytes))
 	}
 	if c.QueueDepth < 1 {
 		errs = append(errs, fmt.Errorf("query queue depth must be at least 1 (rule STREAM-8), not %d", c.QueueDepth))

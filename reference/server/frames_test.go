@@ -9,8 +9,9 @@ import (
 	"github.com/agentws/agentws/reference/server"
 )
 
-// ENV-4, CODE-1, CODE-2, STREAM-10: every bad frame gets an error naming the problem,
-// with its code; no query runs; the connection stays usable.
+// ENV-4, CODE-1, CODE-2, STREAM-10: every bad frame of valid UTF-8 gets an error naming
+// the problem, with its code; no query runs; the connection stays usable. (A frame that
+// is not UTF-8 closes the connection: TestInvalidUTF8.)
 func TestBadFrames(t *testing.T) {
 	s := start(t, nil)
 	c, _ := s.connect(t, "session_id="+newSession(t))
@@ -29,7 +30,7 @@ func TestBadFrames(t *testing.T) {
 		{`{"type": "query", "query": 42}`, "invalid_field", "/query: got number, want string"},
 		{`{"type": "query", "query": ""}`, "invalid_field", "/query"},
 		{`{"type": "query", "query": "x", "session_id": "bad id"}`, "invalid_field", "/session_id"},
-		{"{\"type\": \"query\", \"query\": \"\xff\"}", "invalid_json", "UTF-8"},
+		{`{"type": null}`, "unknown_type", "/type"},
 	}
 	for _, tt := range tests {
 		c.sendRaw(websocket.MessageText, []byte(tt.frame))
@@ -60,6 +61,17 @@ func TestBinaryFrame(t *testing.T) {
 	c, _ := s.connect(t, "session_id="+newSession(t))
 	c.sendRaw(websocket.MessageBinary, []byte(`{"type":"ping"}`))
 	c.expectClose(websocket.StatusUnsupportedData)
+}
+
+// ENV-8: a text frame that is not UTF-8 closes the connection with 1007, and gets no
+// error frame (RFC 6455 section 8.1).
+func TestInvalidUTF8(t *testing.T) {
+	s := start(t, nil)
+	c, _ := s.connect(t, "session_id="+newSession(t))
+	c.sendRaw(websocket.MessageText, []byte("{\"type\":\"ping\",\"note\":\"\xff\xfe\"}"))
+	if f, err := c.read(); websocket.CloseStatus(err) != websocket.StatusInvalidFramePayloadData {
+		t.Fatalf("got frame %v, end %v: want close 1007 and no frame before it", f, err)
+	}
 }
 
 // ENV-7: a message over the limit closes with 1009; one of 64 KiB is accepted.

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -35,7 +36,8 @@ func TestConnectedFirst(t *testing.T) {
 	}
 }
 
-// HS-2, HS-3, HS-5, HS-7, HS-9: refusals before the upgrade, with JSON bodies.
+// HS-2, HS-3, HS-5, HS-7, HS-9: refusals before the upgrade, with JSON bodies; an empty
+// parameter is malformed, not absent (section 2), save session_id.
 func TestHandshakeRefusals(t *testing.T) {
 	s := start(t, nil)
 	tests := []struct {
@@ -50,6 +52,10 @@ func TestHandshakeRefusals(t *testing.T) {
 		{"session_id=caf%C3%A9", http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidSessionId},
 		{"session_id=ok&user_id=", http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidUserId},
 		{"session_id=ok&user_id=a/b", http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidUserId},
+		{"session_id=ok&last_seq=", http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidParameter},
+		{"session_id=ok&last_seq=-1", http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidParameter},
+		{"session_id=ok&last_seq=0&epoch=", http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidParameter},
+		{"session_id=ok&epoch=" + strings.Repeat("e", 129), http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidParameter},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -69,6 +75,51 @@ func TestHandshakeRefusals(t *testing.T) {
 			t.Errorf("got %s %s, want 426 with a JSON body", resp.Status, resp.Header.Get("Content-Type"))
 		}
 	})
+}
+
+// HS-11: a path the server does not serve gets 404, a method a path does not allow 405,
+// each with a JSON body of http-error.json.
+func TestUnknownPathAndMethod(t *testing.T) {
+	s := start(t, nil)
+	tests := []struct {
+		method, path string
+		status       int
+		code         httpapi.HTTPErrorCode
+	}{
+		{http.MethodGet, "/no-such-path", http.StatusNotFound, httpapi.HTTPErrorCodeNotFound},
+		{http.MethodGet, "/ws/no-such-path", http.StatusNotFound, httpapi.HTTPErrorCodeNotFound},
+		{http.MethodPost, "/ws/health", http.StatusMethodNotAllowed, httpapi.HTTPErrorCodeMethodNotAllowed},
+		{http.MethodDelete, "/livez", http.StatusMethodNotAllowed, httpapi.HTTPErrorCodeMethodNotAllowed},
+		{http.MethodPut, "/readyz", http.StatusMethodNotAllowed, httpapi.HTTPErrorCodeMethodNotAllowed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			req, err := http.NewRequest(tt.method, s.URL+tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var he httpapi.HTTPError
+			if err := json.NewDecoder(resp.Body).Decode(&he); err != nil {
+				t.Fatalf("%s: the body is not JSON: %v", resp.Status, err)
+			}
+			if resp.StatusCode != tt.status || he.Code != tt.code || he.Error == "" {
+				t.Errorf("got %s %+v, want %d %s", resp.Status, he, tt.status, tt.code)
+			}
+		})
+	}
+	resp, err := http.Get(s.URL + "/ws/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /ws/health: %s, want 200", resp.Status)
+	}
 }
 
 // HS-4: every id of the syntax is accepted, and ids are compared byte for byte.

@@ -8,7 +8,7 @@ import (
 	"github.com/coder/websocket"
 )
 
-// mutate returns a random corruption of a valid client message.
+// mutate returns a random corruption of a valid client message, still UTF-8.
 func mutate(r *rand.Rand) []byte {
 	seeds := []string{
 		`{"type":"query","query":"hello","session_id":"x"}`,
@@ -20,7 +20,7 @@ func mutate(r *rand.Rand) []byte {
 	for range 1 + r.IntN(4) {
 		switch i := r.IntN(len(b)); r.IntN(4) {
 		case 0:
-			b[i] = byte(r.IntN(256))
+			b[i] = byte(r.IntN(128)) // ASCII: a frame that is not UTF-8 closes the connection (ENV-8)
 		case 1:
 			b = append(b[:i], b[i+1:]...)
 		case 2:

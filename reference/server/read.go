@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -11,7 +12,8 @@ import (
 	"github.com/agentws/agentws/schemas/msg"
 )
 
-// readLoop reads c's frames until it ends. It always runs, so that WebSocket pings and
+// readLoop reads c's frames until it ends: a binary frame closes it with 1003 (ENV-6),
+// a text frame that is not UTF-8 with 1007 (ENV-8, RFC 6455 section 8.1). It always runs, so that WebSocket pings and
 // close frames are answered at once, whatever the session is doing (KA-2). It is not
 // cancelled: it ends when the writer closes the connection, so that a close frame
 // (1001 on shutdown) always goes out first.
@@ -25,6 +27,11 @@ func (s *Server) readLoop(c *conn, sess *session) {
 		if typ == websocket.MessageBinary {
 			c.log.Info("binary frame: closing with 1003")
 			s.dropped(c, websocket.StatusUnsupportedData, "binary frames are not supported")
+			return
+		}
+		if !utf8.Valid(data) {
+			c.log.Info("text frame not UTF-8: closing with 1007")
+			s.dropped(c, websocket.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
 			return
 		}
 		if !s.handle(c, sess, data) {

@@ -73,6 +73,7 @@ func New(cfg Config) (*Server, error) {
 	}()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", s.serveWS)
+	mux.HandleFunc("/", fallback(mux))
 	s.handler = httpapi.HandlerFromMux(httpapi.NewStrictHandler(healthAPI{s}, nil), mux)
 	return s, nil
 }
@@ -90,6 +91,21 @@ func httpError(w http.ResponseWriter, status int, code httpapi.HTTPErrorCode, fo
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(httpapi.HTTPError{Code: code, Error: fmt.Sprintf(format, args...)})
+}
+
+// fallback answers a request no route of mux takes with a JSON error (HS-11): 405 when
+// the path is served for GET, 404 when it is not served at all.
+func fallback(mux *http.ServeMux) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		get := r.Clone(r.Context())
+		get.Method = http.MethodGet
+		if _, pattern := mux.Handler(get); pattern != "/" {
+			w.Header().Set("Allow", "GET, HEAD")
+			httpError(w, http.StatusMethodNotAllowed, httpapi.HTTPErrorCodeMethodNotAllowed, "%s does not allow %s: use GET", r.URL.Path, r.Method)
+			return
+		}
+		httpError(w, http.StatusNotFound, httpapi.HTTPErrorCodeNotFound, "no such path: %s", r.URL.Path)
+	}
 }
 
 // serveWS checks the handshake (HS-1 to HS-9), upgrades, and serves the connection.
@@ -186,8 +202,8 @@ func isUpgrade(r *http.Request) bool {
 // resumeFrom reads last_seq and epoch (SEQ-3); a malformed one is an error (HS-7).
 func resumeFrom(q url.Values) (resumeRequest, error) {
 	r := resumeRequest{epoch: q.Get("epoch")}
-	if len(r.epoch) > 128 {
-		return r, fmt.Errorf("epoch is %d characters long, over 128", len(r.epoch))
+	if q.Has("epoch") && (r.epoch == "" || len(r.epoch) > 128) {
+		return r, fmt.Errorf("epoch is %d characters long, not 1 to 128", len(r.epoch))
 	}
 	if !q.Has("last_seq") {
 		return r, nil

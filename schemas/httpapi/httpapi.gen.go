@@ -19,7 +19,9 @@ const (
 	HTTPErrorCodeInvalidParameter HTTPErrorCode = "invalid_parameter"
 	HTTPErrorCodeInvalidSessionId HTTPErrorCode = "invalid_session_id"
 	HTTPErrorCodeInvalidUserId    HTTPErrorCode = "invalid_user_id"
+	HTTPErrorCodeMethodNotAllowed HTTPErrorCode = "method_not_allowed"
 	HTTPErrorCodeMissingSessionId HTTPErrorCode = "missing_session_id"
+	HTTPErrorCodeNotFound         HTTPErrorCode = "not_found"
 	HTTPErrorCodeNotWebsocket     HTTPErrorCode = "not_websocket"
 	HTTPErrorCodeOriginNotAllowed HTTPErrorCode = "origin_not_allowed"
 	HTTPErrorCodeServerFull       HTTPErrorCode = "server_full"
@@ -38,7 +40,11 @@ func (e HTTPErrorCode) Valid() bool {
 		return true
 	case HTTPErrorCodeInvalidUserId:
 		return true
+	case HTTPErrorCodeMethodNotAllowed:
+		return true
 	case HTTPErrorCodeMissingSessionId:
+		return true
+	case HTTPErrorCodeNotFound:
 		return true
 	case HTTPErrorCodeNotWebsocket:
 		return true
@@ -76,7 +82,7 @@ func (e HealthStatus) Valid() bool {
 	}
 }
 
-// HTTPError The JSON body of an HTTP error, such as a refused WebSocket upgrade (rules HS-2, HS-3, HS-5, HS-10, AUTH-1).
+// HTTPError The JSON body of an HTTP error, such as a refused WebSocket upgrade (rules HS-2, HS-3, HS-5, HS-10, HS-11, AUTH-1).
 //
 // Example: {"code":"missing_session_id","error":"session_id query parameter is required"}
 type HTTPError struct {
