@@ -146,8 +146,11 @@ func cmdClosed(ts *testscript.TestScript, st *caseState, args []string) {
 	w := within(d)
 	for {
 		e, err := c.next(w, true)
-		if err != nil {
-			ts.Fatalf("closed %s: %v: the connection is still open, want it closed (%s)", args[0], err, want)
+		switch {
+		case err != nil && st.ctx.Err() != nil:
+			ts.Fatalf("closed %s: %v", args[0], err)
+		case err != nil:
+			ts.Fatalf("closed %s: the connection is still open after %v, want it closed (%s)", args[0], d, want)
 		}
 		if e.end == nil {
 			if skip || e.typ() == "keepalive" {
