@@ -62,8 +62,9 @@ func DefaultOptions(url string) Options {
 	}
 }
 
-// DefaultCaseTimeout bounds a case when Options.CaseTimeout is 0: ten times the
-// slowest built-in case against the in-process reference server.
+// DefaultCaseTimeout bounds a case when Options.CaseTimeout is 0: twenty times the
+// slowest built-in case against the in-process reference server, beyond the waits its
+// settings declare (3 s, for buf_bounded and buf_byte_bound).
 const DefaultCaseTimeout = 60 * time.Second
 
 // caseTimeout returns the bound of a case that needs settings: CaseTimeout (or its
