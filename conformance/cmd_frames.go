@@ -128,7 +128,10 @@ func cmdStream(ts *testscript.TestScript, st *caseState, args []string) {
 	}
 	e, chunks, joined := first, 0, strings.Builder{}
 	for e.typ() != "complete" && e.typ() != "error" {
-		if e, err = c.next(frameWait(st, whole), false); err != nil {
+		if e, err = c.next(frameWait(st, whole), false); err != nil && st.ctx.Err() == nil && !time.Now().Before(whole.until) {
+			ts.Fatalf("stream %s: the stream did not end within %v (%d chunks); want complete or error (STREAM-1)", args[0], d, chunks)
+		}
+		if err != nil {
 			ts.Fatalf("stream %s: %v after %d chunks; want chunk, complete or error (STREAM-1)", args[0], err, chunks)
 		}
 		switch e.typ() {

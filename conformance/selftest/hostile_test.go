@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -82,6 +83,13 @@ func TestHostileServers(t *testing.T) {
 			name:  "a connection closed in the middle of a frame",
 			start: func(t *testing.T, up string) string { return rawProxy(t, up, rawHostility{frame: cutShort}) },
 			fail:  []string{"PING-1"}, failure: "without a close frame", bound: 45 * time.Second,
+		},
+		{
+			name:  "a stream that never ends",
+			start: func(t *testing.T, up string) string { return rawProxy(t, up, rawHostility{frame: endless}) },
+			cases: []string{"stream_echo", "stream_totals"},
+			// the failure names STREAM-1; which rule the report blames is the cases' (STREAM-4, FIX-1)
+			failure: "the stream did not end within 4s", bound: 20 * time.Second,
 		},
 		{
 			name: "bytes trickling, one every 20 ms",
@@ -541,6 +549,24 @@ func flood(w io.Writer, n int, f wsFrame) error {
 	one := append(k.header(len(k.payload)), k.payload...)
 	_, err := w.Write(bytes.Repeat(one, 20000))
 	return err
+}
+
+// endless follows every query_start with chunks, one every 10 ms, without end.
+func endless(w io.Writer, _ int, f wsFrame) error {
+	if err := f.write(w); err != nil || !f.text() || !bytes.Contains(f.payload, []byte(`"query_start"`)) {
+		return err
+	}
+	var start struct {
+		SessionID string `json:"session_id"`
+	}
+	json.Unmarshal(f.payload, &start)
+	for n := 1; ; n++ {
+		time.Sleep(10 * time.Millisecond) // the pace of an agent that never finishes
+		chunk := fmt.Sprintf(`{"type":"chunk","session_id":%q,"content":"x","chunk_number":%d,"timestamp":%q}`, start.SessionID, n, time.Now().UTC().Format(time.RFC3339Nano))
+		if err := (wsFrame{head: 0x81, payload: []byte(chunk)}).write(w); err != nil {
+			return err
+		}
+	}
 }
 
 // huge follows connected with a text frame of 64 MiB.
