@@ -105,7 +105,7 @@ func (c *conn) read(ctx context.Context) {
 		if !c.in.put(e) {
 			c.st.finding("", "%s: more than %d frames or %d bytes unread: the server sends faster than the case reads, so the harness ended the connection", c.name, maxQueued, maxQueuedBytes)
 			c.ours.Store(true)
-			c.stop()
+			c.ws.CloseNow() // the next Read ends; a cancelled context alone may not close the connection
 		}
 	}
 }
@@ -189,7 +189,7 @@ func (c *conn) close(code websocket.StatusCode) error {
 	case <-timer.C:
 	case <-c.st.ctx.Done():
 	}
-	c.stop() // the reader's Read ends and closes the connection, which ends Close too
+	c.stop() // the reader's Read, under way, ends and closes the connection; Close itself gives up within 10 s
 	<-closed
 	<-c.done
 	return fmt.Errorf("%s: the close handshake was not answered within %v", c.name, c.st.opts.FrameTimeout)
