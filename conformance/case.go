@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,6 +33,7 @@ type CaseResult struct {
 type caseT struct {
 	r       *runner
 	c       Case
+	ctx     context.Context // ends at the case's deadline, or with the run
 	res     *CaseResult
 	st      *caseState
 	log     strings.Builder
@@ -42,14 +44,25 @@ type caseT struct {
 	atFailure []Finding
 }
 
+// run runs the case under its deadline: Options.CaseTimeout plus the waits its
+// settings declare. Every command ends when the deadline passes; a case that still
+// has not stopped a frame timeout later is reported and left behind.
 func (t *caseT) run(f func(testscript.T)) {
 	start := time.Now()
+	timeout := t.r.opts.caseTimeout(t.c.Settings)
+	ctx, cancel := context.WithTimeoutCause(t.r.ctx, timeout, fmt.Errorf("the case deadline of %v was hit (-case-timeout)", timeout))
+	defer cancel()
+	t.ctx = ctx
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		f(t)
 	}()
-	<-done
+	if !t.wait(done) {
+		t.res.Verdict, t.res.Duration = Fail, time.Since(start)
+		t.res.Failure = fmt.Sprintf("%v, and the case did not stop within %v after it", context.Cause(ctx), t.r.opts.FrameTimeout)
+		return
+	}
 	res := t.res
 	res.Duration = time.Since(start)
 	if t.st != nil && len(t.st.updates) > 0 && !t.failed {
@@ -78,6 +91,9 @@ func (t *caseT) run(f func(testscript.T)) {
 			failures = append(failures, fmt.Sprintf("%s (MUST): %s", f.Rule, f.Message))
 		}
 	}
+	if cause := context.Cause(ctx); len(failures) > 0 && cause != nil && !strings.Contains(failures[0], cause.Error()) {
+		failures = append([]string{cause.Error()}, failures...) // what ended the case comes first
+	}
 	switch {
 	case len(failures) == 0:
 		res.Verdict = Pass
@@ -93,6 +109,24 @@ func (t *caseT) run(f func(testscript.T)) {
 	if res.Verdict != Pass && t.st.wire != nil {
 		res.WireLog = t.st.wire.String()
 		res.Replay = t.st.wire.Replay(t.c)
+	}
+}
+
+// wait waits for the case's goroutine to finish: at the latest a frame timeout after
+// the case's context ends. It reports false when the goroutine is still running.
+func (t *caseT) wait(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	case <-t.ctx.Done():
+	}
+	timer := time.NewTimer(t.r.opts.FrameTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return true
+	case <-timer.C:
+		return false
 	}
 }
 

@@ -31,8 +31,12 @@ type Case struct {
 	file     string
 }
 
-// settingNames are the settings a case may need, each an Options field.
-var settingNames = []string{"keepalive", "session-ttl", "max-sessions", "shutdown", "token"}
+// settingNames are the settings a case may need, each an Options field, or (anonymous)
+// a server without authentication, whose users are named by user_id.
+var settingNames = []string{"keepalive", "session-ttl", "max-sessions", "shutdown", "token", "anonymous"}
+
+// headerKeys are the keys a case's header may have after its summary line.
+var headerKeys = []string{"rules", "level", "needs", "settings"}
 
 // Catalog reads the cases of dir ("" for the built-in ones), sorted by name.
 func Catalog(dir string) ([]Case, error) {
@@ -69,7 +73,8 @@ func Catalog(dir string) ([]Case, error) {
 
 // parseCase reads a case's header: its first comment line is the summary, and lines
 // "# rules: A-1, B-2", "# level: MUST", "# needs: fixture" and "# settings: keepalive"
-// say what it checks and needs.
+// say what it checks and needs. Any other header line is an error: a misspelt key
+// ("# need: fixture") would otherwise be ignored.
 func parseCase(name string, data []byte) (Case, error) {
 	c := Case{Name: name}
 	ar := txtar.Parse(data)
@@ -90,10 +95,13 @@ func parseCase(name string, data []byte) (Case, error) {
 			c.Needs = list
 		case "settings":
 			c.Settings = list
+		case "":
+			return c, fmt.Errorf("case %s: an empty header line; the header is the summary, then %s", name, strings.Join(headerKeys, ", "))
 		default:
-			if i == 0 {
-				c.Summary = text
+			if i > 0 {
+				return c, fmt.Errorf("case %s: unknown header key %q in %q (known: %s)", name, key, line, strings.Join(headerKeys, ", "))
 			}
+			c.Summary = text
 		}
 	}
 	switch {
@@ -142,6 +150,8 @@ func (c Case) skipReason(caps []string, o *Options) string {
 			return "needs the server's session limit, and a server of its own: give -max-sessions"
 		case s == "token" && (o.Token == "" || o.ExpiredToken == ""):
 			return "needs a valid and an expired bearer token for the server: give -token and -expired-token"
+		case s == "anonymous" && slices.Contains(caps, "auth"):
+			return "names its users with user_id, so it needs a server with authentication off: with auth, the user is the token's subject (AUTH-2)"
 		case s == "shutdown" && o.Shutdown == nil:
 			return "shuts the server down, so it needs a server of its own and a shutdown hook (the in-process run of the reference server has one)"
 		}

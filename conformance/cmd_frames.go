@@ -51,7 +51,7 @@ func cmdExpect(ts *testscript.TestScript, st *caseState, args []string) {
 	keepalive, within, args := readFlags(ts, st, "expect", args)
 	c := connNamed(ts, st, args[0])
 	p := pattern(ts, args[1])
-	e, err := c.next(within, keepalive)
+	e, err := c.next(wait{until: time.Now().Add(within), of: within}, keepalive)
 	if err != nil {
 		ts.Fatalf("expect %s: %v; want %s", args[0], err, show(p))
 	}
@@ -74,12 +74,12 @@ func cmdSkipTo(ts *testscript.TestScript, st *caseState, args []string) {
 	keepalive, within, args := readFlags(ts, st, "skipto", args)
 	c := connNamed(ts, st, args[0])
 	p := pattern(ts, args[1])
-	deadline := time.Now().Add(within)
+	w := wait{until: time.Now().Add(within), of: within}
 	skipped := 0
 	for {
-		e, err := c.next(time.Until(deadline), keepalive)
+		e, err := c.next(w, keepalive)
 		if err != nil {
-			ts.Fatalf("skipto %s: no frame matching %s within %v (%d frames skipped)", args[0], show(p), within, skipped)
+			ts.Fatalf("skipto %s: %v: no frame matching %s (%d frames skipped)", args[0], err, show(p), skipped)
 		}
 		if e.end != nil {
 			ts.Fatalf("skipto %s: %s before a frame matching %s", args[0], describe(e), show(p))
@@ -91,19 +91,35 @@ func cmdSkipTo(ts *testscript.TestScript, st *caseState, args []string) {
 	}
 }
 
+// longWait bounds the commands that read many frames (stream, drain), unless -within
+// says otherwise: four frame timeouts in all.
+func longWait(st *caseState) time.Duration { return 4 * st.opts.FrameTimeout }
+
+// frameWait is the wait for the next frame of a longer read: the frame timeout, cut
+// short by the whole read's bound.
+func frameWait(st *caseState, whole wait) wait {
+	w := within(st.opts.FrameTimeout)
+	if whole.until.Before(w.until) {
+		return whole
+	}
+	return w
+}
+
 func cmdStream(ts *testscript.TestScript, st *caseState, args []string) {
 	var text, end, code string
-	textSet := false
+	textSet, d := false, longWait(st)
 	args = parse(ts, "stream", args, 1, 1, func(fs *flag.FlagSet) {
 		fs.Func("text", "", func(s string) error { text, textSet = s, true; return nil })
 		fs.StringVar(&end, "end", "complete", "")
 		fs.StringVar(&code, "code", "", "")
+		fs.DurationVar(&d, "within", d, "")
 	})
 	if end != "complete" && end != "error" {
 		usage(ts, "stream")
 	}
 	c := connNamed(ts, st, args[0])
-	first, err := c.next(st.opts.FrameTimeout, false)
+	whole := within(d)
+	first, err := c.next(frameWait(st, whole), false)
 	if err != nil {
 		ts.Fatalf("stream %s: %v; want query_start", args[0], err)
 	}
@@ -112,7 +128,10 @@ func cmdStream(ts *testscript.TestScript, st *caseState, args []string) {
 	}
 	e, chunks, joined := first, 0, strings.Builder{}
 	for e.typ() != "complete" && e.typ() != "error" {
-		if e, err = c.next(st.opts.FrameTimeout, false); err != nil {
+		if e, err = c.next(frameWait(st, whole), false); err != nil && st.ctx.Err() == nil && !time.Now().Before(whole.until) {
+			st.failAgainst(ts, "STREAM-1", "stream %s: the stream did not end within %v (%d chunks); want complete or error", args[0], d, chunks)
+		}
+		if err != nil {
 			st.failAgainst(ts, "STREAM-1", "stream %s: %v after %d chunks; want chunk, complete or error", args[0], err, chunks)
 		}
 		switch e.typ() {
@@ -144,16 +163,21 @@ func cmdNothing(ts *testscript.TestScript, st *caseState, args []string) {
 	if err != nil {
 		usage(ts, "nothing")
 	}
-	if e, err := connNamed(ts, st, args[0]).next(d, false); err == nil {
+	e, err := connNamed(ts, st, args[0]).next(within(d), false)
+	switch {
+	case err == nil:
 		ts.Fatalf("nothing %s: got %s within %v, want nothing", args[0], truncate(describe(e), 300), d)
+	case st.ctx.Err() != nil:
+		ts.Fatalf("nothing %s: %v", args[0], err)
 	}
 }
 
 func cmdDrain(ts *testscript.TestScript, st *caseState, args []string) {
-	idle := 500 * time.Millisecond
+	idle, d := 500*time.Millisecond, longWait(st)
 	var count, lastPattern string
 	args = parse(ts, "drain", args, 1, 1, func(fs *flag.FlagSet) {
 		fs.DurationVar(&idle, "idle", idle, "")
+		fs.DurationVar(&d, "within", d, "")
 		fs.StringVar(&count, "count", "", "")
 		fs.StringVar(&lastPattern, "last", "", "")
 	})
@@ -163,9 +187,20 @@ func cmdDrain(ts *testscript.TestScript, st *caseState, args []string) {
 	}
 	c := connNamed(ts, st, args[0])
 	frames, bytes, matches, last := 0, 0, 0, event{}
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		e, err := c.next(idle, false)
+	whole := within(d)
+	for {
+		step := within(idle)
+		cut := whole.until.Before(step.until)
+		if cut {
+			step = whole
+		}
+		e, err := c.next(step, false)
+		if err != nil && st.ctx.Err() != nil {
+			ts.Fatalf("drain %s: %v", args[0], err)
+		}
+		if err != nil && cut {
+			ts.Fatalf("drain %s: frames kept coming for %v (%d frames, %d bytes): the connection was never quiet for %v", args[0], d, frames, bytes, idle)
+		}
 		if err != nil || e.end != nil {
 			break
 		}
@@ -197,9 +232,10 @@ func cmdExpectFile(ts *testscript.TestScript, st *caseState, args []string) {
 	})
 	c := connNamed(ts, st, args[0])
 	text := strings.TrimSpace(ts.ReadFile(args[1]))
-	e, err := c.next(st.opts.FrameTimeout, keepalive)
+	w := within(st.opts.FrameTimeout)
+	e, err := c.next(w, keepalive)
 	for err == nil && skip != "" && e.end == nil && e.typ() == skip {
-		e, err = c.next(st.opts.FrameTimeout, keepalive)
+		e, err = c.next(w, keepalive)
 	}
 	if err != nil {
 		ts.Fatalf("expectfile %s: %v; want %s", args[0], err, args[1])

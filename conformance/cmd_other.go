@@ -24,7 +24,13 @@ func cmdPause(ts *testscript.TestScript, st *caseState, args []string) {
 	if err != nil || d < 0 || d > time.Minute {
 		ts.Fatalf("pause: %q is not a duration of at most a minute", args[0])
 	}
-	time.Sleep(d) // a time the protocol defines, not something to poll
+	timer := time.NewTimer(d) // a time the protocol defines, not something to poll
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-st.ctx.Done():
+		ts.Fatalf("pause: %v", context.Cause(st.ctx))
+	}
 }
 
 func cmdHTTP(ts *testscript.TestScript, st *caseState, args []string) {
@@ -33,19 +39,23 @@ func cmdHTTP(ts *testscript.TestScript, st *caseState, args []string) {
 		fs.IntVar(&status, "status", status, "")
 		fs.DurationVar(&within, "within", within, "")
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), within)
+	ctx, cancel := context.WithTimeout(st.ctx, within)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, args[0], st.opts.httpBase()+expand(ts, args[1]), nil)
 	if err != nil {
 		usage(ts, "http")
 	}
 	sent := time.Now()
+	req.Header = st.authenticate("", req.Header)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		ts.Fatalf("http %s %s: %v", args[0], args[1], err)
+		ts.Fatalf("http %s %s: %v (the answer must come within %v)", args[0], args[1], err, within)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		ts.Fatalf("http %s %s: the body did not come within %v: %v", args[0], args[1], within, err)
+	}
 	st.wire.note("http", fmt.Sprintf("%s %s: %s %s", args[0], args[1], resp.Status, truncate(string(body), 500)))
 	if resp.StatusCode != status {
 		ts.Fatalf("http %s %s: %s, want %d: %s", args[0], args[1], resp.Status, status, truncate(string(body), 300))

@@ -33,18 +33,18 @@ func commandTable() map[string]command {
 			run:     cmdCompare,
 		},
 		"drain": {
-			usage:   "drain [-idle DURATION] [-count PATTERN] [-last PATTERN] NAME",
-			summary: "reads frames on NAME until none comes for DURATION (500ms); sets $DRAINED (frames), $DRAINED_BYTES and $DRAINED_MATCHES (frames matching -count); the last frame must match -last",
+			usage:   "drain [-idle DURATION] [-within DURATION] [-count PATTERN] [-last PATTERN] NAME",
+			summary: "reads frames on NAME until none comes for -idle (500ms), which must happen within -within (four frame timeouts); sets $DRAINED (frames), $DRAINED_BYTES and $DRAINED_MATCHES (frames matching -count); the last frame must match -last",
 			run:     cmdDrain,
 		},
 		"close": {
 			usage:   "close NAME [CODE]",
-			summary: "closes connection NAME with a close handshake (code 1000 unless given)",
+			summary: "closes connection NAME with a close handshake (code 1000 unless given); unanswered within the frame timeout, the connection is ended abruptly",
 			run:     cmdClose,
 		},
 		"closed": {
-			usage:   "closed [-skip] NAME CODE|abrupt|any",
-			summary: "the connection ends: with a close frame of CODE, without one (abrupt), or either way (any); -skip first discards the frames that come before",
+			usage:   "closed [-skip] [-within DURATION] NAME CODE|abrupt|any",
+			summary: "the connection ends within DURATION (the frame timeout), frames skipped included: with a close frame of CODE, without one (abrupt), or either way (any); -skip first discards the frames that come before",
 			run:     cmdClosed,
 		},
 		"drop": {
@@ -54,17 +54,17 @@ func commandTable() map[string]command {
 		},
 		"expect": {
 			usage:   "expect [-keepalive] [-within DURATION] NAME PATTERN",
-			summary: "the next frame on NAME matches PATTERN (see Patterns); keepalive frames are skipped unless -keepalive",
+			summary: "the next frame on NAME, within DURATION (the frame timeout), matches PATTERN (see Patterns); keepalive frames are skipped unless -keepalive, and do not extend the wait",
 			run:     cmdExpect,
 		},
 		"expectfile": {
 			usage:   "expectfile [-keepalive] [-skip TYPE] NAME FILE",
-			summary: "the next frame on NAME (after any frames of type TYPE) matches the pattern in the archive's FILE; with -update, an empty or failing pattern is rewritten from the reference server's frame",
+			summary: "the next frame on NAME (after any frames of type TYPE, all within the frame timeout) matches the pattern in the archive's FILE; with -update, an empty or failing pattern is rewritten from the reference server's frame",
 			run:     cmdExpectFile,
 		},
 		"http": {
 			usage:   "http [-status N] [-within DURATION] METHOD PATH [PATTERN]",
-			summary: "an HTTP request to the server, answered within DURATION (the frame timeout); its status (200 unless -status) and JSON body (matching PATTERN); /health bodies are validated against health.json",
+			summary: "an HTTP request to the server (with -token, carrying it), answered within DURATION (the frame timeout); its status (200 unless -status) and JSON body (matching PATTERN); /health bodies are validated against health.json",
 			run:     cmdHTTP,
 		},
 		"nothing": {
@@ -74,22 +74,22 @@ func commandTable() map[string]command {
 		},
 		"open": {
 			usage:   "open NAME QUERY [HEADER:VALUE...]",
-			summary: "opens connection NAME to the endpoint with the query string QUERY (session_id=$SID...); the first frame stays queued for expect",
+			summary: "opens connection NAME to the endpoint with the query string QUERY (session_id=$SID...), upgraded within the frame timeout; the first frame stays queued for expect; with -token, outside the auth cases, the request carries Authorization: Bearer TOKEN",
 			run:     cmdOpen,
 		},
 		"openmany": {
 			usage:   "openmany PREFIX COUNT QUERY",
-			summary: "opens COUNT connections named PREFIX1, PREFIX2, ...; $I in QUERY is the connection's number; each must get connected",
+			summary: "opens COUNT connections named PREFIX1, PREFIX2, ... as open does; $I in QUERY is the connection's number; each must get connected within the frame timeout",
 			run:     cmdOpenMany,
 		},
 		"pause": {
 			usage:   "pause DURATION",
-			summary: "waits; only for times the protocol itself defines (a TTL, the fixture's pace)",
+			summary: "waits, at most a minute; only for times the protocol itself defines (a TTL, the fixture's pace)",
 			run:     cmdPause,
 		},
 		"refused": {
 			usage:   "refused [-http] [-status N] [-code CODE] QUERY [HEADER:VALUE...]",
-			summary: "a connection with QUERY is refused: by an HTTP error before the upgrade (of status N, with a JSON body of code CODE, when given), or by a close 1008 before any frame unless -http",
+			summary: "a connection with QUERY is refused, within the frame timeout: by an HTTP error before the upgrade (of status N, with a JSON body of code CODE, when given), or by a close 1008 before any frame unless -http",
 			run:     cmdRefused,
 		},
 		"sendmany": {
@@ -124,12 +124,12 @@ func commandTable() map[string]command {
 		},
 		"skipto": {
 			usage:   "skipto [-keepalive] [-within DURATION] NAME PATTERN",
-			summary: "discards frames on NAME until one matches PATTERN",
+			summary: "discards frames on NAME until one matches PATTERN, within DURATION (the frame timeout) in all",
 			run:     cmdSkipTo,
 		},
 		"stream": {
-			usage:   "stream [-text TEXT] [-end complete|error] [-code CODE] NAME",
-			summary: "reads one whole stream on NAME, query_start to complete or error; checks the stream rules, the joined text (-text), how it ends (-end, complete unless given) and the error's code; sets $STREAM_TEXT and $STREAM_CHUNKS",
+			usage:   "stream [-text TEXT] [-end complete|error] [-code CODE] [-within DURATION] NAME",
+			summary: "reads one whole stream on NAME, query_start to complete or error, each frame within the frame timeout and the whole within DURATION (four frame timeouts); checks the stream rules, the joined text (-text), how it ends (-end, complete unless given) and the error's code; sets $STREAM_TEXT and $STREAM_CHUNKS",
 			run:     cmdStream,
 		},
 		"wsping": {

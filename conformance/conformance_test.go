@@ -28,6 +28,7 @@ var (
 	flagList         = flag.Bool("list", false, "print the catalogue of cases and exit")
 	flagParallel     = flag.Int("parallel", defaults.Parallel, "cases run at once")
 	flagTimeout      = flag.Duration("frame-timeout", defaults.FrameTimeout, "the longest wait for one frame, HTTP answer or close")
+	flagCaseTimeout  = flag.Duration("case-timeout", conformance.DefaultCaseTimeout, "the longest a case may take, beyond the waits its settings declare")
 	flagKeepalive    = flag.Duration("keepalive", 0, "the server's keepalive interval; 0: skip the keepalive cases")
 	flagSessionTTL   = flag.Duration("session-ttl", 0, "the server's session TTL; 0: skip the cases that wait for it")
 	flagBufferSize   = flag.Int("buffer-size", defaults.BufferSize, "the server's buffer size, in frames")
@@ -99,7 +100,7 @@ func options(t *testing.T) conformance.Options {
 	if *flagCase != "" {
 		opts.Cases = strings.Split(*flagCase, ",")
 	}
-	opts.Strict, opts.Parallel, opts.FrameTimeout = *flagStrict, *flagParallel, *flagTimeout
+	opts.Strict, opts.Parallel, opts.FrameTimeout, opts.CaseTimeout = *flagStrict, *flagParallel, *flagTimeout, *flagCaseTimeout
 	if *flagUpdate {
 		if *flagURL != "" {
 			t.Fatal("-update re-blesses from the reference server: give no -url")
@@ -116,9 +117,19 @@ func options(t *testing.T) conformance.Options {
 // subtest: a failure fails it, a warning is logged, a skip says why.
 func TestConformance(t *testing.T) {
 	opts := options(t)
-	rep, err := conformance.Run(context.Background(), opts)
-	if err != nil {
+	ctx := t.Context()
+	if deadline, ok := t.Deadline(); ok {
+		// End the run a little before go test's -timeout does, so that it reports.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-time.Until(deadline)/20))
+		defer cancel()
+	}
+	rep, err := conformance.Run(ctx, opts)
+	if rep == nil {
 		t.Fatal(err)
+	}
+	if err != nil {
+		t.Error(err)
 	}
 	if *flagURL == "" {
 		if err := rep.Replace(reftest.OwnServerCases(t, opts)); err != nil {

@@ -31,52 +31,66 @@ func (e event) typ() string {
 }
 
 // conn is one connection of a case. A reader goroutine always runs, so that the
-// server's pings and close frames are answered, and queues what arrives.
+// server's pings and close frames are answered, and queues what arrives in an inbox
+// bounded in frames and bytes. It never blocks: a server that floods the connection
+// gets a finding and the connection is ended.
 type conn struct {
-	name   string
-	st     *caseState
-	ws     *websocket.Conn
-	events chan event
-	done   chan struct{}
-	first  bool        // the first frame is still to come; only the reader goroutine uses it
-	sid    string      // the session_id it was opened with
-	ours   atomic.Bool // the harness ended the connection (drop, close, end of the case)
+	name  string
+	st    *caseState
+	ws    *websocket.Conn
+	in    *inbox
+	stop  context.CancelFunc // ends the connection at once (the reader's Read returns)
+	done  chan struct{}      // closed when the reader has returned
+	first bool               // the first frame is still to come; only the reader goroutine uses it
+	sid   string             // the session_id it was opened with
+	ours  atomic.Bool        // the harness ended the connection (drop, close, end of the case)
 }
 
-// maxQueued bounds the frames a connection holds unread.
-const maxQueued = 1 << 14
-
+// dial opens a connection for the case. The dial, HTTP answer included, is bounded by
+// ctx; the connection lives until the case ends (st.ctx) or the harness ends it.
 func (st *caseState) dial(ctx context.Context, name, query string, header http.Header) (*conn, *http.Response, error) {
 	url := st.opts.URL
 	if query != "" {
 		url += "?" + query
 	}
+	header = st.authenticate(query, header)
 	ws, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: header})
 	st.wire.note(name, fmt.Sprintf("open %s", query))
 	if err != nil {
 		return nil, resp, err
 	}
-	ws.SetReadLimit(-1)
-	c := &conn{name: name, st: st, ws: ws, events: make(chan event, maxQueued), done: make(chan struct{}), first: true}
+	ws.SetReadLimit(st.opts.readLimit())
+	readCtx, stop := context.WithCancel(st.ctx)
+	c := &conn{name: name, st: st, ws: ws, in: newInbox(), stop: stop, done: make(chan struct{}), first: true}
 	if q, err := neturl.ParseQuery(query); err == nil {
 		c.sid = q.Get("session_id")
 	}
 	st.joined(c.sid)
-	go c.read()
+	go c.read(readCtx)
 	return c, resp, nil
 }
 
-func (c *conn) read() {
+// authenticate adds the run's bearer token to a request (AUTH-1), unless the case
+// handles tokens itself or the request carries one already.
+func (st *caseState) authenticate(query string, header http.Header) http.Header {
+	q, _ := neturl.ParseQuery(query)
+	if st.token == "" || header.Get("Authorization") != "" || q.Has("access_token") {
+		return header
+	}
+	out := header.Clone()
+	if out == nil {
+		out = http.Header{}
+	}
+	out.Set("Authorization", "Bearer "+st.token)
+	return out
+}
+
+func (c *conn) read(ctx context.Context) {
 	defer close(c.done)
 	for {
-		typ, data, err := c.ws.Read(context.Background())
+		typ, data, err := c.ws.Read(ctx)
 		if err != nil {
-			e := event{at: time.Now(), end: err}
-			if c.ours.Load() {
-				e.end = errClosedByHarness
-			}
-			c.st.wire.end(c.name, e)
-			c.events <- e
+			c.end(err)
 			return
 		}
 		e := event{at: time.Now(), data: data, binary: typ == websocket.MessageBinary}
@@ -88,37 +102,54 @@ func (c *conn) read() {
 		}
 		c.st.wire.recv(c.name, e)
 		c.st.check(c, e)
-		select {
-		case c.events <- e:
-		default:
-			c.st.finding("", "connection %s: more than %d frames unread; the rest are dropped", c.name, maxQueued)
+		if !c.in.put(e) {
+			c.st.finding("", "%s: more than %d frames or %d bytes unread: the server sends faster than the case reads, so the harness ended the connection", c.name, maxQueued, maxQueuedBytes)
+			c.ours.Store(true)
+			c.ws.CloseNow() // the next Read ends; a cancelled context alone may not close the connection
 		}
 	}
 }
 
-// next returns the next event within timeout. Keepalive frames are skipped unless
-// keepalive is set.
-func (c *conn) next(timeout time.Duration, keepalive bool) (event, error) {
-	timer := time.NewTimer(timeout)
+// end records the end of the connection, with a finding when the server sent a frame
+// over the harness's read limit.
+func (c *conn) end(err error) {
+	e := event{at: time.Now(), end: err}
+	switch {
+	case errors.Is(err, websocket.ErrMessageTooBig):
+		c.st.finding("", "%s: the server sent a frame over the harness's read limit of %d bytes (4 × -max-message-bytes + -buffer-bytes, at least 16 MiB); the harness ended the connection", c.name, c.st.opts.readLimit())
+	case c.ours.Load():
+		e.end = errClosedByHarness
+	}
+	c.st.wire.end(c.name, e)
+	c.in.finish(e)
+}
+
+// next returns the next event before w ends. Keepalive frames are skipped unless
+// keepalive is set; skipping them does not extend w. The end of the case (its
+// deadline, or the run's) ends the wait too.
+func (c *conn) next(w wait, keepalive bool) (event, error) {
+	timer := time.NewTimer(time.Until(w.until))
 	defer timer.Stop()
 	for {
-		select {
-		case e := <-c.events:
+		for e, ok := c.in.take(); ok; e, ok = c.in.take() {
 			if e.end == nil && e.typ() == "keepalive" && !keepalive {
 				continue
 			}
-			if e.end != nil {
-				c.events <- e // the end stays: every later read sees it
-			}
 			return e, nil
+		}
+		select {
+		case <-c.in.wake:
 		case <-timer.C:
-			return event{}, fmt.Errorf("no frame on %s within %v", c.name, timeout)
+			return event{}, fmt.Errorf("no frame on %s within %v", c.name, w.of)
+		case <-c.st.ctx.Done():
+			return event{}, context.Cause(c.st.ctx)
 		}
 	}
 }
 
+// send writes a frame within the frame timeout.
 func (c *conn) send(typ websocket.MessageType, data []byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), c.st.opts.FrameTimeout)
+	ctx, cancel := context.WithTimeout(c.st.ctx, c.st.opts.FrameTimeout)
 	defer cancel()
 	c.st.wire.send(c.name, typ, data)
 	return c.ws.Write(ctx, typ, data)
@@ -130,25 +161,38 @@ var errClosedByHarness = errors.New("the harness ended the connection")
 // drop ends the connection abruptly, without a close frame.
 func (c *conn) drop() {
 	c.st.wire.note(c.name, "drop (no close frame)")
-	c.ours.Store(true)
-	c.ws.CloseNow()
-	<-c.done
+	c.release()
 }
 
-// release ends the connection at the end of a case.
+// release ends the connection at once, as at the end of a case.
 func (c *conn) release() {
 	c.ours.Store(true)
+	c.stop()
 	c.ws.CloseNow()
 	<-c.done
 }
 
-// close ends the connection with a close handshake.
+// close ends the connection with a close handshake, which the server must answer
+// within the frame timeout; then, or when the case ends, the connection is ended
+// abruptly.
 func (c *conn) close(code websocket.StatusCode) error {
 	c.st.wire.note(c.name, fmt.Sprintf("close %d", code))
 	c.ours.Store(true)
-	err := c.ws.Close(code, "")
+	closed := make(chan error, 1)
+	go func() { closed <- c.ws.Close(code, "") }()
+	timer := time.NewTimer(c.st.opts.FrameTimeout)
+	defer timer.Stop()
+	select {
+	case err := <-closed:
+		<-c.done
+		return err
+	case <-timer.C:
+	case <-c.st.ctx.Done():
+	}
+	c.stop() // the reader's Read, under way, ends and closes the connection; Close itself gives up within 10 s
+	<-closed
 	<-c.done
-	return err
+	return fmt.Errorf("%s: the close handshake was not answered within %v", c.name, c.st.opts.FrameTimeout)
 }
 
 func describe(e event) string {

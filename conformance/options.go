@@ -25,8 +25,14 @@ type Options struct {
 	Cases []string
 	// Parallel is how many cases run at once.
 	Parallel int
-	// FrameTimeout bounds every wait for a frame, an HTTP answer or a close.
+	// FrameTimeout bounds every wait for a frame, an HTTP answer or a close. It is a
+	// total bound: frames a command skips (keepalives, frames before a close) do not
+	// extend it.
 	FrameTimeout time.Duration
+	// CaseTimeout bounds each case as a whole, beyond the waits its settings declare
+	// (the session TTL, the keepalive window); 0 means DefaultCaseTimeout. A case that
+	// hits it fails, saying so.
+	CaseTimeout time.Duration
 
 	// What the server is configured with; a zero duration means unknown, and the
 	// cases that need it are skipped.
@@ -60,6 +66,43 @@ func DefaultOptions(url string) Options {
 	}
 }
 
+// DefaultCaseTimeout bounds a case when Options.CaseTimeout is 0: twenty times the
+// slowest built-in case against the in-process reference server, beyond the waits its
+// settings declare (3 s, for buf_bounded and buf_byte_bound).
+const DefaultCaseTimeout = 60 * time.Second
+
+// caseTimeout returns the bound of a case that needs settings: CaseTimeout (or its
+// default) plus the waits those settings make the case take.
+func (o *Options) caseTimeout(settings []string) time.Duration {
+	d := o.CaseTimeout
+	if d == 0 {
+		d = DefaultCaseTimeout
+	}
+	for _, s := range settings {
+		switch s {
+		case "session-ttl":
+			d += o.ttlWait()
+		case "keepalive":
+			d += o.keepaliveWindow()
+		}
+	}
+	return d
+}
+
+// ttlWait is how long a case waits for a session's TTL to pass: $TTL_WAIT.
+func (o *Options) ttlWait() time.Duration { return o.SessionTTL*3/2 + 500*time.Millisecond }
+
+// keepaliveWindow is how long a case waits for a keepalive: $KEEPALIVE_WINDOW.
+func (o *Options) keepaliveWindow() time.Duration { return 2*o.KeepaliveInterval + time.Second }
+
+// readLimit is the largest frame the harness reads: four client messages of the
+// largest size (an answer may echo a query several times over, JSON-escaped) plus the
+// session's buffer, and at least 16 MiB. A larger frame ends its connection with a
+// finding, so that a server cannot make the harness hold unbounded memory.
+func (o *Options) readLimit() int64 {
+	return max(16<<20, 4*int64(o.MaxMessageBytes)+int64(o.BufferBytes))
+}
+
 func (o *Options) check() error {
 	u, err := url.Parse(o.URL)
 	switch {
@@ -75,6 +118,8 @@ func (o *Options) check() error {
 		return fmt.Errorf("parallel must be at least 1, not %d", o.Parallel)
 	case o.FrameTimeout <= 0:
 		return fmt.Errorf("frame timeout must be positive, not %v", o.FrameTimeout)
+	case o.CaseTimeout < 0:
+		return fmt.Errorf("case timeout must be positive (or 0 for the default), not %v", o.CaseTimeout)
 	case o.Update && o.Dir == "":
 		return errors.New("update rewrites case files: give the directory of the cases")
 	}

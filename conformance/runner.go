@@ -35,8 +35,10 @@ const (
 )
 
 // Run runs the selected cases against the server of opts and reports what they found.
-// It returns an error only when the cases cannot run at all (a bad option, an
-// unreachable server); a server that breaks rules gives a report with failures.
+// It returns an error without a report when the cases cannot run at all (a bad option,
+// an unreachable server); a server that breaks rules gives a report with failures.
+// When ctx ends first, every case still running ends promptly, failing, and Run
+// returns the report and ctx's cause.
 func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
@@ -78,7 +80,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	r := &runner{
 		opts: &opts, caps: caps, v: v, rules: map[string]spec.Rule{},
 		cases: map[string]Case{}, results: map[string]*CaseResult{},
-		sem: make(chan struct{}, opts.Parallel), runID: newRunID(),
+		sem: make(chan struct{}, opts.Parallel), runID: newRunID(), ctx: ctx,
 	}
 	for _, rule := range rules {
 		r.rules[rule.ID] = rule
@@ -104,6 +106,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	rep := newReport(&opts, version, caps, rules, r.ordered(cases), r.inv.Findings(), started)
 	rep.Probe = probeNote
+	if ctx.Err() != nil {
+		return rep, fmt.Errorf("the run was cut short: %w", context.Cause(ctx))
+	}
 	return rep, nil
 }
 
@@ -112,14 +117,16 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 // to check. A server that does not send connected first is checked as a core server
 // with no capabilities, and the note says why; its cases then report CONN-1.
 func probe(ctx context.Context, opts *Options) (version string, caps []string, note string, err error) {
-	st := newCaseState(opts, nil, nil)
-	ctx, cancel := context.WithTimeout(ctx, opts.FrameTimeout)
+	ctx, cancel := context.WithTimeout(ctx, 3*opts.FrameTimeout) // the dial, connected, and the goodbye
 	defer cancel()
+	st := newCaseState(ctx, opts, nil, nil)
 	query := "session_id=conformance-probe-" + newRunID()
 	if opts.Token != "" {
 		query += "&access_token=" + neturl.QueryEscape(opts.Token) // a server with auth admits no probe without one
 	}
-	c, resp, err := st.dial(ctx, "probe", query, nil)
+	dialCtx, cancelDial := context.WithTimeout(ctx, opts.FrameTimeout)
+	defer cancelDial()
+	c, resp, err := st.dial(dialCtx, "probe", query, nil)
 	if err != nil {
 		if resp != nil {
 			return "", nil, "", fmt.Errorf("the server at %s refused a connection: %s", opts.URL, resp.Status)
@@ -129,10 +136,10 @@ func probe(ctx context.Context, opts *Options) (version string, caps []string, n
 	defer func() {
 		// End the probe's session, so that it counts nowhere.
 		c.send(websocket.MessageText, []byte(`{"type":"disconnect"}`))
-		c.next(opts.FrameTimeout, false)
+		c.next(within(opts.FrameTimeout), false)
 		c.drop()
 	}()
-	e, err := c.next(opts.FrameTimeout, false)
+	e, err := c.next(within(opts.FrameTimeout), false)
 	if err != nil || e.typ() != "connected" {
 		what := describe(e)
 		if err != nil {
@@ -198,6 +205,7 @@ const healthSampleInterval = 100 * time.Millisecond
 // runner is the testscript.T of a run: its Run runs each case in its own goroutine,
 // at most opts.Parallel at a time, under a caseT that records the verdict.
 type runner struct {
+	ctx     context.Context // the run's: when it ends, every case ends
 	opts    *Options
 	caps    []string
 	v       *schemas.Validator
@@ -227,7 +235,9 @@ func (r *runner) runScripts(files []string) (err error) {
 			err = fmt.Errorf("the cases could not run: %s", r.fatal)
 		}
 	}()
-	testscript.RunT(r, testscript.Params{Files: files, Setup: r.setup, Cmds: scriptCommands(), Condition: r.condition})
+	p := testscript.Params{Files: files, Setup: r.setup, Cmds: scriptCommands(), Condition: r.condition}
+	p.Deadline, _ = r.ctx.Deadline()
+	testscript.RunT(r, p)
 	r.wg.Wait()
 	return nil
 }
@@ -256,7 +266,12 @@ func (r *runner) Run(name string, f func(testscript.T)) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		r.sem <- struct{}{}
+		select {
+		case r.sem <- struct{}{}:
+		case <-r.ctx.Done():
+			res.Verdict, res.Failure = Fail, fmt.Sprintf("the run ended before the case started: %v", context.Cause(r.ctx))
+			return
+		}
 		defer func() { <-r.sem }()
 		ct := &caseT{r: r, c: c, res: res}
 		ct.run(f)
@@ -278,8 +293,11 @@ func (r *runner) setup(env *testscript.Env) error {
 	if reason := ct.c.skipReason(r.caps, r.opts); reason != "" {
 		env.T().Skip(reason)
 	}
-	st := newCaseState(r.opts, r.rules, r.v)
+	st := newCaseState(ct.ctx, r.opts, r.rules, r.v)
 	st.inv, st.name = r.inv, ct.c.Name
+	if !slices.Contains(ct.c.Needs, "auth") {
+		st.token = r.opts.Token // the auth cases send their tokens themselves
+	}
 	ct.st = st
 	env.Values[stateKey{}] = st
 	for i, name := range []string{"SID", "SID2", "SID3"} {
@@ -298,8 +316,8 @@ func (r *runner) setup(env *testscript.Env) error {
 	env.Setenv("MAX_SESSIONS", strconv.Itoa(r.opts.MaxSessions))
 	env.Setenv("TOKEN", r.opts.Token)
 	env.Setenv("EXPIRED_TOKEN", r.opts.ExpiredToken)
-	env.Setenv("KEEPALIVE_WINDOW", (2*r.opts.KeepaliveInterval + time.Second).String())
-	env.Setenv("TTL_WAIT", (r.opts.SessionTTL*3/2 + 500*time.Millisecond).String())
+	env.Setenv("KEEPALIVE_WINDOW", r.opts.keepaliveWindow().String())
+	env.Setenv("TTL_WAIT", r.opts.ttlWait().String())
 	env.Setenv("OFFLINE_WAIT", r.opts.offlineWait().String())
 	env.Setenv("BIG_QUERY_BYTES", strconv.Itoa(r.opts.bigQueryBytes()))
 	env.Setenv("INVALID_UTF8", "\xff\xfe")

@@ -1,10 +1,12 @@
 package conformance
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/agentws/agentws/schemas"
 	"github.com/agentws/agentws/spec"
@@ -20,6 +22,8 @@ type Finding struct {
 // caseState is the state of one running case: its connections, its wire log and what
 // the checks found.
 type caseState struct {
+	ctx   context.Context // ends with the case: its deadline, or the run's end
+	token string          // the bearer token every connection and request carries; "" for none
 	opts  *Options
 	rules map[string]spec.Rule
 	v     *schemas.Validator
@@ -48,8 +52,8 @@ func (st *caseState) blessed(file, content string) {
 	st.updates[file] = content
 }
 
-func newCaseState(opts *Options, rules map[string]spec.Rule, v *schemas.Validator) *caseState {
-	return &caseState{opts: opts, rules: rules, v: v, wire: newWireLog(), conns: map[string]*conn{}, streams: map[string]*streamState{}}
+func newCaseState(ctx context.Context, opts *Options, rules map[string]spec.Rule, v *schemas.Validator) *caseState {
+	return &caseState{ctx: ctx, opts: opts, rules: rules, v: v, wire: newWireLog(), conns: map[string]*conn{}, streams: map[string]*streamState{}}
 }
 
 // finding records a broken rule; rule "" is a harness problem, counted as a failure.
@@ -101,6 +105,9 @@ func (st *caseState) check(c *conn, e event) {
 	switch {
 	case e.binary:
 		st.finding("ENV-1", "%s: the server sent a binary frame", c.name)
+		return
+	case !utf8.Valid(e.data):
+		st.finding("ENV-1", "%s: a text frame that is not valid UTF-8 (RFC 6455 section 8.1): %q", c.name, truncate(string(e.data), 200))
 		return
 	case e.frame == nil:
 		st.finding("ENV-1", "%s: a frame that is not a JSON object: %s", c.name, truncate(string(e.data), 200))
@@ -176,23 +183,35 @@ func num(v any) (int, bool) {
 // checkStream checks the stream rules across the connections of a session. A new
 // connection may join a stream in the middle (after a drop or a takeover, frames may
 // have been lost on the way in the core protocol), so numbering is checked from the
-// first chunk it sees, and totals only when every chunk was seen.
+// first chunk it sees, and totals only when every chunk was seen. Readers of several
+// connections share the session's state, so each frame's step is one critical section.
 func (st *caseState) checkStream(c *conn, e event) {
+	for _, f := range st.followStream(c, e) {
+		st.finding(f.Rule, "%s", f.Message)
+	}
+}
+
+// followStream advances the session's stream state by one frame, under st.mu, and
+// returns what it found.
+func (st *caseState) followStream(c *conn, e event) (found []Finding) {
+	note := func(rule, format string, args ...any) {
+		found = append(found, Finding{Rule: rule, Message: fmt.Sprintf(format, args...)})
+	}
 	sid := c.sid // a frame that names another session is still of this one's stream (STREAM-2)
 	if sid == "" {
 		sid, _ = e.frame["session_id"].(string)
 	}
 	st.mu.Lock()
+	defer st.mu.Unlock()
 	s := st.streams[sid]
 	if s == nil {
 		s = &streamState{}
 		st.streams[sid] = s
 	}
-	st.mu.Unlock()
 	switch e.typ() {
 	case "query_start":
 		if s.active {
-			st.finding("STREAM-7", "%s: query_start of a new query before the terminal frame of the previous one", c.name)
+			note("STREAM-7", "%s: query_start of a new query before the terminal frame of the previous one", c.name)
 		}
 		*s = streamState{active: true, next: 1, whole: true}
 	case "chunk":
@@ -202,9 +221,9 @@ func (st *caseState) checkStream(c *conn, e event) {
 		case !s.active:
 			// joined in the middle: follow from here
 			*s = streamState{active: true, next: n + 1, chunks: n}
-			return
+			return found
 		case n != s.next && s.whole:
-			st.finding("STREAM-3", "%s: chunk_number %d, want %d: chunk numbers run 1, 2, … without gaps", c.name, n, s.next)
+			note("STREAM-3", "%s: chunk_number %d, want %d: chunk numbers run 1, 2, … without gaps", c.name, n, s.next)
 			s.whole, s.misnumbered = false, true
 		case n != s.next:
 			// a gap after a drop; follow from here
@@ -217,13 +236,13 @@ func (st *caseState) checkStream(c *conn, e event) {
 		full, _ := e.frame["full_response"].(string)
 		if s.active && s.whole {
 			if total != s.chunks {
-				st.finding("STREAM-4", "%s: total_chunks %d, but the stream had %d chunks", c.name, total, s.chunks)
+				note("STREAM-4", "%s: total_chunks %d, but the stream had %d chunks", c.name, total, s.chunks)
 			}
 			if full != s.text.String() {
-				st.finding("STREAM-5", "%s: full_response %q is not the chunks joined, %q", c.name, truncate(full, 80), truncate(s.text.String(), 80))
+				note("STREAM-5", "%s: full_response %q is not the chunks joined, %q", c.name, truncate(full, 80), truncate(s.text.String(), 80))
 			}
 		} else if s.active && !s.misnumbered && total < s.chunks {
-			st.finding("STREAM-4", "%s: total_chunks %d, but chunk %d was sent", c.name, total, s.chunks)
+			note("STREAM-4", "%s: total_chunks %d, but chunk %d was sent", c.name, total, s.chunks)
 		}
 		*s = streamState{}
 	case "error":
@@ -231,6 +250,7 @@ func (st *caseState) checkStream(c *conn, e event) {
 			*s = streamState{}
 		}
 	}
+	return found
 }
 
 // endsQuery reports whether an error frame ends a query rather than refusing a client

@@ -11,12 +11,17 @@ import (
 	"github.com/coder/websocket"
 )
 
-// A wireLog records every frame of a case in both directions, with times.
+// A wireLog records every frame of a case in both directions, with times, up to
+// maxWireBytes: a server that floods a case cannot make it hold more.
 type wireLog struct {
 	mu      sync.Mutex
 	start   time.Time
 	entries []wireEntry
+	bytes   int
+	dropped int // entries not recorded, over maxWireBytes
 }
+
+const maxWireBytes = 32 << 20
 
 type wireEntry struct {
 	at   time.Duration
@@ -32,7 +37,20 @@ func (w *wireLog) add(e wireEntry) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	e.at = time.Since(w.start)
-	w.entries = append(w.entries, e)
+	if n := len(e.text) + len(e.cmd); w.bytes+n <= maxWireBytes {
+		w.bytes += n
+		w.entries = append(w.entries, e)
+		return
+	}
+	w.dropped++
+}
+
+// droppedNote says how many entries were not recorded, or "".
+func (w *wireLog) droppedNote() string {
+	if w.dropped == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d more entries not recorded: the wire log holds at most %d MiB", w.dropped, maxWireBytes>>20)
 }
 
 func (w *wireLog) send(conn string, typ websocket.MessageType, data []byte) {
@@ -96,6 +114,9 @@ func (w *wireLog) String() string {
 	for _, e := range w.entries {
 		fmt.Fprintf(&b, "%8.3fs %-4s %s %s\n", e.at.Seconds(), e.conn, e.dir, truncate(e.text, 500))
 	}
+	if note := w.droppedNote(); note != "" {
+		b.WriteString(note + "\n")
+	}
 	return b.String()
 }
 
@@ -115,6 +136,9 @@ func (w *wireLog) Replay(c Case) string {
 		if e.cmd != "" {
 			fmt.Fprintf(&b, "%s\n", e.cmd)
 		}
+	}
+	if note := w.droppedNote(); note != "" {
+		b.WriteString("# " + note + "\n")
 	}
 	return b.String()
 }

@@ -73,18 +73,21 @@ func TestCatalogListing(t *testing.T) {
 }
 
 func TestCatalogRejectsBadHeaders(t *testing.T) {
-	for name, script := range map[string]string{
-		"no_summary.txtar": "open c 'session_id=$SID'\n",
-		"no_rules.txtar":   "# Does something.\n# level: MUST\n",
-		"bad_level.txtar":  "# Does something.\n# rules: PING-1\n# level: MAYBE\n",
-		"bad_set.txtar":    "# Does something.\n# rules: PING-1\n# level: MUST\n# settings: colour\n",
+	for name, tt := range map[string]struct{ script, want string }{
+		"no_summary.txtar": {"open c 'session_id=$SID'\n", "the first line must be a # comment"},
+		"no_rules.txtar":   {"# Does something.\n# level: MUST\n", `no "# rules:" line`},
+		"bad_level.txtar":  {"# Does something.\n# rules: PING-1\n# level: MAYBE\n", `not "MAYBE"`},
+		"bad_set.txtar":    {"# Does something.\n# rules: PING-1\n# level: MUST\n# settings: colour\n", `unknown setting "colour"`},
+		"bad_key.txtar":    {"# Does something.\n# rules: PING-1\n# level: MUST\n# need: fixture\n", `unknown header key "need" in "# need: fixture" (known: rules, level, needs, settings)`},
+		"no_key.txtar":     {"# Does something.\n# rules: PING-1\n# level: MUST\n# and something else\n", `unknown header key "and something else"`},
 	} {
 		dir := t.TempDir()
-		if err := os.WriteFile(dir+"/"+name, []byte(script), 0o644); err != nil {
+		if err := os.WriteFile(dir+"/"+name, []byte(tt.script), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := conformance.Catalog(dir); err == nil {
-			t.Errorf("%s: the catalogue accepted it", name)
+		_, err := conformance.Catalog(dir)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: got error %v, want one saying %s", name, err, tt.want)
 		}
 	}
 }
