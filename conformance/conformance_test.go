@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agentws/agentws/conformance"
 	"github.com/agentws/agentws/conformance/internal/reftest"
