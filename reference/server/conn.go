@@ -92,6 +92,15 @@ func (c *conn) reply(f frame) bool {
 	return false
 }
 
+// join records that c joined sess, which counts it as active (HEALTH-4). sess.mu is
+// held.
+func (c *conn) join(sess *session) {
+	c.mu.Lock()
+	c.sess, c.counted = sess, true
+	c.mu.Unlock()
+	c.srv.stats.active.Add(1)
+}
+
 // enqueueAll queues frames past the limit: the start of a connection, where
 // connected and the buffered frames must all go first.
 func (c *conn) enqueueAll(fs ...frame) {
