@@ -51,8 +51,8 @@ var chaosModes = []chaosMode{
 // chaosStats counts what happened over all clients of a variant.
 type chaosStats struct {
 	queries, frames, aborts, takeovers, slowCloses, resumes, gapResumes atomic.Int64
-	cancels, cancelled, resent, replays, lost, announced, misannounced    atomic.Int64
-	duplicated                                                            atomic.Int64
+	cancels, cancelled, resent, replays, lost, announced, misannounced  atomic.Int64
+	duplicated                                                          atomic.Int64
 }
 
 func (s *chaosStats) String() string {
