@@ -18,7 +18,8 @@ const (
 )
 
 // A conn is one WebSocket connection of a session: the reader runs in the handler's
-// goroutine, the writer in its own, draining a bounded queue.
+// goroutine, the writer in its own, draining a bounded queue. ws is set once, by start,
+// before the writer and the reader run; nothing else uses it.
 type conn struct {
 	srv *Server
 	ws  *websocket.Conn
@@ -44,11 +45,21 @@ type conn struct {
 // the send queue's limit: a full queue of stream frames never costs a client its pong.
 const controlReserve = 32
 
-func newConn(srv *Server, ws *websocket.Conn, log *slog.Logger) *conn {
+// newConn returns a connection without its socket: it joins its session, and queues
+// its first frames, before the upgrade; start gives it the socket.
+func newConn(srv *Server, log *slog.Logger) *conn {
 	return &conn{
-		srv: srv, ws: ws, log: log, limit: srv.cfg.SendQueue,
+		srv: srv, log: log, limit: srv.cfg.SendQueue,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
+}
+
+// start gives c its socket and starts its writer, which writes what was queued so far
+// (connected first) or closes the connection if it was closed meanwhile.
+func (c *conn) start(ws *websocket.Conn) {
+	c.ws = ws
+	c.lastSent.Store(time.Now().UnixNano())
+	go c.writeLoop()
 }
 
 func (c *conn) notify() {

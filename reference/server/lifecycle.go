@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/coder/websocket"
 
@@ -21,7 +20,7 @@ var (
 // join returns the session sid for user, creating it when the server holds none: the
 // check of the session limit and the creation are one critical section, so concurrent
 // handshakes never take the server past it (HS-10). A session made here holds its slot
-// from before the upgrade; the handshake joins it, or gives it back with abandon.
+// until the handshake's connection joins it, or the handshake gives it back (abandon).
 func (s *Server) join(sid, user string) (*session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -39,48 +38,63 @@ func (s *Server) join(sid, user string) (*session, error) {
 	return sess, nil
 }
 
-// refuseJoin answers a handshake that join refused, before the upgrade.
-func refuseJoin(w http.ResponseWriter, log *slog.Logger, err error) {
-	if errors.Is(err, errUserMismatch) {
-		log.Warn("user mismatch")
-		httpError(w, http.StatusForbidden, httpapi.HTTPErrorCodeUserMismatch, "%v", err)
+// serveSession joins the session sid, then upgrades the request and serves the
+// connection until it ends. The connection joins its session before the upgrade
+// answers: a client that got its 101 has taken the session over, so the connection it
+// opens next is newer in the server's eyes too (TAKE-1). Every refusal is an HTTP
+// error before the upgrade.
+func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, log *slog.Logger, sid, user string, resume resumeRequest) {
+	sess, err := s.join(sid, user)
+	if err != nil {
+		refuse(w, log, err)
 		return
 	}
-	log.Warn("session limit reached: refusing a new session", "err", err)
-	httpError(w, http.StatusServiceUnavailable, httpapi.HTTPErrorCodeServerFull, "%v; try again later", err)
-}
-
-// serveConn serves an upgraded connection in sess until it ends.
-func (s *Server) serveConn(c *conn, sess *session, user string, resume resumeRequest) {
 	if !s.track(&s.conns) {
 		sess.abandon()
-		c.ws.Close(websocket.StatusGoingAway, "server shutting down")
+		refuse(w, log, errShutdown)
 		return
 	}
 	defer s.conns.Done()
+	c := newConn(s, log)
 	sess, old, err := s.attach(c, sess, user, resume)
-	switch {
-	case errors.Is(err, errShutdown):
-		c.ws.Close(websocket.StatusGoingAway, "server shutting down")
+	if err != nil {
+		refuse(w, log, err)
 		return
-	case err != nil:
-		c.log.Warn("refused after the upgrade", "err", err)
-		c.ws.Close(websocket.StatusPolicyViolation, err.Error())
-		return
-	case old != nil:
-		c.log.Info("session taken over by a new connection")
 	}
-	c.log.Info("connected", "user_id", user)
-	c.lastSent.Store(time.Now().UnixNano())
-	go c.writeLoop()
+	if old != nil {
+		log.Info("session taken over by a new connection")
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
+	if err != nil {
+		log.Warn("upgrade failed", "err", err)
+		s.release(c)
+		sess.withdraw(c)
+		return
+	}
+	ws.SetReadLimit(s.cfg.MaxMessageBytes)
+	log.Info("connected", "user_id", user)
+	c.start(ws)
 	s.readLoop(c, sess)
 	<-c.done
 }
 
+// refuse answers a handshake that cannot join a session, before the upgrade.
+func refuse(w http.ResponseWriter, log *slog.Logger, err error) {
+	switch {
+	case errors.Is(err, errUserMismatch):
+		log.Warn("user mismatch")
+		httpError(w, http.StatusForbidden, httpapi.HTTPErrorCodeUserMismatch, "%v", err)
+	case errors.Is(err, errShutdown):
+		httpError(w, http.StatusServiceUnavailable, httpapi.HTTPErrorCodeDraining, "the server is shutting down and accepts no new connections")
+	default:
+		log.Warn("session limit reached: refusing a new session", "err", err)
+		httpError(w, http.StatusServiceUnavailable, httpapi.HTTPErrorCodeServerFull, "%v; try again later", err)
+	}
+}
+
 // attach joins c to sess. When sess ended since the handshake joined it (a disconnect,
 // its TTL), c joins the session that follows it, as a connection arriving just after
-// would; the session limit holds for that one too, and a full server refuses it with
-// 1008, the close of a refusal after the upgrade.
+// would; the session limit and the user check hold for that one too.
 func (s *Server) attach(c *conn, sess *session, user string, resume resumeRequest) (*session, *conn, error) {
 	for {
 		old, err := sess.attach(c, resume)

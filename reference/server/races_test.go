@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -102,4 +103,41 @@ func checkStreamOf(t *testing.T, c *client) string {
 		t.Fatalf("a query sent back to back was refused: %v", last)
 	}
 	return checkStream(t, fs)
+}
+
+// TAKE-1: the connection whose handshake completes later is the newer one. A client
+// that got its 101 and dials again at once keeps the second connection; the first is
+// closed with 4001. The old server joined the session after the 101, so the second
+// handler could join first and be replaced by the first.
+func TestTakeoverFollowsHandshakeOrder(t *testing.T) {
+	s := start(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 200 {
+		url := s.wsURL(fmt.Sprintf("session_id=%s-%d", t.Name(), i))
+		first, _, err := websocket.Dial(ctx, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		second, _, err := websocket.Dial(ctx, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, data, err := second.Read(ctx)
+		if err != nil {
+			t.Fatalf("run %d: the newer connection ended with %v, want connected and to keep the session", i, err)
+		}
+		if !strings.Contains(string(data), `"connected"`) {
+			t.Fatalf("run %d: the newer connection got %s first, want connected", i, data)
+		}
+		for {
+			if _, _, err := first.Read(ctx); err != nil {
+				if websocket.CloseStatus(err) != 4001 {
+					t.Fatalf("run %d: the older connection ended with %v, want close 4001", i, err)
+				}
+				break
+			}
+		}
+		second.CloseNow()
+	}
 }

@@ -15,8 +15,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/coder/websocket"
-
 	"github.com/agentws/agentws/reference/agent"
 	"github.com/agentws/agentws/schemas"
 	"github.com/agentws/agentws/schemas/httpapi"
@@ -137,19 +135,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusForbidden, httpapi.HTTPErrorCodeOriginNotAllowed, "origin %q is not allowed", origin)
 		return
 	}
-	sess, err := s.join(sid, user)
-	if err != nil {
-		refuseJoin(w, log, err)
-		return
-	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
-	if err != nil {
-		log.Warn("upgrade failed", "err", err)
-		sess.abandon()
-		return
-	}
-	ws.SetReadLimit(s.cfg.MaxMessageBytes)
-	s.serveConn(newConn(s, ws, log), sess, user, resume)
+	s.serveSession(w, r, log, sid, user, resume)
 }
 
 func isUpgrade(r *http.Request) bool {

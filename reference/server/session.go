@@ -37,7 +37,7 @@ type session struct {
 	running  *query      // the query that runs, from its acceptance to its end
 	runner   bool        // a goroutine runs the queue
 	ended    bool
-	joined   bool        // a connection joined it once
+	attached int         // connections that joined it, ever
 	expiry   *time.Timer // set while the session has no connection
 	queryIDs int         // query ids assigned so far
 	finished finishedQueries
@@ -77,7 +77,7 @@ func (s *session) attach(c *conn, r resumeRequest) (old *conn, err error) {
 	case s.ended:
 		return nil, errSessionEnded
 	case s.srv.draining.Load():
-		if !s.joined {
+		if s.attached == 0 {
 			s.endLocked(errShutdown) // made for c alone
 		}
 		return nil, errShutdown
@@ -113,7 +113,8 @@ func (s *session) attach(c *conn, r resumeRequest) (old *conn, err error) {
 		s.expiry.Stop()
 		s.expiry = nil
 	}
-	s.conn, s.joined = c, true
+	s.conn = c
+	s.attached++
 	c.join(s)
 	c.enqueueAll(append([]frame{encode(connected)}, frames...)...)
 	return old, nil
@@ -124,8 +125,23 @@ func (s *session) attach(c *conn, r resumeRequest) (old *conn, err error) {
 func (s *session) abandon() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.joined && !s.ended {
+	if s.attached == 0 && !s.ended {
 		s.endLocked(errSessionEnded)
+	}
+}
+
+// withdraw undoes the attach of c, whose upgrade failed: its frames go back to the
+// buffer, and a session that c was the first to join gives its slot back (HS-10).
+func (s *session) withdraw(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	unsent := c.closeNow(websocket.StatusGoingAway, "")
+	switch {
+	case s.conn != c || s.ended:
+	case s.attached == 1:
+		s.endLocked(errSessionEnded)
+	default:
+		s.detachLocked(unsent)
 	}
 }
 
