@@ -132,22 +132,24 @@ func (c *conn) closeAfter(code websocket.StatusCode, reason string) {
 }
 
 // closeNow closes the connection with code without writing what is queued, and
-// returns the session-scoped frames that were queued, for the session's buffer.
-func (c *conn) closeNow(code websocket.StatusCode, reason string) []frame {
+// returns the session-scoped frames that were queued, for the session's buffer, and
+// the evictions that an unwritten connected frame was to announce (BUF-8), for the
+// next one.
+func (c *conn) closeNow(code websocket.StatusCode, reason string) (unsent []frame, unannounced int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var unsent []frame
 	for _, f := range c.out {
 		if f.session {
 			unsent = append(unsent, f)
 		}
+		unannounced += f.evicted
 	}
 	c.out = nil
 	if !c.closing || c.flush {
 		c.closing, c.code, c.reason, c.flush = true, code, reason, false
 	}
 	c.notify()
-	return unsent
+	return unsent, unannounced
 }
 
 // writeLoop writes queued frames until the connection closes.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -197,5 +198,41 @@ func TestQueueCountsOnlyWaiting(t *testing.T) {
 			}
 			sess.end(errSessionEnded)
 		}
+	}
+}
+
+// BUF-8: evictions announced by a connected frame that was never written are announced
+// by the next connection's: after a takeover, and after a drop.
+func TestEvictedCarriedOver(t *testing.T) {
+	for _, how := range []string{"takeover", "drop"} {
+		t.Run(how, func(t *testing.T) {
+			srv := testServer(t, func(c *Config) { c.BufferSize = 1 })
+			sess, c := joined(t, srv, "evicted-"+how)
+			srv.dropped(c, websocket.StatusGoingAway, "")
+			for n := range 3 {
+				emitChunk(sess, n+1)
+			}
+			c1 := socketless(srv) // its connected, announcing 2, is never written
+			if _, err := sess.attach(c1, resumeRequest{}); err != nil {
+				t.Fatal(err)
+			}
+			if how == "drop" {
+				srv.dropped(c1, websocket.StatusGoingAway, "")
+			}
+			c2 := socketless(srv)
+			if _, err := sess.attach(c2, resumeRequest{}); err != nil {
+				t.Fatal(err)
+			}
+			var got msg.Connected
+			if err := json.Unmarshal(c2.out[0].data, &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.Evicted != 2 {
+				t.Errorf("the next connected announces %d evictions, want 2: %s", got.Evicted, c2.out[0].data)
+			}
+			if seqs := seqs(c2.out[1:]); !slices.Equal(seqs, []int{3}) {
+				t.Errorf("the next connection gets seqs %v, want [3]", seqs)
+			}
+		})
 	}
 }

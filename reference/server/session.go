@@ -88,11 +88,13 @@ func (s *session) attach(c *conn, r resumeRequest) (old *conn, err error) {
 		Capabilities: s.srv.capabilities, Epoch: s.epoch,
 	}
 	var unsent []frame
+	var unannounced int
 	if old = s.conn; old != nil {
-		unsent = old.closeNow(closeSessionReplaced, "session replaced")
+		unsent, unannounced = old.closeNow(closeSessionReplaced, "session replaced")
 		s.srv.release(old)
 	}
 	buffered, evicted := s.buf.take()
+	evicted += unannounced
 	var frames []frame
 	if r.asked {
 		var resumed bool
@@ -116,7 +118,9 @@ func (s *session) attach(c *conn, r resumeRequest) (old *conn, err error) {
 	s.conn = c
 	s.attached++
 	c.join(s)
-	c.enqueueAll(append([]frame{encode(connected)}, frames...)...)
+	first := encode(connected)
+	first.evicted = connected.Evicted
+	c.enqueueAll(append([]frame{first}, frames...)...)
 	return old, nil
 }
 
@@ -135,13 +139,13 @@ func (s *session) abandon() {
 func (s *session) withdraw(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	unsent := c.closeNow(websocket.StatusGoingAway, "")
+	unsent, unannounced := c.closeNow(websocket.StatusGoingAway, "")
 	switch {
 	case s.conn != c || s.ended:
 	case s.attached == 1:
 		s.endLocked(errSessionEnded)
 	default:
-		s.detachLocked(unsent)
+		s.detachLocked(unsent, unannounced)
 	}
 }
 
@@ -181,16 +185,18 @@ func (s *session) replay(r resumeRequest) (frames []frame, resumed bool, missed 
 func (s *session) detach(c *conn, code websocket.StatusCode, reason string, failed []frame) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	unsent := c.closeNow(code, reason)
+	unsent, unannounced := c.closeNow(code, reason)
 	if s.conn == c && !s.ended {
-		s.detachLocked(append(failed, unsent...))
+		s.detachLocked(append(failed, unsent...), unannounced)
 	}
 }
 
-// detachLocked leaves the session without a connection: it buffers the unsent frames
-// and starts the TTL. s.mu is held.
-func (s *session) detachLocked(unsent []frame) {
+// detachLocked leaves the session without a connection: it buffers the unsent frames,
+// keeps the count of evictions that were not announced for the next connection, and
+// starts the TTL. s.mu is held.
+func (s *session) detachLocked(unsent []frame, unannounced int) {
 	s.conn = nil
+	s.buf.evicted += unannounced
 	for _, f := range unsent {
 		s.bufferLocked(f)
 	}
