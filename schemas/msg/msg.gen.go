@@ -333,7 +333,7 @@ type Connected struct {
 	// Epoch Extension resume: the identity of the session's history. It changes when the server loses the session's state (rule SEQ-5).
 	Epoch string `json:"epoch,omitempty"`
 
-	// Evicted Extension buffering: on a connection without last_seq, how many frames the session's offline buffer evicted to make room since it was last delivered; absent when none was (rule BUF-8).
+	// Evicted Extension buffering: on a connection without last_seq, how many frames the session's offline buffer evicted to make room that no earlier connected announced; absent when none was (rule BUF-8).
 	Evicted int `json:"evicted,omitempty"`
 
 	// Message A human-readable welcome, for example "WebSocket connection established".
