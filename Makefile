@@ -28,7 +28,7 @@ lint:
 lint-spec:
 	tools/speclint/run.sh
 
-# The chaos test at full size: 1000 queries, over 1000 forced drops, nothing lost.
+# The chaos test at full size: per variant 1000 queries, over 1000 forced drops, nothing lost.
 chaos:
 	$(GO) test ./reference/server -count=1 -run TestChaos -v -args -chaos.full
 

@@ -1,33 +1,38 @@
 package server
 
 // frameBuffer is a session's offline buffer: frames in order, bounded by count and by
-// bytes; when full, the oldest frames are dropped (BUF-3, BUF-7).
+// bytes; when full, the oldest frames are evicted (BUF-3, BUF-7).
 type frameBuffer struct {
 	frames   []frame
 	bytes    int
 	maxCount int
 	maxBytes int
-	dropped  int // frames dropped to make room, over the buffer's life
+	evicted  int // frames evicted to make room since the buffer was last taken (BUF-8)
 }
 
-// push appends f, dropping the oldest frames while the buffer is over a bound. A frame
-// larger than the byte bound on its own is dropped too.
-func (b *frameBuffer) push(f frame) {
+// push appends f, evicting the oldest frames while the buffer is over a bound, and
+// returns how many it evicted. A frame larger than the byte bound on its own is
+// evicted too.
+func (b *frameBuffer) push(f frame) int {
 	b.frames = append(b.frames, f)
 	b.bytes += len(f.data)
+	n := 0
 	for len(b.frames) > b.maxCount || b.bytes > b.maxBytes {
 		b.bytes -= len(b.frames[0].data)
 		b.frames[0] = frame{}
 		b.frames = b.frames[1:]
-		b.dropped++
+		n++
 	}
+	b.evicted += n
+	return n
 }
 
-// take empties the buffer and returns its frames, oldest first.
-func (b *frameBuffer) take() []frame {
-	out := b.frames
-	b.frames, b.bytes = nil, 0
-	return out
+// take empties the buffer and returns its frames, oldest first, and how many frames it
+// evicted since it was last taken.
+func (b *frameBuffer) take() (frames []frame, evicted int) {
+	frames, evicted = b.frames, b.evicted
+	b.frames, b.bytes, b.evicted = nil, 0, 0
+	return frames, evicted
 }
 
 func (b *frameBuffer) len() int { return len(b.frames) }

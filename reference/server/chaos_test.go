@@ -3,10 +3,13 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,162 +22,394 @@ import (
 )
 
 var chaosFull = flag.Bool("chaos.full", os.Getenv("AGENTWS_CHAOS") == "full",
-	"run TestChaos at full size: 1000 queries and at least 1000 forced drops (also AGENTWS_CHAOS=full)")
+	"run TestChaos at full size: 1000 queries and at least 1000 forced drops per variant (also AGENTWS_CHAOS=full)")
 
-// chaosStats counts what happened over all clients.
+// A chaosMode is one variant of the chaos test: how clients reconnect and what they do
+// to the server besides querying.
+type chaosMode struct {
+	name      string
+	resume    bool // reconnect with last_seq and epoch; else without, reading a replaced connection to its close
+	abrupt    bool // drop connections abruptly: only with resume, since the core protocol loses what was written into a dying connection (section 9.1)
+	takeovers bool
+	pace      [2]int  // a forced drop every pace[0] + rand(pace[1]) ms
+	cancel    float64 // the chance that a query is cancelled, at once or later, and that a second query is pipelined behind it
+	dup       float64 // the chance, on each frame, of sending a known query_id again
+	lossy     bool    // a small buffer: frames may be lost, each loss announced by evicted (BUF-8)
+	edit      func(*server.Config)
+}
+
+var chaosModes = []chaosMode{
+	{name: "resume", resume: true, abrupt: true, takeovers: true, pace: [2]int{20, 300}},
+	{name: "core", takeovers: true, pace: [2]int{20, 300}, cancel: 0.2, dup: 0.05},
+	{name: "evicted", takeovers: true, pace: [2]int{20, 300}, lossy: true,
+		edit: func(c *server.Config) { c.BufferSize = 3 }},
+	{name: "takeover storm", takeovers: true, pace: [2]int{2, 10}},
+	{name: "cancel storm", takeovers: true, pace: [2]int{50, 300}, cancel: 0.9},
+	{name: "duplicate storm", takeovers: true, pace: [2]int{50, 300}, dup: 0.5},
+}
+
+// chaosStats counts what happened over all clients of a variant.
 type chaosStats struct {
-	queries, frames, aborts, takeovers, slowCloses, resumes, gapResumes, lost, duplicated atomic.Int64
+	queries, frames, aborts, takeovers, slowCloses, resumes, gapResumes atomic.Int64
+	cancels, cancelled, resent, replays, lost, announced, misannounced  atomic.Int64
+	duplicated                                                          atomic.Int64
 }
 
 func (s *chaosStats) String() string {
-	return fmt.Sprintf("%d queries, %d frames, %d forced drops (%d abrupt, %d takeovers, %d slow-consumer closes), %d resumes, %d resumes with a gap, %d frames lost, %d duplicated",
-		s.queries.Load(), s.frames.Load(), s.drops(), s.aborts.Load(), s.takeovers.Load(),
-		s.slowCloses.Load(), s.resumes.Load(), s.gapResumes.Load(), s.lost.Load(), s.duplicated.Load())
+	return fmt.Sprintf("%d queries, %d frames, %d forced drops (%d abrupt, %d takeovers, %d slow-consumer closes), %d resumes (%d with a gap), %d cancels (%d queries cancelled), %d query_ids sent again (%d replays), %d frames lost, %d announced as evicted, %d losses not announced exactly, %d duplicated",
+		s.queries.Load(), s.frames.Load(), s.drops(), s.aborts.Load(), s.takeovers.Load(), s.slowCloses.Load(),
+		s.resumes.Load(), s.gapResumes.Load(), s.cancels.Load(), s.cancelled.Load(), s.resent.Load(), s.replays.Load(),
+		s.lost.Load(), s.announced.Load(), s.misannounced.Load(), s.duplicated.Load())
 }
 
 func (s *chaosStats) drops() int64 { return s.aborts.Load() + s.takeovers.Load() + s.slowCloses.Load() }
 
-// TestChaos runs many clients, each streaming queries one after another, while their
-// connections are dropped at random moments: abrupt TCP closes, takeovers by a new
-// connection, and slow-consumer closes (a small send queue against fast answers). Each
-// client resumes with last_seq and resends an unfinished query with its query_id. In
-// the end every client must hold every frame of every query exactly once, in order.
+// TestChaos runs many clients per variant, each streaming queries one after another,
+// while their connections are dropped at random moments: abrupt TCP closes (with
+// resume), takeovers by a new connection, and slow-consumer closes (a small send queue
+// against fast answers). Clients that resume name last_seq; the others reconnect
+// without it and read a replaced connection to its close. Every client resends its
+// unfinished queries with their query_id after a reconnect. In the end every client
+// must hold every frame of every query exactly once, in order; in the lossy variant,
+// every frame it lacks must have been announced by evicted.
 func TestChaos(t *testing.T) {
-	clients, queries := 4, 6
-	if *chaosFull {
-		clients, queries = 25, 40
+	for _, mode := range chaosModes {
+		t.Run(mode.name, func(t *testing.T) {
+			clients, queries := 4, 6
+			if *chaosFull {
+				clients, queries = 25, 40
+			}
+			s := start(t, func(c *server.Config) {
+				c.SendQueue = 8
+				if mode.edit != nil {
+					mode.edit(c)
+				}
+			})
+			stats := &chaosStats{}
+			runChaos(t, s, mode, clients, queries, stats, nil)
+			checkChaos(t, mode, stats)
+			if *chaosFull && (stats.queries.Load() < 1000 || stats.drops() < 1000) {
+				t.Errorf("full size needs at least 1000 queries and 1000 forced drops: %s", stats)
+			}
+		})
 	}
+}
+
+// TestChaosDrain drains the server while clients stream and take their sessions over
+// (SHUT-2, SHUT-3): what a client read before its connection closed with 1001, and
+// what its session buffered, make every stream whole, once.
+func TestChaosDrain(t *testing.T) {
+	mode := chaosMode{name: "drain", takeovers: true, pace: [2]int{20, 200}, cancel: 0.2, dup: 0.1}
+	const clients, queries = 6, 40 // more queries than are sent before the drain
 	s := start(t, func(c *server.Config) { c.SendQueue = 8 })
 	stats := &chaosStats{}
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for stats.queries.Load() < 5*clients {
+			time.Sleep(5 * time.Millisecond) // polling
+		}
+		s.Drain(context.Background())
+	}()
+	runChaos(t, s, mode, clients, queries, stats, drained)
+	checkChaos(t, mode, stats)
+	if n := stats.queries.Load(); n >= clients*queries {
+		t.Errorf("all %d queries were sent before the drain: it came too late to test anything", n)
+	}
+}
+
+// runChaos runs clients against s. With drained, a client stops when the server refuses
+// it for draining; once drained is closed, its session's buffer is read as a last
+// connection would.
+func runChaos(t *testing.T, s *testServer, mode chaosMode, clients, queries int, stats *chaosStats, drained chan struct{}) {
 	var wg sync.WaitGroup
-	errs := make(chan error, clients)
 	for i := range clients {
 		wg.Go(func() {
-			cl := &chaosClient{s: s, sid: fmt.Sprintf("%s-%d", newSession(t), i), stats: stats,
-				rng: rand.New(rand.NewPCG(uint64(i), 42)), frames: map[string][]frame{}}
-			if err := cl.run(queries); err != nil {
-				errs <- fmt.Errorf("client %d: %w", i, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			cl := &chaosClient{s: s, mode: mode, ctx: ctx, sid: fmt.Sprintf("%s-%d", newSession(t), i), stats: stats,
+				rng: rand.New(rand.NewPCG(uint64(i), 42)), frames: map[string][]frame{}, ends: map[string]frame{},
+				texts: map[string]string{}}
+			err := cl.run(queries)
+			if errors.Is(err, errDraining) && drained != nil {
+				<-drained
+				err = cl.readBuffer()
+			}
+			if err == nil {
+				err = cl.check()
+			}
+			if err != nil {
+				t.Errorf("client %d: %v", i, err)
 			}
 		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	t.Log(stats)
-	if stats.lost.Load() != 0 || stats.duplicated.Load() != 0 || stats.gapResumes.Load() != 0 {
-		t.Errorf("frames lost or duplicated: %s", stats)
-	}
-	if *chaosFull && (stats.queries.Load() < 1000 || stats.drops() < 1000) {
-		t.Errorf("full size needs at least 1000 queries and 1000 forced drops: %s", stats)
+	if drained != nil {
+		<-drained
 	}
 }
 
+func checkChaos(t *testing.T, mode chaosMode, stats *chaosStats) {
+	t.Helper()
+	t.Logf("%s: %s", mode.name, stats)
+	if stats.duplicated.Load() != 0 || stats.gapResumes.Load() != 0 || stats.misannounced.Load() != 0 {
+		t.Errorf("frames duplicated or lost unannounced: %s", stats)
+	}
+	if !mode.lossy && (stats.lost.Load() != 0 || stats.announced.Load() != 0) {
+		t.Errorf("frames lost: %s", stats)
+	}
+	if mode.lossy && stats.announced.Load() == 0 {
+		t.Errorf("the lossy variant evicted nothing, so it tested nothing: %s", stats)
+	}
+}
+
+var errDraining = errors.New("the server is draining")
+
 type chaosClient struct {
 	s     *testServer
+	mode  chaosMode
+	ctx   context.Context
 	sid   string
 	stats *chaosStats
 	rng   *rand.Rand
 
-	ws      *websocket.Conn
-	gen     int
-	events  chan chaosEvent
+	cur     *chaosConn
 	epoch   string
 	lastSeq int
+	evicted int  // announced by the last connected, not yet seen as a gap
+	joined  bool // the next numbered frame is the first after connected
+
+	texts   map[string]string  // by query_id, every query sent
+	pending []string           // query_ids sent and not finished, in order
 	frames  map[string][]frame // by query_id, in seq order, replays aside
+	ends    map[string]frame   // by query_id, the terminal frame
+}
+
+type chaosConn struct {
+	ws     *websocket.Conn
+	events chan chaosEvent
 }
 
 type chaosEvent struct {
-	gen   int
 	frame frame
 	err   error
 }
 
-// connect opens a connection, resuming after lastSeq; the old one, if any, is
-// abandoned (a takeover) and its frames ignored from now on.
-func (c *chaosClient) connect(ctx context.Context) error {
+// dial opens a connection, with last_seq when the client resumes. A refusal for
+// draining is errDraining.
+func (c *chaosClient) dial() (*chaosConn, error) {
 	q := "session_id=" + c.sid
-	if c.epoch != "" {
+	if c.mode.resume && c.epoch != "" {
 		q += fmt.Sprintf("&last_seq=%d&epoch=%s", c.lastSeq, c.epoch)
 	}
-	ws, _, err := websocket.Dial(ctx, c.s.wsURL(q), nil)
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	defer cancel()
+	ws, resp, err := websocket.Dial(ctx, c.s.wsURL(q), nil)
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusServiceUnavailable {
+			return nil, errDraining
+		}
+		return nil, err
+	}
+	ws.SetReadLimit(-1)
+	cc := &chaosConn{ws: ws, events: make(chan chaosEvent, 4096)}
+	go cc.read(c.ctx)
+	return cc, nil
+}
+
+func (cc *chaosConn) read(ctx context.Context) {
+	for {
+		_, data, err := cc.ws.Read(ctx)
+		e := chaosEvent{err: err}
+		if err == nil {
+			json.Unmarshal(data, &e.frame)
+		}
+		select {
+		case cc.events <- e:
+		case <-ctx.Done():
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// reconnect opens a new connection. Without resume, it first reads the replaced one to
+// its end (the server closes it with 4001), whose frames come before the new one's.
+func (c *chaosClient) reconnect() error {
+	next, err := c.dial()
+	if errors.Is(err, errDraining) && c.cur != nil {
+		if err := c.readToEnd(c.cur); err != nil {
+			return err
+		}
+		return errDraining
+	}
 	if err != nil {
 		return err
 	}
-	ws.SetReadLimit(-1)
-	if c.ws != nil {
-		go c.ws.CloseNow() // abandoned; the server has closed it with 4001 already, or will
-	}
-	c.ws, c.gen = ws, c.gen+1
-	gen, events := c.gen, c.events
-	go func() {
-		for {
-			_, data, err := ws.Read(context.Background())
-			if err != nil {
-				events <- chaosEvent{gen: gen, err: err}
-				return
-			}
-			var f frame
-			json.Unmarshal(data, &f)
-			events <- chaosEvent{gen: gen, frame: f}
+	old := c.cur
+	c.cur = next
+	if old != nil {
+		if c.mode.resume {
+			go old.ws.CloseNow() // abandoned: its frames come again after last_seq
+		} else if err := c.readToEnd(old); err != nil {
+			return err
 		}
-	}()
+	}
+	c.joined = false
+	for _, id := range c.pending { // the server runs them only if it never got them
+		c.send(id)
+	}
 	return nil
 }
 
-// handle takes one frame: connected, or a numbered frame of the session.
+// readToEnd handles a connection's frames until it ends.
+func (c *chaosClient) readToEnd(cc *chaosConn) error {
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	for {
+		select {
+		case e := <-cc.events:
+			if e.err != nil {
+				return nil
+			}
+			if err := c.handle(e.frame); err != nil {
+				return err
+			}
+		case <-deadline.C:
+			return errors.New("a replaced connection was not closed within 30 s")
+		}
+	}
+}
+
+func (c *chaosClient) send(id string) {
+	data, _ := json.Marshal(map[string]any{"type": "query", "query": c.texts[id], "query_id": id})
+	c.cur.ws.Write(c.ctx, websocket.MessageText, data)
+}
+
+func (c *chaosClient) sendCancel(id string) {
+	c.stats.cancels.Add(1)
+	data, _ := json.Marshal(map[string]any{"type": "cancel", "query_id": id})
+	c.cur.ws.Write(c.ctx, websocket.MessageText, data)
+}
+
+// handle takes one frame: connected, a refusal, or a numbered frame of the session.
 func (c *chaosClient) handle(f frame) error {
 	switch f.str("type") {
 	case "keepalive", "pong":
 		return nil
 	case "connected":
-		if c.epoch != "" {
+		if c.mode.resume && c.epoch != "" {
 			c.stats.resumes.Add(1)
 			if f["resumed"] != true {
 				c.stats.gapResumes.Add(1)
 			}
 		}
 		c.epoch = f.str("epoch")
+		c.evicted, c.joined = f.num("evicted"), true
+		c.stats.announced.Add(int64(c.evicted))
 		return nil
 	case "error":
 		if f["seq"] == nil {
+			if f.str("code") == "unknown_query" || f.str("code") == "unavailable" {
+				return nil // a cancel after the end; a query refused by the drain
+			}
 			return fmt.Errorf("a refusal: %v", f)
 		}
 	}
-	seq := f.num("seq")
-	switch {
-	case seq <= c.lastSeq:
+	c.account(f.num("seq"))
+	return c.record(f)
+}
+
+// account checks a numbered frame's seq against the last: a gap is a loss, and right
+// after connected it must be exactly the announced evictions (BUF-8).
+func (c *chaosClient) account(seq int) {
+	if seq <= c.lastSeq {
 		c.stats.duplicated.Add(1)
-		return nil
-	case seq > c.lastSeq+1:
-		c.stats.lost.Add(int64(seq - c.lastSeq - 1))
+		return
 	}
-	c.lastSeq = seq
+	gap := seq - c.lastSeq - 1
+	c.stats.lost.Add(int64(gap))
+	if (c.joined && gap != c.evicted) || (!c.joined && gap != 0) {
+		c.stats.misannounced.Add(1)
+	}
+	c.lastSeq, c.joined, c.evicted = seq, false, 0
 	c.stats.frames.Add(1)
-	if f["replayed"] != true {
-		id := f.str("query_id")
-		c.frames[id] = append(c.frames[id], f)
+}
+
+// record files a numbered frame under its query.
+func (c *chaosClient) record(f frame) error {
+	id := f.str("query_id")
+	end, ended := c.ends[id]
+	if f["replayed"] == true {
+		c.stats.replays.Add(1)
+		if !ended && !c.mode.lossy {
+			return fmt.Errorf("query %s: a replay %v before its end", id, f)
+		}
+		if ended && (end.str("type") != f.str("type") || end.str("full_response") != f.str("full_response") || end.str("code") != f.str("code")) {
+			return fmt.Errorf("query %s: replay %v differs from its end %v", id, f, end)
+		}
+		c.finish(id, f)
+		return nil
+	}
+	if ended {
+		return fmt.Errorf("query %s: %v after its end %v (STREAM-1)", id, f, end)
+	}
+	c.frames[id] = append(c.frames[id], f)
+	if t := f.str("type"); t == "complete" || t == "error" {
+		if f.str("code") == "cancelled" {
+			c.stats.cancelled.Add(1)
+		}
+		c.finish(id, f)
 	}
 	return nil
 }
 
-// finished reports whether query id has its terminal frame.
-func (c *chaosClient) finished(id string) bool {
-	fs := c.frames[id]
-	return len(fs) > 0 && (fs[len(fs)-1].str("type") == "complete" || fs[len(fs)-1].str("type") == "error")
+func (c *chaosClient) finish(id string, end frame) {
+	if _, ok := c.ends[id]; !ok {
+		c.ends[id] = end
+	}
+	c.pending = slices.DeleteFunc(c.pending, func(p string) bool { return p == id })
 }
 
+// submit sends a new query.
+func (c *chaosClient) submit(id, text string) {
+	c.texts[id] = text
+	c.pending = append(c.pending, id)
+	c.stats.queries.Add(1)
+	c.send(id)
+}
+
+// resendSome sends a known query_id again: one that runs or waits (QID-3), or one that
+// finished (QID-4).
+func (c *chaosClient) resendSome() {
+	ids := make([]string, 0, len(c.texts))
+	for id := range c.texts {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	c.stats.resent.Add(1)
+	c.send(ids[c.rng.IntN(len(ids))])
+}
+
+func (c *chaosClient) after(spread [2]int) time.Duration {
+	return time.Duration(spread[0]+c.rng.IntN(spread[1])) * time.Millisecond
+}
+
+// run sends queries one step at a time: a query, sometimes a second pipelined behind
+// it, and waits until both end, while the chaos goes on. It returns errDraining when
+// the server drained.
 func (c *chaosClient) run(queries int) error {
-	ctx := context.Background()
-	c.events = make(chan chaosEvent, 4096)
-	if err := c.connect(ctx); err != nil {
+	defer func() {
+		if c.cur != nil {
+			c.cur.ws.CloseNow()
+		}
+	}()
+	if err := c.reconnect(); err != nil {
 		return err
 	}
-	defer func() { c.ws.CloseNow() }()
-	texts := map[string]string{}
-	// The drops come at random moments, whatever is streaming then.
-	chaos := time.NewTimer(time.Duration(20+c.rng.IntN(200)) * time.Millisecond)
+	chaos := time.NewTimer(c.after(c.mode.pace))
 	defer chaos.Stop()
 	for i := range queries {
 		id := fmt.Sprintf("q%d", i)
@@ -182,63 +417,114 @@ func (c *chaosClient) run(queries int) error {
 		if i%2 == 1 { // a fast answer of some 40 chunks: a burst for the small send queue
 			text = fmt.Sprintf("%s %s", id, strings.Repeat("burst ", 100))
 		}
-		texts[id] = text
-		c.stats.queries.Add(1)
-		send := func() error {
-			data, _ := json.Marshal(map[string]any{"type": "query", "query": text, "query_id": id})
-			return c.ws.Write(ctx, websocket.MessageText, data)
-		}
-		send()
-		deadline := time.NewTimer(60 * time.Second)
-		for !c.finished(id) {
-			select {
-			case e := <-c.events:
-				if e.gen != c.gen {
-					continue // an abandoned connection's
-				}
-				if e.err == nil {
-					if err := c.handle(e.frame); err != nil {
-						return err
-					}
-					continue
-				}
-				if websocket.CloseStatus(e.err) == 4002 {
-					c.stats.slowCloses.Add(1)
-				}
-				if err := c.connect(ctx); err != nil {
-					return err
-				}
-				send() // the server runs it only if it never got it
-			case <-chaos.C:
-				if c.rng.IntN(2) == 0 {
-					c.stats.aborts.Add(1)
-					c.ws.CloseNow()
-				} else {
-					c.stats.takeovers.Add(1)
-				}
-				if err := c.connect(ctx); err != nil {
-					return err
-				}
-				send()
-				chaos.Reset(time.Duration(20+c.rng.IntN(300)) * time.Millisecond)
-			case <-deadline.C:
-				return fmt.Errorf("query %s did not finish within a minute; last seq %d", id, c.lastSeq)
+		c.submit(id, text)
+		cancelAt := time.NewTimer(time.Hour)
+		if c.rng.Float64() < c.mode.cancel {
+			c.submit(id+"b", "pipelined "+id)
+			if c.rng.IntN(2) == 0 {
+				c.sendCancel(id + "b") // queued, most likely (CANCEL-2)
 			}
+			cancelAt.Reset(time.Duration(c.rng.IntN(300)) * time.Millisecond)
 		}
-		deadline.Stop()
+		if err := c.await(chaos, cancelAt); err != nil {
+			return err
+		}
+		cancelAt.Stop()
 	}
-	for id, text := range texts {
-		if err := checkChaosStream(c.frames[id], "Echo: "+text); err != nil {
+	return nil
+}
+
+// await handles events until no query is pending.
+func (c *chaosClient) await(chaos, cancelAt *time.Timer) error {
+	deadline := time.NewTimer(60 * time.Second)
+	defer deadline.Stop()
+	for len(c.pending) > 0 {
+		select {
+		case e := <-c.cur.events:
+			if e.err == nil {
+				if err := c.handle(e.frame); err != nil {
+					return err
+				}
+				if c.rng.Float64() < c.mode.dup {
+					c.resendSome()
+				}
+				continue
+			}
+			if websocket.CloseStatus(e.err) == 4002 {
+				c.stats.slowCloses.Add(1)
+			}
+			c.cur = nil // it ended: nothing more to read from it
+			if err := c.reconnect(); err != nil {
+				return err
+			}
+		case <-cancelAt.C:
+			c.sendCancel(c.pending[c.rng.IntN(len(c.pending))])
+		case <-chaos.C:
+			if c.mode.abrupt && c.rng.IntN(2) == 0 {
+				c.stats.aborts.Add(1)
+				c.cur.ws.CloseNow()
+			} else {
+				c.stats.takeovers.Add(1)
+			}
+			if err := c.reconnect(); err != nil {
+				return err
+			}
+			chaos.Reset(c.after(c.mode.pace))
+		case <-deadline.C:
+			return fmt.Errorf("queries %v did not finish within a minute; last seq %d", c.pending, c.lastSeq)
+		}
+	}
+	return nil
+}
+
+// readBuffer reads what the session buffered after the drain closed the client's
+// connection, as the next connection would get it.
+func (c *chaosClient) readBuffer() error {
+	c.joined = true
+	for _, data := range c.s.BufferedFrames(c.sid) {
+		var f frame
+		if err := json.Unmarshal(data, &f); err != nil {
+			return err
+		}
+		if err := c.handle(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// check checks every stream (STREAM-1 to STREAM-5): whole and in order, or cut short by
+// its cancel; a query that has no frame at all never reached the server (its
+// connection was replaced or drained first). The lossy variant checks seqs only.
+func (c *chaosClient) check() error {
+	if c.mode.lossy {
+		return nil
+	}
+	for id, text := range c.texts {
+		fs := c.frames[id]
+		if len(fs) == 0 && len(c.pending) > 0 {
+			continue // sent, then the drain came
+		}
+		if err := checkChaosStream(fs, "Echo: "+text); err != nil {
 			return fmt.Errorf("query %s: %w", id, err)
 		}
 	}
 	return nil
 }
 
-// checkChaosStream checks one query's frames: query_start, chunks 1..N, complete.
+// checkChaosStream checks one query's frames: query_start, chunks 1..N, then complete;
+// or, for a cancelled query, an error with code cancelled after chunks 1..k, with or
+// without query_start (CANCEL-1, CANCEL-2).
 func checkChaosStream(fs []frame, answer string) error {
+	if len(fs) == 0 {
+		return errors.New("no frame")
+	}
+	last := fs[len(fs)-1]
+	if last.str("type") == "error" && last.str("code") == "cancelled" && len(fs) == 1 {
+		return nil // cancelled while queued
+	}
 	if len(fs) < 2 || fs[0].str("type") != "query_start" {
-		return fmt.Errorf("%d frames, the first %v: want query_start first", len(fs), fs)
+		return fmt.Errorf("%d frames, the first %v: want query_start first", len(fs), fs[0])
 	}
 	var text strings.Builder
 	for i, f := range fs[1 : len(fs)-1] {
@@ -247,7 +533,9 @@ func checkChaosStream(fs []frame, answer string) error {
 		}
 		text.WriteString(f.str("content"))
 	}
-	last := fs[len(fs)-1]
+	if last.str("type") == "error" && last.str("code") == "cancelled" {
+		return nil
+	}
 	if last.str("type") != "complete" || last.num("total_chunks") != len(fs)-2 || last.str("full_response") != answer || text.String() != answer {
 		return fmt.Errorf("ends with %v after %d chunks: want complete with %q", last, len(fs)-2, answer)
 	}

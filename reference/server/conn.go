@@ -18,7 +18,8 @@ const (
 )
 
 // A conn is one WebSocket connection of a session: the reader runs in the handler's
-// goroutine, the writer in its own, draining a bounded queue.
+// goroutine, the writer in its own, draining a bounded queue. ws is set once, by start,
+// before the writer and the reader run; nothing else uses it.
 type conn struct {
 	srv *Server
 	ws  *websocket.Conn
@@ -44,11 +45,21 @@ type conn struct {
 // the send queue's limit: a full queue of stream frames never costs a client its pong.
 const controlReserve = 32
 
-func newConn(srv *Server, ws *websocket.Conn, log *slog.Logger) *conn {
+// newConn returns a connection without its socket: it joins its session, and queues
+// its first frames, before the upgrade; start gives it the socket.
+func newConn(srv *Server, log *slog.Logger) *conn {
 	return &conn{
-		srv: srv, ws: ws, log: log, limit: srv.cfg.SendQueue,
+		srv: srv, log: log, limit: srv.cfg.SendQueue,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
+}
+
+// start gives c its socket and starts its writer, which writes what was queued so far
+// (connected first) or closes the connection if it was closed meanwhile.
+func (c *conn) start(ws *websocket.Conn) {
+	c.ws = ws
+	c.lastSent.Store(time.Now().UnixNano())
+	go c.writeLoop()
 }
 
 func (c *conn) notify() {
@@ -92,6 +103,15 @@ func (c *conn) reply(f frame) bool {
 	return false
 }
 
+// join records that c joined sess, which counts it as active (HEALTH-4). sess.mu is
+// held.
+func (c *conn) join(sess *session) {
+	c.mu.Lock()
+	c.sess, c.counted = sess, true
+	c.mu.Unlock()
+	c.srv.stats.active.Add(1)
+}
+
 // enqueueAll queues frames past the limit: the start of a connection, where
 // connected and the buffered frames must all go first.
 func (c *conn) enqueueAll(fs ...frame) {
@@ -112,22 +132,24 @@ func (c *conn) closeAfter(code websocket.StatusCode, reason string) {
 }
 
 // closeNow closes the connection with code without writing what is queued, and
-// returns the session-scoped frames that were queued, for the session's buffer.
-func (c *conn) closeNow(code websocket.StatusCode, reason string) []frame {
+// returns the session-scoped frames that were queued, for the session's buffer, and
+// the evictions that an unwritten connected frame was to announce (BUF-8), for the
+// next one.
+func (c *conn) closeNow(code websocket.StatusCode, reason string) (unsent []frame, unannounced int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var unsent []frame
 	for _, f := range c.out {
 		if f.session {
 			unsent = append(unsent, f)
 		}
+		unannounced += f.evicted
 	}
 	c.out = nil
 	if !c.closing || c.flush {
 		c.closing, c.code, c.reason, c.flush = true, code, reason, false
 	}
 	c.notify()
-	return unsent
+	return unsent, unannounced
 }
 
 // writeLoop writes queued frames until the connection closes.

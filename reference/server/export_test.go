@@ -24,3 +24,24 @@ func (s *Server) SessionCount() int {
 	defer s.mu.Unlock()
 	return len(s.sessions)
 }
+
+// BufferedFrames returns the frames waiting in the session's offline buffer, oldest
+// first.
+func (s *Server) BufferedFrames(id string) [][]byte {
+	s.mu.Lock()
+	sess := s.sessions[id]
+	s.mu.Unlock()
+	if sess == nil {
+		return nil
+	}
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	var out [][]byte
+	for _, f := range sess.buf.frames {
+		out = append(out, f.data)
+	}
+	return out
+}
+
+// EvictedFrames returns how many frames the offline buffers evicted, ever.
+func (s *Server) EvictedFrames() int64 { return s.stats.evicted.Load() }

@@ -15,6 +15,7 @@ type frame struct {
 	data    []byte
 	session bool // session-scoped: buffered while the session has no connection
 	seq     int  // its seq, for a session-scoped frame
+	evicted int  // for connected: the evictions it announces (BUF-8)
 }
 
 func timestamp() string { return time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00") }

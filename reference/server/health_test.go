@@ -6,11 +6,9 @@ import (
 	"io"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
 
-	"github.com/agentws/agentws/reference/server"
 	"github.com/agentws/agentws/schemas/httpapi"
 )
 
@@ -120,28 +118,5 @@ func TestDrain(t *testing.T) {
 	<-drained
 	if h := s.health(t); h.SessionsWithBuffer != 1 {
 		t.Errorf("after the drain: %+v, want the finished query's frames in one buffer", h)
-	}
-}
-
-// SHUT-3: a query still running at the drain timeout is stopped, with an error.
-func TestDrainTimeout(t *testing.T) {
-	s := start(t, func(c *server.Config) { c.DrainTimeout = 50 * time.Millisecond })
-	sid := newSession(t)
-	c, _ := s.connect(t, "session_id="+sid)
-	c.send(query(slowQuery))
-	c.expect("query_start")
-	go func() { // read, as a client does, so the close handshake completes
-		for {
-			if _, _, err := c.ws.Read(context.Background()); err != nil {
-				return
-			}
-		}
-	}()
-	s.Drain(context.Background())
-	if s.SessionBusy(sid) {
-		t.Error("the query still runs after the drain")
-	}
-	if h := s.health(t); h.TotalBufferedMessages == 0 {
-		t.Errorf("%+v: want the query's error buffered", h)
 	}
 }

@@ -98,3 +98,40 @@ func TestCancelAbortsUpstream(t *testing.T) {
 		t.Error("the upstream request was not aborted")
 	}
 }
+
+// BUF-8: a reconnect without last_seq after the buffer overflowed is told exactly how
+// many frames were evicted; the log says so once when the evictions start and once
+// with the count, however many there were, and the server counts them.
+func TestEvictionsVisible(t *testing.T) {
+	var logs *logBuffer
+	s := start(t, func(c *server.Config) { c.BufferSize = 3; logs = logged(c) })
+	sid := newSession(t)
+	c, _ := s.connect(t, "session_id="+sid)
+	c.send(query(slowQuery))
+	start := c.expect("query_start")
+	c.ws.CloseNow()
+	eventually(t, "the query finishes offline", func() bool { return !s.SessionBusy(sid) })
+	c2, connected := s.connect(t, "session_id="+sid)
+	first := c2.next()
+	missing := first.num("seq") - start.num("seq") - 1 // evicted, or written into the dying connection
+	evicted := connected.num("evicted")
+	if evicted < 1 || evicted > missing {
+		t.Fatalf("connected %v announces %d evictions; want from 1 to the %d frames missing before seq %d", connected, evicted, missing, first.num("seq"))
+	}
+	if got := s.EvictedFrames(); got != int64(evicted) {
+		t.Errorf("the server counts %d evicted frames, want the %d announced", got, evicted)
+	}
+	if n := len(logs.records("offline buffer full: evicting its oldest frames")); n != 1 {
+		t.Errorf("%d warnings of evictions, want 1 for the offline period", n)
+	}
+	summary := logs.records("a connection joins after the offline buffer evicted frames; connected tells it how many")
+	if len(summary) != 1 || summary[0]["evicted"] != float64(evicted) {
+		t.Errorf("summaries %v, want one with evicted %d", summary, evicted)
+	}
+	c3, again := s.connect(t, "session_id="+sid)
+	if _, ok := again["evicted"]; ok {
+		t.Errorf("connected %v after the evictions were announced: want no evicted", again)
+	}
+	c3.send(ping)
+	c3.expect("pong")
+}

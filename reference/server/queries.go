@@ -64,33 +64,31 @@ func (s *session) refusal(code msg.ErrorCode, queryID, format string, args ...an
 	return &f
 }
 
-// submit accepts a query into the queue (STREAM-7, STREAM-8), unless its query_id
-// names one the session knows (QID-3, QID-4). It returns the error frame that refuses
-// the query (STREAM-9, STREAM-10), for the caller to send once no lock is held, or nil.
+// submit accepts a query: it runs at once when none runs, or waits in the queue
+// (STREAM-7, STREAM-8), unless its query_id names one the session knows (QID-3, QID-4).
+// It returns the error frame that refuses the query (STREAM-9, STREAM-10), for the
+// caller to send once no lock is held, or nil.
 func (s *session) submit(q msg.Query) *frame {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.ended {
-		s.mu.Unlock()
 		return nil
 	}
 	if q.QueryId != "" {
 		if s.known(q.QueryId) != nil {
-			s.mu.Unlock()
 			s.log.Info("query sent again while it runs or waits: not run again", "query_id", q.QueryId)
 			return nil
 		}
 		if terminal, ok := s.finished.last[q.QueryId]; ok {
-			s.mu.Unlock()
 			s.log.Info("query sent again after it finished: its end replayed", "query_id", q.QueryId)
-			s.emit(func(seq int) any { return replayed(terminal, seq) })
+			s.emitLocked(func(seq int) any { return replayed(terminal, seq) })
 			return nil
 		}
 	}
-	defer s.mu.Unlock()
 	switch {
 	case q.SessionId != "" && q.SessionId != s.id:
 		return s.refusal(msg.ErrorCodeSessionMismatch, q.QueryId, "Query refused: its session_id %q is not this connection's %q", q.SessionId, s.id)
-	case len(s.queue) >= s.srv.cfg.QueueDepth:
+	case len(s.queue) >= s.srv.cfg.QueueDepth: // waiting behind the running one
 		return s.refusal(msg.ErrorCodeBusy, q.QueryId, "Query refused: %d queries are already waiting in this session's queue", len(s.queue))
 	}
 	if !s.runner {
@@ -99,6 +97,17 @@ func (s *session) submit(q msg.Query) *frame {
 		}
 		s.runner = true
 	}
+	qu := s.newQuery(q)
+	if s.running == nil {
+		s.running = qu
+	} else {
+		s.queue = append(s.queue, qu)
+	}
+	return nil
+}
+
+// newQuery makes the query to run for q, assigning its id when it has none (QID-2).
+func (s *session) newQuery(q msg.Query) *query {
 	qu := &query{id: q.QueryId}
 	if qu.id == "" {
 		s.queryIDs++
@@ -112,8 +121,7 @@ func (s *session) submit(q msg.Query) *frame {
 		qu.req.IncludeContext = *q.IncludeContext
 	}
 	qu.ctx, qu.cancel = context.WithCancelCause(s.srv.ctx)
-	s.queue = append(s.queue, qu)
-	return nil
+	return qu
 }
 
 // replayed returns a finished query's terminal message again, with a new seq and
@@ -132,32 +140,37 @@ func replayed(terminal any, seq int) any {
 }
 
 // cancelQuery stops a queued or running query (CANCEL-1, CANCEL-2); for any other id it
-// returns the refusal to send (CANCEL-3).
+// returns the refusal to send (CANCEL-3). A queued query leaves the queue, ends with its
+// error and is remembered as finished in one critical section: the same query_id sent
+// again meanwhile is never taken for a new query.
 func (s *session) cancelQuery(id string) *frame {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.running != nil && s.running.id == id {
 		s.running.cancel(errCancelled)
-		s.mu.Unlock()
 		return nil
 	}
 	i := slices.IndexFunc(s.queue, func(q *query) bool { return q.id == id })
 	if i < 0 {
-		defer s.mu.Unlock()
 		return s.refusal(msg.ErrorCodeUnknownQuery, id, "No query %q is queued or running in this session", id)
 	}
 	q := s.queue[i]
 	s.queue = slices.Delete(s.queue, i, i+1)
-	s.mu.Unlock()
 	q.cancel(errCancelled)
-	s.endQuery(q, msg.ErrorCodeCancelled, "Query cancelled by the client before it started")
+	s.finishLocked(q, errorBuilder(s.id, q.id, msg.ErrorCodeCancelled, "Query cancelled by the client before it started"))
 	return nil
 }
 
 // endQuery ends a query with an error frame (STREAM-6, CANCEL-1, CANCEL-2).
 func (s *session) endQuery(q *query, code msg.ErrorCode, text string) {
-	s.finish(q, func(seq int) any {
-		return msg.Error{Type: msg.ErrorTypeError, Code: code, Error: text, SessionId: s.id, QueryId: q.id, Seq: seq, Timestamp: timestamp()}
-	})
+	s.finish(q, errorBuilder(s.id, q.id, code, text))
+}
+
+// errorBuilder builds the error frame that ends a query, for a seq.
+func errorBuilder(sessionID, queryID string, code msg.ErrorCode, text string) func(seq int) any {
+	return func(seq int) any {
+		return msg.Error{Type: msg.ErrorTypeError, Code: code, Error: text, SessionId: sessionID, QueryId: queryID, Seq: seq, Timestamp: timestamp()}
+	}
 }
 
 // finish sends a query's terminal frame, remembers it for a query sent again with
@@ -166,30 +179,50 @@ func (s *session) endQuery(q *query, code msg.ErrorCode, text string) {
 func (s *session) finish(q *query, build func(seq int) any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.finishLocked(q, build)
+}
+
+// finishLocked is finish with s.mu held; when q was the running query, the next one
+// in the queue becomes the running one.
+func (s *session) finishLocked(q *query, build func(seq int) any) {
 	if m := s.emitLocked(build); m != nil {
 		s.finished.add(q.id, m)
 	}
 	if s.running == q {
-		s.running = nil
+		s.advanceLocked()
 	}
 }
 
-// runQueue runs the queued queries one at a time, in order (STREAM-7).
+// advanceLocked makes the first waiting query the running one, or none. s.mu is held.
+func (s *session) advanceLocked() {
+	s.running = nil
+	if len(s.queue) > 0 {
+		s.running = s.queue[0]
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+	}
+}
+
+// runQueue runs the session's queries one at a time, in order (STREAM-7): the running
+// one, until none is left. A query that ends without a terminal frame (its session
+// ended) is passed here.
 func (s *session) runQueue() {
 	for {
 		s.mu.Lock()
-		if len(s.queue) == 0 || s.ended {
+		q := s.running
+		if q == nil || s.ended {
 			s.runner = false
-			s.running = nil
 			s.mu.Unlock()
 			return
 		}
-		q := s.queue[0]
-		s.queue = s.queue[1:]
-		s.running = q
 		s.mu.Unlock()
 		s.run(q)
 		q.cancel(nil)
+		s.mu.Lock()
+		if s.running == q {
+			s.advanceLocked()
+		}
+		s.mu.Unlock()
 	}
 }
 

@@ -29,8 +29,8 @@ func BenchmarkResumeAttach(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		c := &conn{srv: srv, limit: cfg.SendQueue, wake: make(chan struct{}, 1), done: make(chan struct{})}
-		if _, ok := s.attach(c, resume); !ok {
-			b.Fatal("attach failed")
+		if _, err := s.attach(c, resume); err != nil {
+			b.Fatalf("attach: %v", err)
 		}
 		if len(c.out) != cfg.BufferSize+1 {
 			b.Fatalf("queued %d frames, want connected and %d", len(c.out), cfg.BufferSize)

@@ -14,9 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/agentws/agentws/reference/agent"
 	"github.com/agentws/agentws/schemas"
@@ -38,13 +35,14 @@ type Server struct {
 	sessions map[string]*session
 	stopping bool // set under mu when the drain starts: nothing new is tracked after
 
-	draining   atomic.Bool    // what health and the handshake read
+	draining   atomic.Bool    // what health, the handshake and attach read
 	conns      sync.WaitGroup // connection handlers, added under mu while !stopping
 	runners    sync.WaitGroup // query runners, added under mu while !stopping
 	background sync.WaitGroup // the keepalive loop
 	stats      struct {
-		sent   atomic.Int64 // frames written, ever (HEALTH-3)
-		active atomic.Int64 // connections that got connected and are not gone (HEALTH-4)
+		sent    atomic.Int64 // frames written, ever (HEALTH-3)
+		active  atomic.Int64 // connections that got connected and are not gone (HEALTH-4)
+		evicted atomic.Int64 // frames evicted from offline buffers, ever (BUF-8)
 	}
 }
 
@@ -153,43 +151,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusForbidden, httpapi.HTTPErrorCodeOriginNotAllowed, "origin %q is not allowed", origin)
 		return
 	}
-	owner, exists, count := s.owner(sid)
-	switch {
-	case exists && owner != user:
-		log.Warn("user mismatch", "user_id", user)
-		httpError(w, http.StatusForbidden, httpapi.HTTPErrorCodeUserMismatch, "session %q belongs to another user", sid)
-		return
-	case !exists && count >= s.cfg.MaxSessions:
-		log.Warn("session limit reached: refusing a new session", "max_sessions", s.cfg.MaxSessions)
-		httpError(w, http.StatusServiceUnavailable, httpapi.HTTPErrorCodeServerFull, "the server holds %d sessions, its limit; try again later", count)
-		return
-	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
-	if err != nil {
-		log.Warn("upgrade failed", "err", err)
-		return
-	}
-	ws.SetReadLimit(s.cfg.MaxMessageBytes)
-	if !s.track(&s.conns) {
-		ws.Close(websocket.StatusGoingAway, "server shutting down")
-		return
-	}
-	defer s.conns.Done()
-	c := newConn(s, ws, log)
-	sess, old, ok := s.attach(c, sid, user, resume)
-	if !ok {
-		ws.Close(websocket.StatusPolicyViolation, "session belongs to another user")
-		return
-	}
-	if old != nil {
-		log.Info("session taken over by a new connection")
-		s.release(old)
-	}
-	log.Info("connected", "user_id", user)
-	c.lastSent.Store(time.Now().UnixNano())
-	go c.writeLoop()
-	s.readLoop(c, sess)
-	<-c.done
+	s.serveSession(w, r, log, sid, user, resume)
 }
 
 func isUpgrade(r *http.Request) bool {
@@ -276,81 +238,4 @@ func (s *Server) stop() bool {
 	s.stopping = true
 	s.draining.Store(true)
 	return !was
-}
-
-// owner returns the user of a session the server holds, and how many it holds.
-func (s *Server) owner(sid string) (user string, exists bool, count int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if sess, ok := s.sessions[sid]; ok {
-		return sess.user, true, len(s.sessions)
-	}
-	return "", false, len(s.sessions)
-}
-
-// attach joins c to its session, creating the session when there is none.
-func (s *Server) attach(c *conn, sid, user string, resume resumeRequest) (*session, *conn, bool) {
-	for {
-		s.mu.Lock()
-		sess, ok := s.sessions[sid]
-		if !ok {
-			sess = newSession(s, sid, user)
-			s.sessions[sid] = sess
-		}
-		s.mu.Unlock()
-		if sess.user != user {
-			return nil, nil, false
-		}
-		c.mu.Lock()
-		c.sess, c.counted = sess, true
-		c.mu.Unlock()
-		if old, ok := sess.attach(c, resume); ok {
-			s.stats.active.Add(1)
-			return sess, old, true
-		}
-		c.mu.Lock()
-		c.sess, c.counted = nil, false
-		c.mu.Unlock()
-		s.forget(sess) // it ended in between; make a new one
-	}
-}
-
-// forget removes an ended session from the table.
-func (s *Server) forget(sess *session) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sessions[sess.id] == sess {
-		delete(s.sessions, sess.id)
-	}
-}
-
-// release stops counting c as an active connection; it is gone or going.
-func (s *Server) release(c *conn) {
-	c.mu.Lock()
-	counted := c.counted
-	c.counted = false
-	c.mu.Unlock()
-	if counted {
-		s.stats.active.Add(-1)
-	}
-}
-
-// dropped ends c other than by disconnect: it stops counting it, closes it with code
-// (unless it is closing already), and hands its unwritten session frames (failed, a
-// frame whose write failed, first) to its session, which lives on (BUF-1).
-func (s *Server) dropped(c *conn, code websocket.StatusCode, reason string, failed ...frame) {
-	s.release(c)
-	var frames []frame
-	for _, f := range failed {
-		if f.session {
-			frames = append(frames, f)
-		}
-	}
-	frames = append(frames, c.closeNow(code, reason)...)
-	c.mu.Lock()
-	sess := c.sess
-	c.mu.Unlock()
-	if sess != nil {
-		sess.detach(c, frames)
-	}
 }

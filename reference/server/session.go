@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/agentws/agentws/schemas/msg"
 )
 
@@ -31,10 +33,11 @@ type session struct {
 	buf      frameBuffer // frames produced while conn is nil (BUF-3)
 	hist     frameBuffer // the last session-scoped frames, delivered or not (SEQ-2)
 	seq      int         // the seq of the last session-scoped frame (SEQ-1)
-	queue    []*query    // accepted queries waiting to run
-	running  *query
-	runner   bool // a goroutine runs the queue
+	queue    []*query    // accepted queries waiting behind the running one (STREAM-8)
+	running  *query      // the query that runs, from its acceptance to its end
+	runner   bool        // a goroutine runs the queue
 	ended    bool
+	attached int         // connections that joined it, ever
 	expiry   *time.Timer // set while the session has no connection
 	queryIDs int         // query ids assigned so far
 	finished finishedQueries
@@ -60,15 +63,24 @@ type resumeRequest struct {
 	epoch   string
 }
 
-// attach makes c the session's connection (TAKE-1). c gets connected first (CONN-1),
-// then, without a resume request, the frames of a replaced connection and the buffered
-// frames (CONN-2, BUF-4); with one, the kept frames after last_seq (SEQ-3 to SEQ-5). It
-// returns the replaced connection, if any.
-func (s *session) attach(c *conn, r resumeRequest) (old *conn, ok bool) {
+// attach makes c the session's connection (TAKE-1), in one critical section with the
+// close of the connection it replaces. c gets connected first (CONN-1), then, without a
+// resume request, the frames of a replaced connection and the buffered frames (CONN-2,
+// BUF-4, BUF-8); with one, the kept frames after last_seq (SEQ-3 to SEQ-5). It returns
+// the replaced connection, if any, or errSessionEnded when the session ended before c
+// joined it, or errShutdown when the server stops: a connection that attaches after the
+// drain closed the others is never left open.
+func (s *session) attach(c *conn, r resumeRequest) (old *conn, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ended {
-		return nil, false
+	switch {
+	case s.ended:
+		return nil, errSessionEnded
+	case s.srv.draining.Load():
+		if s.attached == 0 {
+			s.endLocked(errShutdown) // made for c alone
+		}
+		return nil, errShutdown
 	}
 	connected := msg.Connected{
 		Type: msg.ConnectedTypeConnected, Message: "WebSocket connection established",
@@ -76,9 +88,13 @@ func (s *session) attach(c *conn, r resumeRequest) (old *conn, ok bool) {
 		Capabilities: s.srv.capabilities, Epoch: s.epoch,
 	}
 	var unsent []frame
+	var unannounced int
 	if old = s.conn; old != nil {
-		unsent = old.closeNow(closeSessionReplaced, "session replaced")
+		unsent, unannounced = old.closeNow(closeSessionReplaced, "session replaced")
+		s.srv.release(old)
 	}
+	buffered, evicted := s.buf.take()
+	evicted += unannounced
 	var frames []frame
 	if r.asked {
 		var resumed bool
@@ -88,17 +104,49 @@ func (s *session) attach(c *conn, r resumeRequest) (old *conn, ok bool) {
 		if !resumed && missed > 0 {
 			connected.Missed = &missed
 		}
-		s.buf.take()
 	} else {
-		frames = append(unsent, s.buf.take()...)
+		frames = append(unsent, buffered...)
+		connected.Evicted = evicted
+		if evicted > 0 {
+			s.log.Info("a connection joins after the offline buffer evicted frames; connected tells it how many", "evicted", evicted, "delivered", len(buffered))
+		}
 	}
 	if s.expiry != nil {
 		s.expiry.Stop()
 		s.expiry = nil
 	}
 	s.conn = c
-	c.enqueueAll(append([]frame{encode(connected)}, frames...)...)
-	return old, true
+	s.attached++
+	c.join(s)
+	first := encode(connected)
+	first.evicted = connected.Evicted
+	c.enqueueAll(append([]frame{first}, frames...)...)
+	return old, nil
+}
+
+// abandon ends a session made for a handshake that did not get to join it (the upgrade
+// failed), unless a connection joined it meanwhile: it gives its slot back (HS-10).
+func (s *session) abandon() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.attached == 0 && !s.ended {
+		s.endLocked(errSessionEnded)
+	}
+}
+
+// withdraw undoes the attach of c, whose upgrade failed: its frames go back to the
+// buffer, and a session that c was the first to join gives its slot back (HS-10).
+func (s *session) withdraw(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	unsent, unannounced := c.closeNow(websocket.StatusGoingAway, "")
+	switch {
+	case s.conn != c || s.ended:
+	case s.attached == 1:
+		s.endLocked(errSessionEnded)
+	default:
+		s.detachLocked(unsent, unannounced)
+	}
 }
 
 // replay returns the kept frames after the request's last_seq, whether none of them
@@ -129,35 +177,40 @@ func (s *session) replay(r resumeRequest) (frames []frame, resumed bool, missed 
 	return frames, false, oldest - (k + 1)
 }
 
-// detach handles the end of connection c other than by disconnect: the session lives
-// on for its TTL and buffers its frames (BUF-1 to BUF-3). unsent are c's frames that
-// were not written.
-func (s *session) detach(c *conn, unsent []frame) {
+// detach closes connection c with code, other than by disconnect, and when c is still
+// the session's connection, buffers its unwritten frames (failed, a frame whose write
+// failed, first) and starts the TTL (BUF-1 to BUF-3). It is one critical section: a
+// frame the session emits meanwhile is queued on c before the take, or buffered after
+// it, never lost between the two.
+func (s *session) detach(c *conn, code websocket.StatusCode, reason string, failed []frame) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	unsent, unannounced := c.closeNow(code, reason)
 	if s.conn == c && !s.ended {
-		s.detachLocked(unsent)
+		s.detachLocked(append(failed, unsent...), unannounced)
 	}
 }
 
-// detachLocked leaves the session without a connection: it buffers the unsent frames
-// and starts the TTL. s.mu is held.
-func (s *session) detachLocked(unsent []frame) {
+// detachLocked leaves the session without a connection: it buffers the unsent frames,
+// keeps the count of evictions that were not announced for the next connection, and
+// starts the TTL. s.mu is held.
+func (s *session) detachLocked(unsent []frame, unannounced int) {
 	s.conn = nil
+	s.buf.evicted += unannounced
 	for _, f := range unsent {
-		s.buf.push(f)
+		s.bufferLocked(f)
 	}
 	s.expiry = time.AfterFunc(s.srv.cfg.SessionTTL, s.expire)
 }
 
-// expire ends the session when its TTL passed without a connection (BUF-6).
+// expire ends the session when its TTL passed without a connection (BUF-6). The check
+// and the end are one critical section: a connection that joins meanwhile keeps it.
 func (s *session) expire() {
 	s.mu.Lock()
-	expired := s.conn == nil && !s.ended && s.expiry != nil
-	s.mu.Unlock()
-	if expired {
+	defer s.mu.Unlock()
+	if s.conn == nil && !s.ended && s.expiry != nil {
 		s.log.Info("session expired", "ttl", s.srv.cfg.SessionTTL)
-		s.end(errSessionEnded)
+		s.endLocked(errSessionEnded)
 	}
 }
 
@@ -165,8 +218,14 @@ func (s *session) expire() {
 // the server's table (DISC-3, BUF-6).
 func (s *session) end(cause error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.endLocked(cause)
+}
+
+// endLocked is end with s.mu held. The session leaves the server's table in the same
+// critical section, so that no connection joins a session that has ended.
+func (s *session) endLocked(cause error) {
 	if s.ended {
-		s.mu.Unlock()
 		return
 	}
 	s.ended = true
@@ -180,9 +239,10 @@ func (s *session) end(cause error) {
 	if s.running != nil {
 		s.running.cancel(cause)
 	}
-	s.buf.take()
+	if _, evicted := s.buf.take(); evicted > 0 {
+		s.log.Info("session ended with frames evicted from its offline buffer", "evicted", evicted)
+	}
 	s.hist.take()
-	s.mu.Unlock()
 	s.srv.forget(s)
 }
 
@@ -215,8 +275,22 @@ func (s *session) emitLocked(build func(seq int) any) any {
 		s.srv.release(c)
 		s.detachLocked(c.closeNow(closeSlowConsumer, "slow consumer"))
 	}
-	s.buf.push(f)
+	s.bufferLocked(f)
 	return m
+}
+
+// bufferLocked puts f in the offline buffer and counts what that evicts (BUF-3, BUF-8).
+// The log says once per offline period that frames are being evicted; the count
+// follows when a connection joins or the session ends, so a flood does not flood it.
+func (s *session) bufferLocked(f frame) {
+	n := s.buf.push(f)
+	if n == 0 {
+		return
+	}
+	s.srv.stats.evicted.Add(int64(n))
+	if s.buf.evicted == n {
+		s.log.Warn("offline buffer full: evicting its oldest frames", "buffer_size", s.srv.cfg.BufferSize, "buffer_bytes", s.srv.cfg.BufferBytes)
+	}
 }
 
 // buffered returns the number of frames waiting in the offline buffer.

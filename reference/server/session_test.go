@@ -124,24 +124,6 @@ func TestBufferByteBound(t *testing.T) {
 	}
 }
 
-// BUF-6: a session whose TTL passes without a connection ends: its query is cancelled
-// and a new connection starts afresh.
-func TestSessionTTL(t *testing.T) {
-	s := start(t, func(c *server.Config) { c.SessionTTL = 100 * time.Millisecond })
-	sid := newSession(t)
-	c, _ := s.connect(t, "session_id="+sid+"&user_id=first")
-	c.send(query(slowQuery))
-	c.expect("query_start")
-	c.ws.CloseNow()
-	eventually(t, "the session expires", func() bool { return !s.SessionExists(sid) })
-	if s.SessionBusy(sid) {
-		t.Error("the expired session's query still runs")
-	}
-	c2, _ := s.connect(t, "session_id="+sid+"&user_id=second") // a new session may have a new user
-	c2.send(ping)
-	c2.expect("pong")
-}
-
 // BUF-5: connection-scoped frames are never buffered.
 func TestPongNotBuffered(t *testing.T) {
 	s := start(t, nil)
@@ -239,26 +221,6 @@ func TestSlowConsumer(t *testing.T) {
 			}
 			break
 		}
-	}
-}
-
-// Clients that never come back leave nothing behind: after the TTL their sessions,
-// buffers and queries are gone (and TestMain checks that no goroutine is left).
-func TestAbandonedSessionsAreFreed(t *testing.T) {
-	s := start(t, func(c *server.Config) { c.SessionTTL = 200 * time.Millisecond })
-	for range 30 {
-		c, _ := s.connect(t, "session_id="+newSession(t))
-		c.send(query(slowQuery))
-		c.send(query("queued behind it"))
-		c.expect("query_start")
-		c.ws.CloseNow()
-	}
-	if n := s.SessionCount(); n != 30 {
-		t.Errorf("%d sessions held while within their TTL, want 30", n)
-	}
-	eventually(t, "every abandoned session is freed", func() bool { return s.SessionCount() == 0 })
-	if h := s.health(t); h.TotalBufferedMessages != 0 || h.SessionsWithBuffer != 0 || h.ActiveConnections != 0 {
-		t.Errorf("health after the TTL: %+v, want nothing held", h)
 	}
 }
 

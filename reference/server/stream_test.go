@@ -2,12 +2,9 @@ package server_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/agentws/agentws/reference/server"
 )
 
 // STREAM-1 to STREAM-5, FIX-1: a query streams its answer.
@@ -63,35 +60,6 @@ func TestQueriesRunInOrder(t *testing.T) {
 	}
 }
 
-// STREAM-8: the queue is bounded; an overflow is refused with busy and not run.
-func TestQueueBound(t *testing.T) {
-	s := start(t, func(c *server.Config) { c.QueueDepth = 1 })
-	sid := newSession(t)
-	c, _ := s.connect(t, "session_id="+sid)
-	c.send(query("__slow__ running"))
-	c.expect("query_start")
-	c.send(query("waiting"))
-	c.send(query("refused"))
-	var got []string
-	for len(got) < 4 {
-		f := c.next()
-		switch f.str("type") {
-		case "error":
-			got = append(got, "error:"+f.str("code"))
-		case "complete":
-			got = append(got, "complete:"+f.str("full_response"))
-		case "query_start":
-			got = append(got, "start:"+f.str("query"))
-		}
-	}
-	want := []string{"error:busy", "complete:Echo: __slow__ running", "start:waiting", "complete:Echo: waiting"}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("got %v, want %v", got, want)
-	}
-	c.send(ping)
-	c.expect("pong") // the refused query never started
-}
-
 // STREAM-9: a query naming another session is refused.
 func TestQuerySessionMismatch(t *testing.T) {
 	s := start(t, nil)
@@ -132,25 +100,4 @@ func TestPingDuringStream(t *testing.T) {
 	if err := <-pinged; err != nil {
 		t.Errorf("WebSocket ping during a stream: %v", err)
 	}
-}
-
-// KA-1: an idle connection gets keepalive frames; one that is sent frames more often
-// than the interval (a stream, 100 ms apart) is left out of the broadcast.
-func TestKeepalive(t *testing.T) {
-	s := start(t, func(c *server.Config) { c.KeepaliveInterval = 300 * time.Millisecond })
-	idle, _ := s.connect(t, "session_id="+newSession(t))
-	busy, _ := s.connect(t, "session_id="+newSession(t))
-	idle.keepalive, busy.keepalive = true, true
-	busy.send(query("__slow__ a stream that never idles long"))
-	for {
-		f := busy.next()
-		if f.str("type") == "keepalive" {
-			t.Fatal("a keepalive during a stream that sends a frame every 100 ms")
-		}
-		if f.str("type") == "complete" {
-			break
-		}
-	}
-	idle.expect("keepalive")
-	idle.expect("keepalive")
 }

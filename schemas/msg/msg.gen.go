@@ -323,7 +323,7 @@ type Complete struct {
 // CompleteType defines model for Complete.Type.
 type CompleteType string
 
-// Connected Server to client: the first frame of every connection (rules CONN-1, CONN-3, CAP-1, SEQ-3 to SEQ-6).
+// Connected Server to client: the first frame of every connection (rules CONN-1, CONN-3, CAP-1, BUF-8, SEQ-3 to SEQ-6).
 //
 // Example: {"message":"WebSocket connection established","session_id":"abc123","timestamp":"2025-10-25T12:34:56.000Z","type":"connected"}
 type Connected struct {
@@ -332,6 +332,9 @@ type Connected struct {
 
 	// Epoch Extension resume: the identity of the session's history. It changes when the server loses the session's state (rule SEQ-5).
 	Epoch string `json:"epoch,omitempty"`
+
+	// Evicted Extension buffering: on a connection without last_seq, how many frames the session's offline buffer evicted to make room that no earlier connected announced; absent when none was (rule BUF-8).
+	Evicted int `json:"evicted,omitempty"`
 
 	// Message A human-readable welcome, for example "WebSocket connection established".
 	Message string `json:"message"`

@@ -1,0 +1,152 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/coder/websocket"
+
+	"github.com/agentws/agentws/schemas/httpapi"
+)
+
+// Why a handshake cannot join a session (HS-6, HS-10).
+var (
+	errUserMismatch = errors.New("the session belongs to another user")
+	errServerFull   = errors.New("the server holds as many sessions as it allows")
+)
+
+// join returns the session sid for user, creating it when the server holds none: the
+// check of the session limit and the creation are one critical section, so concurrent
+// handshakes never take the server past it (HS-10). A session made here holds its slot
+// until the handshake's connection joins it, or the handshake gives it back (abandon).
+func (s *Server) join(sid, user string) (*session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sess, ok := s.sessions[sid]; ok {
+		if sess.user != user {
+			return nil, errUserMismatch
+		}
+		return sess, nil
+	}
+	if len(s.sessions) >= s.cfg.MaxSessions {
+		return nil, fmt.Errorf("%w: %d sessions", errServerFull, len(s.sessions))
+	}
+	sess := newSession(s, sid, user)
+	s.sessions[sid] = sess
+	return sess, nil
+}
+
+// serveSession joins the session sid, then upgrades the request and serves the
+// connection until it ends. The connection joins its session before the upgrade
+// answers: a client that got its 101 has taken the session over, so the connection it
+// opens next is newer in the server's eyes too (TAKE-1). Every refusal is an HTTP
+// error before the upgrade.
+func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, log *slog.Logger, sid, user string, resume resumeRequest) {
+	sess, err := s.join(sid, user)
+	if err != nil {
+		refuse(w, log, err)
+		return
+	}
+	if !s.track(&s.conns) {
+		sess.abandon()
+		refuse(w, log, errShutdown)
+		return
+	}
+	defer s.conns.Done()
+	c := newConn(s, log)
+	sess, old, err := s.attach(c, sess, user, resume)
+	if err != nil {
+		refuse(w, log, err)
+		return
+	}
+	if old != nil {
+		log.Info("session taken over by a new connection")
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
+	if err != nil {
+		log.Warn("upgrade failed", "err", err)
+		s.release(c)
+		sess.withdraw(c)
+		return
+	}
+	ws.SetReadLimit(s.cfg.MaxMessageBytes)
+	log.Info("connected", "user_id", user)
+	c.start(ws)
+	s.readLoop(c, sess)
+	<-c.done
+}
+
+// refuse answers a handshake that cannot join a session, before the upgrade.
+func refuse(w http.ResponseWriter, log *slog.Logger, err error) {
+	switch {
+	case errors.Is(err, errUserMismatch):
+		log.Warn("user mismatch")
+		httpError(w, http.StatusForbidden, httpapi.HTTPErrorCodeUserMismatch, "%v", err)
+	case errors.Is(err, errShutdown):
+		httpError(w, http.StatusServiceUnavailable, httpapi.HTTPErrorCodeDraining, "the server is shutting down and accepts no new connections")
+	default:
+		log.Warn("session limit reached: refusing a new session", "err", err)
+		httpError(w, http.StatusServiceUnavailable, httpapi.HTTPErrorCodeServerFull, "%v; try again later", err)
+	}
+}
+
+// attach joins c to sess. When sess ended since the handshake joined it (a disconnect,
+// its TTL), c joins the session that follows it, as a connection arriving just after
+// would; the session limit and the user check hold for that one too.
+func (s *Server) attach(c *conn, sess *session, user string, resume resumeRequest) (*session, *conn, error) {
+	for {
+		old, err := sess.attach(c, resume)
+		if !errors.Is(err, errSessionEnded) {
+			return sess, old, err
+		}
+		if sess, err = s.join(sess.id, user); err != nil {
+			return nil, nil, err
+		}
+	}
+}
+
+// forget removes an ended session from the table. The session's mu is held: the lock
+// order is session, then server.
+func (s *Server) forget(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sessions[sess.id] == sess {
+		delete(s.sessions, sess.id)
+	}
+}
+
+// release stops counting c as an active connection; it is gone or going.
+func (s *Server) release(c *conn) {
+	c.mu.Lock()
+	counted := c.counted
+	c.counted = false
+	c.mu.Unlock()
+	if counted {
+		s.stats.active.Add(-1)
+	}
+}
+
+// dropped ends c other than by disconnect: it stops counting it, closes it with code
+// (unless it is closing already), and when c is its session's connection, hands its
+// unwritten session frames (failed, a frame whose write failed, first) to the session,
+// which lives on (BUF-1). The take of those frames and the detach are one critical
+// section under the session's lock (the lock order is session, then connection).
+func (s *Server) dropped(c *conn, code websocket.StatusCode, reason string, failed ...frame) {
+	s.release(c)
+	c.mu.Lock()
+	sess := c.sess
+	c.mu.Unlock()
+	if sess == nil {
+		c.closeNow(code, reason)
+		return
+	}
+	var frames []frame
+	for _, f := range failed {
+		if f.session {
+			frames = append(frames, f)
+		}
+	}
+	sess.detach(c, code, reason, frames)
+}
