@@ -12,7 +12,7 @@ import (
 )
 
 // clientGoTypes gives the generated Go type of each client message type
-// (TestClientGoTypes ties it to client-message.json).
+// (TestDecodeClientCoversEveryClientType ties it to client-message.json).
 var clientGoTypes = map[string]reflect.Type{
 	"query":      reflect.TypeFor[msg.Query](),
 	"ping":       reflect.TypeFor[msg.Ping](),
@@ -33,7 +33,11 @@ func (v *Validator) DecodeClient(data []byte) (any, error) {
 		return nil, err
 	}
 	typ := doc.(map[string]any)["type"].(string) // a valid client message has a string type
-	out := reflect.New(clientGoTypes[typ])
+	goType, ok := clientGoTypes[typ]
+	if !ok {
+		return nil, fmt.Errorf("schemas: client message type %q has no Go type", typ)
+	}
+	out := reflect.New(goType)
 	if err := Bind(doc, out.Interface()); err != nil {
 		return nil, err
 	}
