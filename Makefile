@@ -1,13 +1,22 @@
 # agentws. `make test` is the whole test suite and what CI runs (.ci/run).
 GO ?= go
 
-.PHONY: run test conformance chaos generate check-generate lint lint-spec seed-clients bench
+.PHONY: run test fuzz conformance chaos generate check-generate lint lint-spec seed-clients bench
 
 run:
 	$(GO) run ./reference/cmd/agentws-server
 
 test: lint check-generate lint-spec seed-clients
 	AGENTWS_REQUIRE_SEED_CLIENTS=1 $(GO) test -race -count=1 ./...
+	$(MAKE) fuzz FUZZTIME=5s
+
+# The validator against the server's decoding of client frames, and schemas.Decode
+# against encoding/json (make fuzz FUZZTIME=10m for longer). -fuzzminimizetime is
+# bounded: unbounded, minimizing each new input can stall the run (golang/go#48820).
+FUZZTIME ?= 2m
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeClient$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1000x ./schemas/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1000x ./schemas/
 
 # Check a server: make conformance URL=ws://localhost:8050/ws (no URL: the reference server).
 # The reports land in the repository root.

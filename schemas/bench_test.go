@@ -1,9 +1,13 @@
 package schemas_test
 
 import (
+	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/agentws/agentws/schemas"
+	"github.com/agentws/agentws/schemas/msg"
 )
 
 var typicalChunk = []byte(`{"type":"chunk","content":"The capital of France is Paris, which is also its largest city.","chunk_number":12,"session_id":"sess-7f3a9c","timestamp":"2025-10-25T12:34:56.789Z","query_id":"q-42","seq":57}`)
@@ -57,5 +61,37 @@ func BenchmarkValidateDecodedChunk(b *testing.B) {
 		if err := v.ValidateMessageValue(schemas.Server, doc); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkDecodeClient measures the server's path for a query frame, a typical one and
+// one of 1 MiB: DecodeClient (parse, validate, bind the validated document), beside the
+// path it replaced (validate, then encoding/json on the frame again).
+func BenchmarkDecodeClient(b *testing.B) {
+	for _, size := range []int{40, 1 << 20} {
+		frame := []byte(`{"type":"query","query":"` + strings.Repeat("q", size) + `","query_id":"q-42"}`)
+		v := newValidator(b, false)
+		b.Run(fmt.Sprintf("bind/%d", size), func(b *testing.B) {
+			b.SetBytes(int64(len(frame)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.DecodeClient(frame); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("validate-then-unmarshal/%d", size), func(b *testing.B) {
+			b.SetBytes(int64(len(frame)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var q msg.Query
+				if err := v.ValidateMessage(schemas.Client, frame); err != nil {
+					b.Fatal(err)
+				}
+				if err := json.Unmarshal(frame, &q); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

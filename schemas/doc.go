@@ -16,4 +16,9 @@
 //		var verr *schemas.ValidationError
 //		errors.As(err, &verr) // verr.Problems name the JSON pointer and the reason
 //	}
+//
+// A server acts on the document it validated: [Validator.DecodeClient] returns it as the
+// generated Go type of its message (package msg), member names matched exactly, as the
+// validator matches them; encoding/json would also take "QUERY" for "query". [Decode]
+// refuses an object with two members of the same name (rule ENV-1).
 package schemas

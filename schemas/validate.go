@@ -131,8 +131,10 @@ func forbidUnknown(doc any) {
 // Strict reports whether the validator reports unknown fields.
 func (v *Validator) Strict() bool { return v.strict }
 
-// Decode parses one JSON value the way the validator does (numbers kept exact).
-// A problem is reported as a *ValidationError with code invalid_json.
+// Decode parses one JSON value the way the validator does (numbers kept exact). An
+// object with two members of the same name is refused (ENV-1): which one would count is
+// up to each decoder. A problem is reported as a *ValidationError with code
+// invalid_json.
 func Decode(data []byte) (any, error) {
 	if !utf8.Valid(data) {
 		return nil, single("", "", CodeInvalidJSON, "invalid JSON: not valid UTF-8")
@@ -146,6 +148,9 @@ func Decode(data []byte) (any, error) {
 	end := dec.InputOffset()
 	if rest := bytes.TrimLeft(data[end:], " \t\r\n"); len(rest) > 0 {
 		return nil, single("", "", CodeInvalidJSON, "invalid JSON: unexpected data after the value at byte %d", len(data)-len(rest)+1)
+	}
+	if err := checkUnique(data[:end], doc); err != nil {
+		return nil, err
 	}
 	return doc, nil
 }
@@ -302,10 +307,15 @@ func pointer(tokens []string) string {
 	var sb strings.Builder
 	for _, t := range tokens {
 		sb.WriteByte('/')
-		sb.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(t))
+		sb.WriteString(escapePointer(t))
 	}
 	return sb.String()
 }
+
+// escapePointer escapes one reference token of a JSON pointer (RFC 6901 section 3).
+func escapePointer(token string) string { return pointerEscaper.Replace(token) }
+
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
 
 func jsonType(v any) string {
 	switch v.(type) {

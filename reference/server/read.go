@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"unicode/utf8"
 
@@ -54,12 +53,11 @@ func (s *Server) readEnded(c *conn, err error) {
 	s.dropped(c, websocket.StatusGoingAway, "")
 }
 
-// handle dispatches one text frame; it returns false when the connection ends.
+// handle dispatches one text frame; it returns false when the connection ends. It acts
+// on the document the validator checked, member names matched exactly
+// (schemas.DecodeClient), never on a second decoding of the frame.
 func (s *Server) handle(c *conn, sess *session, data []byte) bool {
-	doc, err := schemas.Decode(data)
-	if err == nil {
-		err = s.validator.ValidateMessageValue(schemas.Client, doc)
-	}
+	m, err := s.validator.DecodeClient(data)
 	if err != nil {
 		code := msg.ErrorCodeInvalidMessage
 		var verr *schemas.ValidationError
@@ -69,31 +67,21 @@ func (s *Server) handle(c *conn, sess *session, data []byte) bool {
 		c.reply(errorFrame(sess.id, code, "", "Invalid message: "+err.Error()))
 		return true
 	}
-	switch doc.(map[string]any)["type"] {
-	case "query":
-		var q msg.Query
-		if err := json.Unmarshal(data, &q); err != nil {
-			c.reply(errorFrame(sess.id, msg.ErrorCodeInvalidMessage, "", "Invalid message: "+err.Error()))
-			return true
-		}
-		if refusal := sess.submit(q); refusal != nil {
+	switch m := m.(type) {
+	case *msg.Query:
+		if refusal := sess.submit(*m); refusal != nil {
 			c.reply(*refusal)
 		}
-	case "ping":
+	case *msg.Ping:
 		c.reply(pongFrame())
-	case "disconnect":
+	case *msg.Disconnect:
 		c.log.Info("disconnect: ending the session")
 		sess.end(errSessionEnded)
 		s.release(c)
 		c.reply(disconnectedFrame(sess.id))
 		c.closeAfter(websocket.StatusNormalClosure, "")
 		return false
-	case "cancel":
-		var m msg.Cancel
-		if err := json.Unmarshal(data, &m); err != nil {
-			c.reply(errorFrame(sess.id, msg.ErrorCodeInvalidMessage, "", "Invalid message: "+err.Error()))
-			return true
-		}
+	case *msg.Cancel:
 		if refusal := sess.cancelQuery(m.QueryId); refusal != nil {
 			c.reply(*refusal)
 		}

@@ -18,6 +18,9 @@
 // for example "session.ndjson:12: /query: got number, want string", and a summary on
 // standard error. -json prints one JSON report on standard output instead.
 //
+// Member names are matched exactly, as the protocol compares them (rule ENV-3: "QUERY"
+// is not "query"), and an object with two members of the same name is invalid (ENV-1).
+//
 // Flags:
 //
 //	-direction client|server|any   who sends the messages (default any: by their type)
