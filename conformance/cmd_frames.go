@@ -53,6 +53,7 @@ func cmdExpect(ts *testscript.TestScript, st *caseState, args []string) {
 	p := pattern(ts, args[1])
 	e, err := c.next(wait{until: time.Now().Add(within), of: within}, keepalive)
 	if err != nil {
+		st.failNoFirstFrame(ts, c, err)
 		ts.Fatalf("expect %s: %v; want %s", args[0], err, show(p))
 	}
 	if d := matchFrame(ts, p, e); d != "" {
@@ -79,6 +80,7 @@ func cmdSkipTo(ts *testscript.TestScript, st *caseState, args []string) {
 	for {
 		e, err := c.next(w, keepalive)
 		if err != nil {
+			st.failNoFirstFrame(ts, c, err)
 			ts.Fatalf("skipto %s: %v: no frame matching %s (%d frames skipped)", args[0], err, show(p), skipped)
 		}
 		if e.end != nil {
@@ -245,6 +247,7 @@ func cmdExpectFile(ts *testscript.TestScript, st *caseState, args []string) {
 		e, err = c.next(w, keepalive)
 	}
 	if err != nil {
+		st.failNoFirstFrame(ts, c, err)
 		ts.Fatalf("expectfile %s: %v; want %s", args[0], err, args[1])
 	}
 	var p any
