@@ -14,9 +14,9 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-// readFlags are the flags of expect and skipto.
-func readFlags(ts *testscript.TestScript, st *caseState, name string, args []string) (keepalive bool, within time.Duration, rest []string) {
-	within = st.opts.FrameTimeout
+// readFlags are the flags of expect and skipto; -within is d unless given.
+func readFlags(ts *testscript.TestScript, name string, d time.Duration, args []string) (keepalive bool, within time.Duration, rest []string) {
+	within = d
 	rest = parse(ts, name, args, 2, 2, func(fs *flag.FlagSet) {
 		fs.BoolVar(&keepalive, "keepalive", false, "")
 		fs.DurationVar(&within, "within", within, "")
@@ -48,7 +48,7 @@ func matchFrame(ts *testscript.TestScript, p any, e event) string {
 }
 
 func cmdExpect(ts *testscript.TestScript, st *caseState, args []string) {
-	keepalive, within, args := readFlags(ts, st, "expect", args)
+	keepalive, within, args := readFlags(ts, "expect", st.opts.FrameTimeout, args)
 	c := connNamed(ts, st, args[0])
 	p := pattern(ts, args[1])
 	e, err := c.next(wait{until: time.Now().Add(within), of: within}, keepalive)
@@ -72,13 +72,13 @@ func frameDiff(p any, e event) string {
 }
 
 func cmdSkipTo(ts *testscript.TestScript, st *caseState, args []string) {
-	keepalive, within, args := readFlags(ts, st, "skipto", args)
+	keepalive, within, args := readFlags(ts, "skipto", longWait(st), args)
 	c := connNamed(ts, st, args[0])
 	p := pattern(ts, args[1])
-	w := wait{until: time.Now().Add(within), of: within}
+	whole := wait{until: time.Now().Add(within), of: within}
 	skipped := 0
 	for {
-		e, err := c.next(w, keepalive)
+		e, err := c.next(frameWait(st, whole), keepalive)
 		if err != nil {
 			st.failNoFirstFrame(ts, c, err)
 			ts.Fatalf("skipto %s: %v: no frame matching %s (%d frames skipped)", args[0], err, show(p), skipped)
@@ -93,7 +93,7 @@ func cmdSkipTo(ts *testscript.TestScript, st *caseState, args []string) {
 	}
 }
 
-// longWait bounds the commands that read many frames (stream, drain), unless -within
+// longWait bounds the commands that read many frames (stream, drain, skipto), unless -within
 // says otherwise: four frame timeouts in all.
 func longWait(st *caseState) time.Duration { return 4 * st.opts.FrameTimeout }
 

@@ -124,7 +124,7 @@ func commandTable() map[string]command {
 		},
 		"skipto": {
 			usage:   "skipto [-keepalive] [-within DURATION] NAME PATTERN",
-			summary: "discards frames on NAME until one matches PATTERN, within DURATION (the frame timeout) in all",
+			summary: "discards frames on NAME until one matches PATTERN, each frame within the frame timeout and all within DURATION (four frame timeouts); keepalive frames are skipped unless -keepalive, and do not extend the waits",
 			run:     cmdSkipTo,
 		},
 		"stream": {
