@@ -183,34 +183,30 @@ func cmdNothing(ts *testscript.TestScript, st *caseState, args []string) {
 
 func cmdDrain(ts *testscript.TestScript, st *caseState, args []string) {
 	idle, d := 500*time.Millisecond, longWait(st)
-	var count, lastPattern string
+	var count, lastPattern, untilPattern string
 	args = parse(ts, "drain", args, 1, 1, func(fs *flag.FlagSet) {
 		fs.DurationVar(&idle, "idle", idle, "")
 		fs.DurationVar(&d, "within", d, "")
 		fs.StringVar(&count, "count", "", "")
 		fs.StringVar(&lastPattern, "last", "", "")
+		fs.StringVar(&untilPattern, "until", "", "")
 	})
-	var p any
+	if untilPattern != "" && lastPattern != "" {
+		usage(ts, "drain")
+	}
+	var p, until any
 	if count != "" {
 		p = pattern(ts, count)
+	}
+	if untilPattern != "" {
+		until = pattern(ts, untilPattern)
 	}
 	c := connNamed(ts, st, args[0])
 	frames, bytes, matches, last := 0, 0, 0, event{}
 	whole := within(d)
 	for {
-		step := within(idle)
-		cut := whole.until.Before(step.until)
-		if cut {
-			step = whole
-		}
-		e, err := c.next(step, false)
-		if err != nil && st.ctx.Err() != nil {
-			ts.Fatalf("drain %s: %v", args[0], err)
-		}
-		if err != nil && cut {
-			ts.Fatalf("drain %s: frames kept coming for %v (%d frames, %d bytes): the connection was never quiet for %v", args[0], d, frames, bytes, idle)
-		}
-		if err != nil || e.end != nil {
+		e, done := drainNext(ts, st, c, whole, idle, until != nil, frames, bytes)
+		if done {
 			break
 		}
 		frames++
@@ -218,6 +214,9 @@ func cmdDrain(ts *testscript.TestScript, st *caseState, args []string) {
 		last = e
 		if p != nil && match(p, e.frame, "", map[string]string{}) == "" {
 			matches++
+		}
+		if until != nil && matchFrame(ts, until, e) == "" {
+			break
 		}
 	}
 	ts.Setenv("DRAINED", strconv.Itoa(frames))
@@ -231,6 +230,33 @@ func cmdDrain(ts *testscript.TestScript, st *caseState, args []string) {
 			ts.Fatalf("drain %s: the last of %d frames: %s\ngot: %s", args[0], frames, d, truncate(describe(last), 300))
 		}
 	}
+}
+
+// drainNext returns drain's next frame, or done when the drain ends: the connection
+// ended, or (without -until) it was quiet for idle. With -until, the end of the
+// connection or the whole bound before the frame that ends the drain fails it; so does
+// the whole bound without -until, as frames kept coming.
+func drainNext(ts *testscript.TestScript, st *caseState, c *conn, whole wait, idle time.Duration, until bool, frames, bytes int) (e event, done bool) {
+	step := within(idle)
+	if until {
+		step = frameWait(st, whole)
+	}
+	cut := whole.until.Before(step.until)
+	if cut {
+		step = whole
+	}
+	e, err := c.next(step, false)
+	switch {
+	case err != nil && st.ctx.Err() != nil:
+		ts.Fatalf("drain %s: %v", c.name, err)
+	case until && err != nil:
+		ts.Fatalf("drain %s: %v, after %d frames, before the frame that ends the drain (-until)", c.name, err, frames)
+	case until && e.end != nil:
+		ts.Fatalf("drain %s: %s after %d frames, before the frame that ends the drain (-until)", c.name, describe(e), frames)
+	case err != nil && cut:
+		ts.Fatalf("drain %s: frames kept coming for %v (%d frames, %d bytes): the connection was never quiet for %v", c.name, whole.of, frames, bytes, idle)
+	}
+	return e, err != nil || e.end != nil
 }
 
 func cmdExpectFile(ts *testscript.TestScript, st *caseState, args []string) {

@@ -33,8 +33,8 @@ func commandTable() map[string]command {
 			run:     cmdCompare,
 		},
 		"drain": {
-			usage:   "drain [-idle DURATION] [-within DURATION] [-count PATTERN] [-last PATTERN] NAME",
-			summary: "reads frames on NAME until none comes for -idle (500ms), which must happen within -within (four frame timeouts); sets $DRAINED (frames), $DRAINED_BYTES and $DRAINED_MATCHES (frames matching -count); the last frame must match -last",
+			usage:   "drain [-idle DURATION] [-within DURATION] [-count PATTERN] [-last PATTERN | -until PATTERN] NAME",
+			summary: "reads frames on NAME until none comes for -idle (500ms), which must happen within -within (four frame timeouts), or with -until up to the first frame matching PATTERN (each frame within the frame timeout, all within -within), which need not wait for quiet; sets $DRAINED (frames), $DRAINED_BYTES and $DRAINED_MATCHES (frames matching -count); the last frame must match -last",
 			run:     cmdDrain,
 		},
 		"close": {
