@@ -48,7 +48,7 @@ func proxy(t *testing.T, upstream string, b breakage) string {
 	ps := &proxyState{}
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case b.health != nil && strings.HasSuffix(r.URL.Path, "/health"):
+		case b.health != nil && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/health"):
 			serveHealth(w, u.Host, r.URL.Path, b, ps)
 		case !strings.EqualFold(r.Header.Get("Upgrade"), "websocket"):
 			rp.ServeHTTP(w, r)
