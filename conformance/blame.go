@@ -34,6 +34,17 @@ func (st *caseState) failAgainst(ts *testscript.TestScript, rule, format string,
 	ts.Fatalf("%s (%s): %s", rule, st.levelOf(rule), fmt.Sprintf(format, args...))
 }
 
+// failNoFirstFrame fails a command whose wait for a frame on c ran out (err) before
+// c got any frame at all: the server did not send connected first (CONN-1), whatever
+// the case checks. A first frame that is not connected is a CONN-1 finding already; a
+// connection that ends before any frame is a refusal, which is the case's to judge.
+func (st *caseState) failNoFirstFrame(ts *testscript.TestScript, c *conn, err error) {
+	if err == nil || st.ctx.Err() != nil || c.framed.Load() {
+		return
+	}
+	st.failAgainst(ts, "CONN-1", "%v, and not a frame since %s opened: want connected first", err, c.name)
+}
+
 // stopOnFindings fails the command that just completed with the first MUST rule the
 // frame checks found meanwhile; the failure is against the findings' rules.
 func (st *caseState) stopOnFindings(ts *testscript.TestScript) {
@@ -90,16 +101,21 @@ func scriptFailure(log string) (failedAt, bool) {
 	return failedAt{script: strings.Split(string(txtar.Parse(data).Comment), "\n"), line: n, msg: m[3]}, true
 }
 
-// phaseRules returns the rules named by the phase of the failing line: the "# rules:"
-// line of the block of consecutive # lines that opens the phase (the case's header
-// for the first phase), or nil when it names none.
-func (f failedAt) phaseRules() []string {
-	i := min(f.line-2, len(f.script)-1) // the line above, 0-based
-	for i >= 0 && i < len(f.script) && !strings.HasPrefix(f.script[i], "#") {
+// phaseRules returns the rules named by the phase of the failing line.
+func (f failedAt) phaseRules() []string { return PhaseRules(f.script, f.line) }
+
+// PhaseRules returns the rules named by the phase of line n (from 1) of a case's script
+// (its lines, without the archive's files): the "# rules:" line of the block of
+// consecutive # lines that opens the phase (the case's header for the first phase), or
+// nil when it names none. A failure of that line that names no rule itself is against
+// them (README.md, "Which rule a failure is against").
+func PhaseRules(script []string, n int) []string {
+	i := min(n-2, len(script)-1) // the line above, 0-based
+	for i >= 0 && i < len(script) && !strings.HasPrefix(script[i], "#") {
 		i--
 	}
-	for ; i >= 0 && strings.HasPrefix(f.script[i], "#"); i-- {
-		if _, list, ok := strings.Cut(f.script[i], "# rules:"); ok {
+	for ; i >= 0 && strings.HasPrefix(script[i], "#"); i-- {
+		if _, list, ok := strings.Cut(script[i], "# rules:"); ok {
 			return strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' })
 		}
 	}

@@ -231,8 +231,10 @@ func cmdOpenMany(ts *testscript.TestScript, st *caseState, args []string) {
 			return ts.Getenv(k)
 		})
 		cmdOpen(ts, st, []string{name, query})
-		e, err := st.conns[name].next(within(st.opts.FrameTimeout), false)
+		c := st.conns[name]
+		e, err := c.next(within(st.opts.FrameTimeout), false)
 		if err != nil {
+			st.failNoFirstFrame(ts, c, err)
 			ts.Fatalf("openmany: connection %s: %v; want connected", name, err)
 		}
 		if e.typ() != "connected" {

@@ -14,9 +14,9 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-// readFlags are the flags of expect and skipto.
-func readFlags(ts *testscript.TestScript, st *caseState, name string, args []string) (keepalive bool, within time.Duration, rest []string) {
-	within = st.opts.FrameTimeout
+// readFlags are the flags of expect and skipto; -within is d unless given.
+func readFlags(ts *testscript.TestScript, name string, d time.Duration, args []string) (keepalive bool, within time.Duration, rest []string) {
+	within = d
 	rest = parse(ts, name, args, 2, 2, func(fs *flag.FlagSet) {
 		fs.BoolVar(&keepalive, "keepalive", false, "")
 		fs.DurationVar(&within, "within", within, "")
@@ -48,11 +48,12 @@ func matchFrame(ts *testscript.TestScript, p any, e event) string {
 }
 
 func cmdExpect(ts *testscript.TestScript, st *caseState, args []string) {
-	keepalive, within, args := readFlags(ts, st, "expect", args)
+	keepalive, within, args := readFlags(ts, "expect", st.opts.FrameTimeout, args)
 	c := connNamed(ts, st, args[0])
 	p := pattern(ts, args[1])
 	e, err := c.next(wait{until: time.Now().Add(within), of: within}, keepalive)
 	if err != nil {
+		st.failNoFirstFrame(ts, c, err)
 		ts.Fatalf("expect %s: %v; want %s", args[0], err, show(p))
 	}
 	if d := matchFrame(ts, p, e); d != "" {
@@ -71,14 +72,15 @@ func frameDiff(p any, e event) string {
 }
 
 func cmdSkipTo(ts *testscript.TestScript, st *caseState, args []string) {
-	keepalive, within, args := readFlags(ts, st, "skipto", args)
+	keepalive, within, args := readFlags(ts, "skipto", longWait(st), args)
 	c := connNamed(ts, st, args[0])
 	p := pattern(ts, args[1])
-	w := wait{until: time.Now().Add(within), of: within}
+	whole := wait{until: time.Now().Add(within), of: within}
 	skipped := 0
 	for {
-		e, err := c.next(w, keepalive)
+		e, err := c.next(frameWait(st, whole), keepalive)
 		if err != nil {
+			st.failNoFirstFrame(ts, c, err)
 			ts.Fatalf("skipto %s: %v: no frame matching %s (%d frames skipped)", args[0], err, show(p), skipped)
 		}
 		if e.end != nil {
@@ -91,7 +93,7 @@ func cmdSkipTo(ts *testscript.TestScript, st *caseState, args []string) {
 	}
 }
 
-// longWait bounds the commands that read many frames (stream, drain), unless -within
+// longWait bounds the commands that read many frames (stream, drain, skipto), unless -within
 // says otherwise: four frame timeouts in all.
 func longWait(st *caseState) time.Duration { return 4 * st.opts.FrameTimeout }
 
@@ -181,34 +183,30 @@ func cmdNothing(ts *testscript.TestScript, st *caseState, args []string) {
 
 func cmdDrain(ts *testscript.TestScript, st *caseState, args []string) {
 	idle, d := 500*time.Millisecond, longWait(st)
-	var count, lastPattern string
+	var count, lastPattern, untilPattern string
 	args = parse(ts, "drain", args, 1, 1, func(fs *flag.FlagSet) {
 		fs.DurationVar(&idle, "idle", idle, "")
 		fs.DurationVar(&d, "within", d, "")
 		fs.StringVar(&count, "count", "", "")
 		fs.StringVar(&lastPattern, "last", "", "")
+		fs.StringVar(&untilPattern, "until", "", "")
 	})
-	var p any
+	if untilPattern != "" && lastPattern != "" {
+		usage(ts, "drain")
+	}
+	var p, until any
 	if count != "" {
 		p = pattern(ts, count)
+	}
+	if untilPattern != "" {
+		until = pattern(ts, untilPattern)
 	}
 	c := connNamed(ts, st, args[0])
 	frames, bytes, matches, last := 0, 0, 0, event{}
 	whole := within(d)
 	for {
-		step := within(idle)
-		cut := whole.until.Before(step.until)
-		if cut {
-			step = whole
-		}
-		e, err := c.next(step, false)
-		if err != nil && st.ctx.Err() != nil {
-			ts.Fatalf("drain %s: %v", args[0], err)
-		}
-		if err != nil && cut {
-			ts.Fatalf("drain %s: frames kept coming for %v (%d frames, %d bytes): the connection was never quiet for %v", args[0], d, frames, bytes, idle)
-		}
-		if err != nil || e.end != nil {
+		e, done := drainNext(ts, st, c, whole, idle, until != nil, frames, bytes)
+		if done {
 			break
 		}
 		frames++
@@ -216,6 +214,9 @@ func cmdDrain(ts *testscript.TestScript, st *caseState, args []string) {
 		last = e
 		if p != nil && match(p, e.frame, "", map[string]string{}) == "" {
 			matches++
+		}
+		if until != nil && matchFrame(ts, until, e) == "" {
+			break
 		}
 	}
 	ts.Setenv("DRAINED", strconv.Itoa(frames))
@@ -229,6 +230,33 @@ func cmdDrain(ts *testscript.TestScript, st *caseState, args []string) {
 			ts.Fatalf("drain %s: the last of %d frames: %s\ngot: %s", args[0], frames, d, truncate(describe(last), 300))
 		}
 	}
+}
+
+// drainNext returns drain's next frame, or done when the drain ends: the connection
+// ended, or (without -until) it was quiet for idle. With -until, the end of the
+// connection or the whole bound before the frame that ends the drain fails it; so does
+// the whole bound without -until, as frames kept coming.
+func drainNext(ts *testscript.TestScript, st *caseState, c *conn, whole wait, idle time.Duration, until bool, frames, bytes int) (e event, done bool) {
+	step := within(idle)
+	if until {
+		step = frameWait(st, whole)
+	}
+	cut := whole.until.Before(step.until)
+	if cut {
+		step = whole
+	}
+	e, err := c.next(step, false)
+	switch {
+	case err != nil && st.ctx.Err() != nil:
+		ts.Fatalf("drain %s: %v", c.name, err)
+	case until && err != nil:
+		ts.Fatalf("drain %s: %v, after %d frames, before the frame that ends the drain (-until)", c.name, err, frames)
+	case until && e.end != nil:
+		ts.Fatalf("drain %s: %s after %d frames, before the frame that ends the drain (-until)", c.name, describe(e), frames)
+	case err != nil && cut:
+		ts.Fatalf("drain %s: frames kept coming for %v (%d frames, %d bytes): the connection was never quiet for %v", c.name, whole.of, frames, bytes, idle)
+	}
+	return e, err != nil || e.end != nil
 }
 
 func cmdExpectFile(ts *testscript.TestScript, st *caseState, args []string) {
@@ -245,6 +273,7 @@ func cmdExpectFile(ts *testscript.TestScript, st *caseState, args []string) {
 		e, err = c.next(w, keepalive)
 	}
 	if err != nil {
+		st.failNoFirstFrame(ts, c, err)
 		ts.Fatalf("expectfile %s: %v; want %s", args[0], err, args[1])
 	}
 	var p any

@@ -39,6 +39,16 @@ func cmdHTTP(ts *testscript.TestScript, st *caseState, args []string) {
 		fs.IntVar(&status, "status", status, "")
 		fs.DurationVar(&within, "within", within, "")
 	})
+	fail := ts.Fatalf
+	if args[0] == http.MethodGet && strings.HasSuffix(args[1], "/health") && status == http.StatusOK {
+		// GET /ws/health must answer 200 (HEALTH-1), whatever the case checks of it.
+		fail = func(format string, args ...any) {
+			if st.ctx.Err() == nil {
+				st.failAgainst(ts, "HEALTH-1", format, args...)
+			}
+			ts.Fatalf(format, args...)
+		}
+	}
 	ctx, cancel := context.WithTimeout(st.ctx, within)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, args[0], st.opts.httpBase()+expand(ts, args[1]), nil)
@@ -49,16 +59,16 @@ func cmdHTTP(ts *testscript.TestScript, st *caseState, args []string) {
 	req.Header = st.authenticate("", req.Header)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		ts.Fatalf("http %s %s: %v (the answer must come within %v)", args[0], args[1], err, within)
+		fail("http %s %s: %v (the answer must come within %v)", args[0], args[1], err, within)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		ts.Fatalf("http %s %s: the body did not come within %v: %v", args[0], args[1], within, err)
+		fail("http %s %s: the body did not come within %v: %v", args[0], args[1], within, err)
 	}
 	st.wire.note("http", fmt.Sprintf("%s %s: %s %s", args[0], args[1], resp.Status, truncate(string(body), 500)))
 	if resp.StatusCode != status {
-		ts.Fatalf("http %s %s: %s, want %d: %s", args[0], args[1], resp.Status, status, truncate(string(body), 300))
+		fail("http %s %s: %s, want %d: %s", args[0], args[1], resp.Status, status, truncate(string(body), 300))
 	}
 	if strings.HasSuffix(args[1], "/health") && resp.StatusCode == http.StatusOK {
 		st.inv.observeHealth(sent, time.Now(), body, st.name)

@@ -33,8 +33,8 @@ func commandTable() map[string]command {
 			run:     cmdCompare,
 		},
 		"drain": {
-			usage:   "drain [-idle DURATION] [-within DURATION] [-count PATTERN] [-last PATTERN] NAME",
-			summary: "reads frames on NAME until none comes for -idle (500ms), which must happen within -within (four frame timeouts); sets $DRAINED (frames), $DRAINED_BYTES and $DRAINED_MATCHES (frames matching -count); the last frame must match -last",
+			usage:   "drain [-idle DURATION] [-within DURATION] [-count PATTERN] [-last PATTERN | -until PATTERN] NAME",
+			summary: "reads frames on NAME until none comes for -idle (500ms), which must happen within -within (four frame timeouts), or with -until up to the first frame matching PATTERN (each frame within the frame timeout, all within -within), which need not wait for quiet; sets $DRAINED (frames), $DRAINED_BYTES and $DRAINED_MATCHES (frames matching -count); the last frame must match -last",
 			run:     cmdDrain,
 		},
 		"close": {
@@ -124,7 +124,7 @@ func commandTable() map[string]command {
 		},
 		"skipto": {
 			usage:   "skipto [-keepalive] [-within DURATION] NAME PATTERN",
-			summary: "discards frames on NAME until one matches PATTERN, within DURATION (the frame timeout) in all",
+			summary: "discards frames on NAME until one matches PATTERN, each frame within the frame timeout and all within DURATION (four frame timeouts); keepalive frames are skipped unless -keepalive, and do not extend the waits",
 			run:     cmdSkipTo,
 		},
 		"stream": {

@@ -35,15 +35,16 @@ func (e event) typ() string {
 // bounded in frames and bytes. It never blocks: a server that floods the connection
 // gets a finding and the connection is ended.
 type conn struct {
-	name  string
-	st    *caseState
-	ws    *websocket.Conn
-	in    *inbox
-	stop  context.CancelFunc // ends the connection at once (the reader's Read returns)
-	done  chan struct{}      // closed when the reader has returned
-	first bool               // the first frame is still to come; only the reader goroutine uses it
-	sid   string             // the session_id it was opened with
-	ours  atomic.Bool        // the harness ended the connection (drop, close, end of the case)
+	name   string
+	st     *caseState
+	ws     *websocket.Conn
+	in     *inbox
+	stop   context.CancelFunc // ends the connection at once (the reader's Read returns)
+	done   chan struct{}      // closed when the reader has returned
+	first  bool               // the first frame is still to come; only the reader goroutine uses it
+	framed atomic.Bool        // a frame has arrived, the first one included
+	sid    string             // the session_id it was opened with
+	ours   atomic.Bool        // the harness ended the connection (drop, close, end of the case)
 }
 
 // dial opens a connection for the case. The dial, HTTP answer included, is bounded by
@@ -102,6 +103,7 @@ func (c *conn) read(ctx context.Context) {
 		}
 		c.st.wire.recv(c.name, e)
 		c.st.check(c, e)
+		c.framed.Store(true)
 		if !c.in.put(e) {
 			c.st.finding("", "%s: more than %d frames or %d bytes unread: the server sends faster than the case reads, so the harness ended the connection", c.name, maxQueued, maxQueuedBytes)
 			c.ours.Store(true)

@@ -295,6 +295,7 @@ func (r *runner) setup(env *testscript.Env) error {
 	}
 	st := newCaseState(ct.ctx, r.opts, r.rules, r.v)
 	st.inv, st.name = r.inv, ct.c.Name
+	st.errorCodes = slices.Contains(r.caps, "error_codes")
 	if !slices.Contains(ct.c.Needs, "auth") {
 		st.token = r.opts.Token // the auth cases send their tokens themselves
 	}

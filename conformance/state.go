@@ -2,8 +2,10 @@ package conformance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -32,6 +34,9 @@ type caseState struct {
 
 	inv  *invariants // the run's; nil for the probe
 	name string      // the case's
+	// errorCodes: the server claims error_codes, so every error frame carries a code of
+	// table 15.2 (CODE-1)
+	errorCodes bool
 
 	mu        sync.Mutex
 	findings  []Finding
@@ -119,8 +124,8 @@ func (st *caseState) check(c *conn, e event) {
 	if sid, _ := e.frame["session_id"].(string); e.typ() == "connected" && c.sid != "" && sid != c.sid {
 		st.finding("CONN-3", "%s: connected carries session_id %q, want the request's %q", c.name, sid, c.sid)
 	}
-	if err := st.v.ValidateMessage(schemas.Server, e.data); err != nil {
-		st.finding("ENV-2", "%s: a %q frame breaks its schema: %v: %s", c.name, e.typ(), err, truncate(string(e.data), 200))
+	if invalid := st.checkCode(c, e, st.v.ValidateMessage(schemas.Server, e.data)); invalid != nil {
+		st.finding("ENV-2", "%s: a %q frame breaks its schema: %v: %s", c.name, e.typ(), invalid, truncate(string(e.data), 200))
 	}
 	switch sid, _ := e.frame["session_id"].(string); e.typ() {
 	case "query_start", "chunk", "complete":
@@ -133,6 +138,35 @@ func (st *caseState) check(c *conn, e event) {
 	}
 	st.checkStream(c, e)
 	st.observe(c, e)
+}
+
+// checkCode checks that an error frame carries a code of table 15.2 (CODE-1), when the
+// server claims error_codes. invalid is what the frame's schema found: its enum of
+// codes (defs.json's error_code) is CODE-1's table, so a code outside it is against
+// CODE-1 alone; checkCode returns what is left of invalid, against ENV-2.
+func (st *caseState) checkCode(c *conn, e event, invalid error) error {
+	if !st.errorCodes || e.typ() != "error" {
+		return invalid
+	}
+	code, ok := e.frame["code"]
+	if !ok {
+		st.finding("CODE-1", "%s: an error frame without a code: %s", c.name, truncate(string(e.data), 200))
+		return invalid
+	}
+	var ve *schemas.ValidationError
+	if !errors.As(invalid, &ve) {
+		return invalid
+	}
+	atCode := func(p schemas.Problem) bool { return p.Pointer == "/code" }
+	if !slices.ContainsFunc(ve.Problems, atCode) {
+		return invalid
+	}
+	st.finding("CODE-1", "%s: error code %v is not one of table 15.2: %s", c.name, code, truncate(string(e.data), 200))
+	rest := &schemas.ValidationError{Schema: ve.Schema, Problems: slices.DeleteFunc(slices.Clone(ve.Problems), atCode)}
+	if len(rest.Problems) == 0 {
+		return nil
+	}
+	return rest
 }
 
 // observe gives the run-wide checks what they follow of a frame: the epoch of each

@@ -184,6 +184,22 @@ func ofType(typ string, edit func(map[string]any) []map[string]any) func(map[str
 	}
 }
 
+// skipAfterResumed drops the first frame after a connected that says resumed: true.
+// The frame function of a breakage sees the frames of every connection; the one
+// resume of the cases it is used with is alone.
+func skipAfterResumed() func(map[string]any) []map[string]any {
+	var skipNext atomic.Bool
+	return func(f map[string]any) []map[string]any {
+		switch {
+		case f["type"] == "connected":
+			skipNext.Store(f["resumed"] == true)
+		case skipNext.Swap(false):
+			return nil
+		}
+		return keep(f)
+	}
+}
+
 // TestBrokenServers breaks the reference server one rule at a time, through a proxy,
 // and checks that the harness reports that rule, by id, with the verdict of its level,
 // and no other (exact blame): every multi-rule case used has a rule broken alone.
@@ -205,7 +221,7 @@ func TestBrokenServers(t *testing.T) {
 		{"total_chunks one too many", breakage{frame: ofType("complete", func(f map[string]any) []map[string]any {
 			f["total_chunks"] = f["total_chunks"].(float64) + 1
 			return keep(f)
-		})}, []string{"stream_totals"}, "STREAM-4", conformance.Fail},
+		})}, []string{"stream_totals", "stream_fixture_frames"}, "STREAM-4", conformance.Fail},
 		{"full_response not the chunks joined", breakage{frame: ofType("complete", func(f map[string]any) []map[string]any {
 			f["full_response"] = "something else"
 			return keep(f)
@@ -213,17 +229,17 @@ func TestBrokenServers(t *testing.T) {
 		{"chunks of another session", breakage{frame: ofType("chunk", func(f map[string]any) []map[string]any {
 			f["session_id"] = "someone-else"
 			return keep(f)
-		})}, []string{"stream_start"}, "STREAM-2", conformance.Fail},
+		})}, []string{"stream_start", "stream_fixture_frames"}, "STREAM-2", conformance.Fail},
 		{"timestamps without an offset", breakage{frame: func(f map[string]any) []map[string]any {
 			if ts, ok := f["timestamp"].(string); ok {
 				f["timestamp"] = strings.TrimSuffix(ts[:19], "Z")
 			}
 			return keep(f)
-		}}, []string{"env_timestamps", "ping_pong"}, "ENV-5", conformance.Warn},
+		}}, []string{"env_timestamps", "ping_pong", "env_json_text_frames"}, "ENV-5", conformance.Warn},
 		{"pong without a timestamp", breakage{frame: ofType("pong", func(f map[string]any) []map[string]any {
 			delete(f, "timestamp")
 			return keep(f)
-		})}, []string{"ping_pong"}, "ENV-2", conformance.Fail},
+		})}, []string{"ping_pong", "env_json_text_frames"}, "ENV-2", conformance.Fail},
 		{"no pong", breakage{frame: ofType("pong", func(map[string]any) []map[string]any { return nil })},
 			[]string{"ping_pong"}, "PING-1", conformance.Fail},
 		{"an error closes the connection", breakage{closeAfterError: true},
@@ -235,7 +251,7 @@ func TestBrokenServers(t *testing.T) {
 				return websocket.StatusNormalClosure
 			}
 			return c
-		}}, []string{"take_replaced"}, "TAKE-1", conformance.Fail},
+		}}, []string{"take_replaced", "take_stream_moves", "take_newer_unaffected"}, "TAKE-1", conformance.Fail},
 		{"the stream stops after query_start", breakage{frame: func(f map[string]any) []map[string]any {
 			if f["type"] == "chunk" || f["type"] == "complete" {
 				return nil
@@ -251,7 +267,7 @@ func TestBrokenServers(t *testing.T) {
 				}
 			}
 			return keep(f)
-		}}, []string{"stream_echo"}, "FIX-1", conformance.Fail},
+		}}, []string{"stream_echo", "stream_fixture_frames"}, "FIX-1", conformance.Fail},
 		{"connected names another session", breakage{frame: ofType("connected", func(f map[string]any) []map[string]any {
 			f["session_id"] = "someone-else"
 			return keep(f)
@@ -262,6 +278,43 @@ func TestBrokenServers(t *testing.T) {
 		})}, []string{"conn_connected_frame"}, "CAP-1", conformance.Fail},
 		{"health says draining", breakage{health: func(body map[string]any, _ int64) { body["status"] = "draining" }},
 			[]string{"health_body"}, "HEALTH-2", conformance.Fail},
+		{"errors without a code", breakage{frame: ofType("error", func(f map[string]any) []map[string]any {
+			delete(f, "code")
+			return keep(f)
+		})}, []string{"code_bad_frames", "code_query_errors"}, "CODE-1", conformance.Fail},
+		{"errors with a code outside the table", breakage{frame: ofType("error", func(f map[string]any) []map[string]any {
+			f["code"] = "oops"
+			return keep(f)
+		})}, []string{"code_query_session_id"}, "CODE-1", conformance.Fail},
+		{"unknown_type called invalid_message", breakage{frame: ofType("error", func(f map[string]any) []map[string]any {
+			if f["code"] == "unknown_type" {
+				f["code"] = "invalid_message"
+			}
+			return keep(f)
+		})}, []string{"code_bad_frames"}, "CODE-2", conformance.Fail},
+		{"busy called query_failed", breakage{frame: ofType("error", func(f map[string]any) []map[string]any {
+			if f["code"] == "busy" {
+				f["code"] = "query_failed"
+			}
+			return keep(f)
+		})}, []string{"code_query_errors"}, "CODE-2", conformance.Fail},
+		{"a failed query completes too", breakage{frame: ofType("error", func(f map[string]any) []map[string]any {
+			if f["code"] != "query_failed" {
+				return keep(f)
+			}
+			return []map[string]any{f, {"type": "complete", "session_id": f["session_id"], "full_response": "", "total_chunks": 0, "timestamp": f["timestamp"]}}
+		})}, []string{"stream_agent_failure"}, "STREAM-6", conformance.Fail},
+		{"__fail__ fails after a chunk", breakage{frame: ofType("error", func(f map[string]any) []map[string]any {
+			if f["code"] != "query_failed" {
+				return keep(f)
+			}
+			return []map[string]any{{"type": "chunk", "session_id": f["session_id"], "content": "x", "chunk_number": 1, "timestamp": f["timestamp"]}, f}
+		})}, []string{"stream_agent_failure"}, "FIX-2", conformance.Fail},
+		{"a rejoined session's complete comes twice", breakage{frame: ofType("complete", func(f map[string]any) []map[string]any {
+			return []map[string]any{f, f}
+		})}, []string{"buf_drop_reconnect"}, "BUF-4", conformance.Fail},
+		{"a resume skips the first frame after last_seq", breakage{frame: skipAfterResumed()},
+			[]string{"seq_resume"}, "SEQ-3", conformance.Fail},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
