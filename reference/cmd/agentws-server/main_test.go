@@ -27,7 +27,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	def := server.DefaultConfig()
-	if o.addr != ":8050" || o.cfg.BufferSize != def.BufferSize || o.cfg.SessionTTL != 5*time.Minute || o.cfg.KeepaliveInterval != 30*time.Second ||
+	if o.addr != "localhost:8050" || o.cfg.BufferSize != def.BufferSize || o.cfg.SessionTTL != 5*time.Minute || o.cfg.KeepaliveInterval != 30*time.Second ||
 		o.cfg.MaxMessageBytes != 1<<20 || o.cfg.QueueDepth != 16 || o.cfg.BufferBytes != 1<<20 || o.cfg.DrainTimeout != 30*time.Second {
 		t.Errorf("defaults %+v", o)
 	}
