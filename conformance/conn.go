@@ -55,7 +55,7 @@ func (st *caseState) dial(ctx context.Context, name, query string, header http.H
 		url += "?" + query
 	}
 	header = st.authenticate(query, header)
-	ws, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: header})
+	ws, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: header, Host: header.Get("Host")}) // Host: HS-13
 	st.wire.note(name, fmt.Sprintf("open %s", query))
 	if err != nil {
 		return nil, resp, err

@@ -2,8 +2,9 @@ package spec
 
 import "time"
 
-// Settings are the settings of a server that the protocol leaves to it and that the
-// conformance harness must be told of another server.
+// Settings are the settings that the protocol leaves to a server, with the values of
+// the reference server in table 15.4: the conformance harness must be told those of
+// another server.
 type Settings struct {
 	ListenAddress      string
 	BufferSize         int           // frames per session (BUF-3, SEQ-2)
@@ -15,6 +16,16 @@ type Settings struct {
 	DrainTimeout       time.Duration // SHUT-3
 	RememberedQueryIDs int           // finished query ids per session (QID-4)
 	MaxSessions        int           // sessions held at once (HS-10)
+
+	// Connection hygiene: bounds on what one client may hold, and on how long an HTTP
+	// connection may take or sit idle before it is closed.
+	MaxConnsPerIP     int           // connections at once per client address (HS-14)
+	MaxConnsPerUser   int           // connections at once per user (HS-14)
+	ReadHeaderTimeout time.Duration // to read a request's headers
+	ReadTimeout       time.Duration // to read a whole request
+	HTTPWriteTimeout  time.Duration // to write a plain HTTP answer
+	IdleTimeout       time.Duration // a keep-alive connection waiting for its next request
+	MaxHeaderBytes    int           // a request's line and headers
 }
 
 // Defaults returns the defaults of the reference server, table 15.4 of PROTOCOL.md:
@@ -22,7 +33,7 @@ type Settings struct {
 // (a test ties them to the table).
 func Defaults() Settings {
 	return Settings{
-		ListenAddress:      ":8050",
+		ListenAddress:      "localhost:8050",
 		BufferSize:         100,
 		BufferBytes:        1 << 20,
 		SessionTTL:         5 * time.Minute,
@@ -32,5 +43,12 @@ func Defaults() Settings {
 		DrainTimeout:       30 * time.Second,
 		RememberedQueryIDs: 100,
 		MaxSessions:        10000,
+		MaxConnsPerIP:      128,
+		MaxConnsPerUser:    32,
+		ReadHeaderTimeout:  10 * time.Second,
+		ReadTimeout:        30 * time.Second,
+		HTTPWriteTimeout:   30 * time.Second,
+		IdleTimeout:        30 * time.Second,
+		MaxHeaderBytes:     32 << 10,
 	}
 }

@@ -42,6 +42,9 @@ func spelled(d spec.Settings) map[string]string {
 		if n%(1<<20) == 0 {
 			return fmt.Sprintf("%d MiB", n>>20)
 		}
+		if n%(1<<10) == 0 {
+			return fmt.Sprintf("%d KiB", n>>10)
+		}
 		return fmt.Sprintf("%d bytes", n)
 	}
 	duration := func(d time.Duration) string {
@@ -61,6 +64,13 @@ func spelled(d spec.Settings) map[string]string {
 		"drain timeout":                    duration(d.DrainTimeout),
 		"remembered finished query ids":    fmt.Sprintf("%d per session", d.RememberedQueryIDs),
 		"sessions held at once":            fmt.Sprint(d.MaxSessions),
+		"connections per client address":   fmt.Sprint(d.MaxConnsPerIP),
+		"connections per user":             fmt.Sprint(d.MaxConnsPerUser),
+		"HTTP request header timeout":      duration(d.ReadHeaderTimeout),
+		"HTTP request timeout":             duration(d.ReadTimeout),
+		"HTTP response write timeout":      duration(d.HTTPWriteTimeout),
+		"HTTP idle keep-alive timeout":     duration(d.IdleTimeout),
+		"HTTP request header size limit":   bytes(d.MaxHeaderBytes),
 	}
 }
 

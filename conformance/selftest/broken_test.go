@@ -3,6 +3,7 @@ package selftest_test
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -87,7 +88,13 @@ func relay(w http.ResponseWriter, r *http.Request, upstream string, b breakage, 
 		up, _ := url.Parse(upstream)
 		header.Set("Origin", strings.Replace(o, "//"+r.Host, "//"+up.Host, 1))
 	}
-	up, resp, err := websocket.Dial(ctx, upstream+"?"+r.URL.RawQuery, &websocket.DialOptions{HTTPHeader: header})
+	// The proxy's own address stands for the upstream's; a host name is passed on, so
+	// that the upstream's Host check (HS-13) sees it.
+	var host string
+	if h, _, _ := net.SplitHostPort(r.Host); net.ParseIP(h) == nil {
+		host = r.Host
+	}
+	up, resp, err := websocket.Dial(ctx, upstream+"?"+r.URL.RawQuery, &websocket.DialOptions{HTTPHeader: header, Host: host})
 	if err != nil {
 		status := http.StatusBadGateway
 		if resp != nil {

@@ -25,9 +25,16 @@ type Config struct {
 	AllowedOrigins    []string      // host patterns allowed besides the request's own host (HS-8)
 	DrainTimeout      time.Duration // how long running queries may finish on shutdown (SHUT-3)
 	MaxSessions       int           // sessions held at once; more are refused (HS-10)
-	Agent             agent.Agent   // answers the queries
-	Auth              *Auth         // bearer-token authentication; nil: off
-	Logger            *slog.Logger
+
+	// Connection hygiene (HS-12 to HS-14): what one client may hold, and whom the
+	// server answers to.
+	MaxConnsPerIP   int      // connections at once from one client address; 0: no bound
+	MaxConnsPerUser int      // connections at once of one user; 0: no bound
+	AllowedHosts    []string // Host patterns answered besides IP addresses and localhost (HS-13); "*": any
+
+	Agent  agent.Agent // answers the queries
+	Auth   *Auth       // bearer-token authentication; nil: off
+	Logger *slog.Logger
 }
 
 // DefaultConfig returns the defaults, with the fixture agent: those of table 15.4
@@ -45,6 +52,8 @@ func DefaultConfig() Config {
 		WriteTimeout:      10 * time.Second,
 		DrainTimeout:      d.DrainTimeout,
 		MaxSessions:       d.MaxSessions,
+		MaxConnsPerIP:     d.MaxConnsPerIP,
+		MaxConnsPerUser:   d.MaxConnsPerUser,
 		Agent:             agent.Fixture{},
 	}
 }
@@ -68,6 +77,14 @@ func (c *Config) check() error {
 	positive("write timeout", int64(c.WriteTimeout))
 	positive("drain timeout", int64(c.DrainTimeout))
 	positive("session limit", int64(c.MaxSessions))
+	if c.MaxConnsPerIP < 0 || c.MaxConnsPerUser < 0 {
+		errs = append(errs, fmt.Errorf("connection bounds must be 0 (none) or positive, not %d per address and %d per user", c.MaxConnsPerIP, c.MaxConnsPerUser))
+	}
+	for _, p := range c.AllowedHosts {
+		if _, err := path.Match(p, ""); err != nil || p == "" {
+			errs = append(errs, fmt.Errorf("allowed host %q is not a valid pattern", p))
+		}
+	}
 	if c.MaxMessageBytes < minMessageBytes {
 		errs = append(errs, fmt.Errorf("max message size must be at least %d bytes, not %d", minMessageBytes, c.MaxMessageBytes))
 	}

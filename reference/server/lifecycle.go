@@ -1,6 +1,7 @@
 package server
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,23 +20,103 @@ var (
 
 // join returns the session sid for user, creating it when the server holds none: the
 // check of the session limit and the creation are one critical section, so concurrent
-// handshakes never take the server past it (HS-10). A session made here holds its slot
+// handshakes never take the server past it (HS-10). At the limit, it ends the session
+// that has been without a connection the longest to make room, and tries again; it
+// refuses only when no session is without one. A session made here holds its slot
 // until the handshake's connection joins it, or the handshake gives it back (abandon).
 func (s *Server) join(sid, user string) (*session, error) {
+	for {
+		sess, oldest, err := s.joinOrPick(sid, user)
+		if oldest == nil {
+			return sess, err
+		}
+		oldest.evict()
+	}
+}
+
+// joinOrPick is one try of join, under s.mu: the session, or at the limit the oldest
+// session without a connection, taken off the offline list for the caller to end
+// (the lock order is session, then server: it cannot be ended here), or an error.
+func (s *Server) joinOrPick(sid, user string) (sess, oldest *session, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if sess, ok := s.sessions[sid]; ok {
 		if sess.user != user {
-			return nil, errUserMismatch
+			return nil, nil, errUserMismatch
 		}
-		return sess, nil
+		return sess, nil, nil
 	}
 	if len(s.sessions) >= s.cfg.MaxSessions {
-		return nil, fmt.Errorf("%w: %d sessions", errServerFull, len(s.sessions))
+		if oldest := s.offline.pop(); oldest != nil {
+			return nil, oldest, nil
+		}
+		return nil, nil, fmt.Errorf("%w: %d sessions, each with a connection or a handshake", errServerFull, len(s.sessions))
 	}
-	sess := newSession(s, sid, user)
+	sess = newSession(s, sid, user)
 	s.sessions[sid] = sess
-	return sess, nil
+	return sess, nil, nil
+}
+
+// evict ends s to make room for a new session (HS-10), unless a connection joined it
+// since it was picked. Its client learns of it as of an expired TTL: a new epoch.
+func (s *session) evict() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil && !s.ended {
+		s.log.Warn("session limit reached: ending the session without a connection the longest, to admit a new one", "max_sessions", s.srv.cfg.MaxSessions)
+		s.endLocked(errSessionEnded)
+	}
+}
+
+// An offlineSessions is the set of sessions without a connection, in the order they
+// lost it: the oldest is the first to make room (HS-10). The server's mu guards it.
+type offlineSessions struct {
+	order list.List // of *session, oldest first
+	at    map[*session]*list.Element
+}
+
+func (o *offlineSessions) push(sess *session) {
+	if o.at == nil {
+		o.at = map[*session]*list.Element{}
+	}
+	if _, ok := o.at[sess]; !ok {
+		o.at[sess] = o.order.PushBack(sess)
+	}
+}
+
+func (o *offlineSessions) remove(sess *session) {
+	if e, ok := o.at[sess]; ok {
+		o.order.Remove(e)
+		delete(o.at, sess)
+	}
+}
+
+// pop takes the oldest session off the set; nil when it is empty.
+func (o *offlineSessions) pop() *session {
+	e := o.order.Front()
+	if e == nil {
+		return nil
+	}
+	sess := e.Value.(*session)
+	o.remove(sess)
+	return sess
+}
+
+// wentOffline records that sess, in the table, lost its connection; sess.mu is held
+// (the lock order is session, then server).
+func (s *Server) wentOffline(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sessions[sess.id] == sess {
+		s.offline.push(sess)
+	}
+}
+
+// cameOnline records that sess has a connection again; sess.mu is held.
+func (s *Server) cameOnline(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.offline.remove(sess)
 }
 
 // serveSession joins the session sid, then upgrades the request and serves the
@@ -71,6 +152,8 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, log *slog.
 		sess.withdraw(c)
 		return
 	}
+	// The server's read and write deadlines (-read-timeout, -http-write-timeout) do not
+	// reach the connection: net/http clears them when Accept hijacks it.
 	ws.SetReadLimit(s.cfg.MaxMessageBytes)
 	log.Info("connected", "user_id", user)
 	c.start(ws)
@@ -115,6 +198,7 @@ func (s *Server) forget(sess *session) {
 	if s.sessions[sess.id] == sess {
 		delete(s.sessions, sess.id)
 	}
+	s.offline.remove(sess)
 }
 
 // release stops counting c as an active connection; it is gone or going.

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
@@ -39,18 +41,33 @@ func (s *Server) readLoop(c *conn, sess *session) {
 	}
 }
 
-// readEnded handles a read error: the client went away, closed, or sent too much.
+// readEnded handles a read error: the client went away, closed, sent too much, or
+// broke the framing of RFC 6455. The library answers most framing faults with 1002
+// itself, but not all (an unmasked frame, section 5.1; a negative length): any error
+// that is not the transport failing is such a fault, closed with 1002 (table 15.1).
 func (s *Server) readEnded(c *conn, err error) {
+	code := websocket.StatusGoingAway
 	switch {
 	case errors.Is(err, websocket.ErrMessageTooBig):
 		c.log.Info("message over the size limit: closed with 1009", "limit", s.cfg.MaxMessageBytes)
 	case websocket.CloseStatus(err) != -1:
 		c.log.Info("client closed the connection", "code", websocket.CloseStatus(err))
 	case errors.Is(err, context.Canceled):
-	default:
+	case transportFailed(err):
 		c.log.Info("connection lost", "err", err)
+	default:
+		c.log.Info("the client broke the WebSocket framing: closing with 1002", "err", err)
+		code = websocket.StatusProtocolError
 	}
-	s.dropped(c, websocket.StatusGoingAway, "")
+	s.dropped(c, code, "")
+}
+
+// transportFailed reports whether a read error is the connection failing (closed,
+// reset, timed out, cut short) rather than the client sending something wrong.
+func transportFailed(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne)
 }
 
 // handle dispatches one text frame; it returns false when the connection ends. It acts

@@ -33,7 +33,10 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
-	stopping bool // set under mu when the drain starts: nothing new is tracked after
+	offline  offlineSessions // the sessions in the table without a connection, oldest first (HS-10)
+	stopping bool            // set under mu when the drain starts: nothing new is tracked after
+
+	perIP, perUser connLimiter // connections of each client address and user (HS-14)
 
 	draining   atomic.Bool    // what health, the handshake and attach read
 	conns      sync.WaitGroup // connection handlers, added under mu while !stopping
@@ -56,6 +59,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, validator: v, sessions: map[string]*session{}}
+	s.perIP.max, s.perUser.max = cfg.MaxConnsPerIP, cfg.MaxConnsPerUser
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	s.capabilities = []string{"buffering", "error_codes", "query_id", "resume", "cancel"}
 	if cfg.Auth != nil {
@@ -79,8 +83,13 @@ func New(cfg Config) (*Server, error) {
 // Capabilities returns the capabilities the server claims in connected.
 func (s *Server) Capabilities() []string { return slices.Clone(s.capabilities) }
 
-// ServeHTTP serves /ws, /ws/health, /livez and /readyz.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+// ServeHTTP serves /ws, /ws/health, /livez and /readyz, to requests whose Host it
+// answers to (HS-13).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.checkHost(w, r) {
+		s.handler.ServeHTTP(w, r)
+	}
+}
 
 var idSyntax = regexp.MustCompile(`^[A-Za-z0-9._:~-]{1,128}$`)
 
@@ -106,15 +115,17 @@ func fallback(mux *http.ServeMux) http.HandlerFunc {
 	}
 }
 
-// serveWS checks the handshake (HS-1 to HS-9), upgrades, and serves the connection.
+// serveWS checks the handshake (HS-1 to HS-14, in the order section 2 gives),
+// upgrades, and serves the connection. The connection holds its places among its
+// address's and its user's connections (HS-14) until it ends.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	sid, user := q.Get("session_id"), q.Get("user_id")
 	log := s.log.With("session_id", sid, "remote", r.RemoteAddr)
-	switch {
-	case !isUpgrade(r):
-		httpError(w, http.StatusUpgradeRequired, httpapi.HTTPErrorCodeNotWebsocket, "this endpoint speaks WebSocket: send an upgrade request")
+	if !checkUpgrade(w, r) {
 		return
+	}
+	switch {
 	case s.draining.Load():
 		httpError(w, http.StatusServiceUnavailable, httpapi.HTTPErrorCodeDraining, "the server is shutting down and accepts no new connections")
 		return
@@ -133,6 +144,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidParameter, "%v", err)
 		return
 	}
+	addr := clientAddr(r)
+	if !s.perIP.acquire(addr) {
+		log.Warn("connections per client address at their bound: refusing", "max_conns_per_ip", s.cfg.MaxConnsPerIP)
+		tooMany(w, "address "+addr, s.cfg.MaxConnsPerIP)
+		return
+	}
+	defer s.perIP.release(addr)
 	if s.cfg.Auth != nil {
 		sub, err := s.cfg.Auth.subject(r)
 		if err != nil {
@@ -145,6 +163,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		user = sub // AUTH-2
+	}
+	if user != "" {
+		if !s.perUser.acquire(user) {
+			log.Warn("connections of the user at their bound: refusing", "user_id", user, "max_conns_per_user", s.cfg.MaxConnsPerUser)
+			tooMany(w, "user "+strconv.Quote(user), s.cfg.MaxConnsPerUser)
+			return
+		}
+		defer s.perUser.release(user)
 	}
 	if origin := r.Header.Get("Origin"); origin != "" && !s.originAllowed(origin, r.Host) {
 		log.Warn("origin refused", "origin", origin, "allow_with", "-allowed-origins="+originHost(origin))

@@ -116,6 +116,7 @@ func (s *session) attach(c *conn, r resumeRequest) (old *conn, err error) {
 		s.expiry = nil
 	}
 	s.conn = c
+	s.srv.cameOnline(s)
 	s.attached++
 	c.join(s)
 	first := encode(connected)
@@ -201,6 +202,7 @@ func (s *session) detachLocked(unsent []frame, unannounced int) {
 		s.bufferLocked(f)
 	}
 	s.expiry = time.AfterFunc(s.srv.cfg.SessionTTL, s.expire)
+	s.srv.wentOffline(s)
 }
 
 // expire ends the session when its TTL passed without a connection (BUF-6). The check

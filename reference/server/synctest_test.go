@@ -77,6 +77,7 @@ type bubbleServer struct {
 func startInBubble(t *testing.T, edit func(*server.Config)) *bubbleServer {
 	t.Helper()
 	cfg := server.DefaultConfig()
+	cfg.AllowedHosts = []string{"pipe"} // the made-up host of ws://pipe/ws (HS-13)
 	if edit != nil {
 		edit(&cfg)
 	}

@@ -15,24 +15,32 @@ import (
 
 // Defines values for HTTPErrorCode.
 const (
-	HTTPErrorCodeDraining         HTTPErrorCode = "draining"
-	HTTPErrorCodeInvalidParameter HTTPErrorCode = "invalid_parameter"
-	HTTPErrorCodeInvalidSessionId HTTPErrorCode = "invalid_session_id"
-	HTTPErrorCodeInvalidUserId    HTTPErrorCode = "invalid_user_id"
-	HTTPErrorCodeMethodNotAllowed HTTPErrorCode = "method_not_allowed"
-	HTTPErrorCodeMissingSessionId HTTPErrorCode = "missing_session_id"
-	HTTPErrorCodeNotFound         HTTPErrorCode = "not_found"
-	HTTPErrorCodeNotWebsocket     HTTPErrorCode = "not_websocket"
-	HTTPErrorCodeOriginNotAllowed HTTPErrorCode = "origin_not_allowed"
-	HTTPErrorCodeServerFull       HTTPErrorCode = "server_full"
-	HTTPErrorCodeUnauthorized     HTTPErrorCode = "unauthorized"
-	HTTPErrorCodeUserMismatch     HTTPErrorCode = "user_mismatch"
+	HTTPErrorCodeDraining           HTTPErrorCode = "draining"
+	HTTPErrorCodeHostNotAllowed     HTTPErrorCode = "host_not_allowed"
+	HTTPErrorCodeInvalidHandshake   HTTPErrorCode = "invalid_handshake"
+	HTTPErrorCodeInvalidParameter   HTTPErrorCode = "invalid_parameter"
+	HTTPErrorCodeInvalidSessionId   HTTPErrorCode = "invalid_session_id"
+	HTTPErrorCodeInvalidUserId      HTTPErrorCode = "invalid_user_id"
+	HTTPErrorCodeMethodNotAllowed   HTTPErrorCode = "method_not_allowed"
+	HTTPErrorCodeMissingSessionId   HTTPErrorCode = "missing_session_id"
+	HTTPErrorCodeNotFound           HTTPErrorCode = "not_found"
+	HTTPErrorCodeNotWebsocket       HTTPErrorCode = "not_websocket"
+	HTTPErrorCodeOriginNotAllowed   HTTPErrorCode = "origin_not_allowed"
+	HTTPErrorCodeServerFull         HTTPErrorCode = "server_full"
+	HTTPErrorCodeTooManyConnections HTTPErrorCode = "too_many_connections"
+	HTTPErrorCodeUnauthorized       HTTPErrorCode = "unauthorized"
+	HTTPErrorCodeUnsupportedVersion HTTPErrorCode = "unsupported_version"
+	HTTPErrorCodeUserMismatch       HTTPErrorCode = "user_mismatch"
 )
 
 // Valid indicates whether the value is a known member of the HTTPErrorCode enum.
 func (e HTTPErrorCode) Valid() bool {
 	switch e {
 	case HTTPErrorCodeDraining:
+		return true
+	case HTTPErrorCodeHostNotAllowed:
+		return true
+	case HTTPErrorCodeInvalidHandshake:
 		return true
 	case HTTPErrorCodeInvalidParameter:
 		return true
@@ -52,7 +60,11 @@ func (e HTTPErrorCode) Valid() bool {
 		return true
 	case HTTPErrorCodeServerFull:
 		return true
+	case HTTPErrorCodeTooManyConnections:
+		return true
 	case HTTPErrorCodeUnauthorized:
+		return true
+	case HTTPErrorCodeUnsupportedVersion:
 		return true
 	case HTTPErrorCodeUserMismatch:
 		return true
@@ -82,7 +94,7 @@ func (e HealthStatus) Valid() bool {
 	}
 }
 
-// HTTPError The JSON body of an HTTP error, such as a refused WebSocket upgrade (rules HS-2, HS-3, HS-5, HS-10, HS-11, AUTH-1).
+// HTTPError The JSON body of an HTTP error, such as a refused WebSocket upgrade (rules HS-2, HS-3, HS-5, HS-10 to HS-14, AUTH-1).
 //
 // Example: {"code":"missing_session_id","error":"session_id query parameter is required"}
 type HTTPError struct {

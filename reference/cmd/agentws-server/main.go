@@ -1,6 +1,6 @@
 // Command agentws-server runs the agentws reference server (spec/PROTOCOL.md).
 //
-// With no flags it listens on :8050, serves the protocol at /ws with the fixture
+// With no flags it listens on localhost:8050 (loopback only), serves the protocol at /ws with the fixture
 // agent, and GET /ws/health, /livez and /readyz. Every flag has an environment variable
 // twin, AGENTWS_ and the flag's name in capitals with underscores
 // (-session-ttl: AGENTWS_SESSION_TTL); a flag on the command line wins.
@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -52,7 +53,9 @@ func main() {
 type options struct {
 	addr       string
 	cfg        server.Config
+	http       httpLimits
 	origins    string
+	hosts      string
 	agentName  string
 	agentURL   string
 	agentModel string
@@ -64,6 +67,26 @@ type options struct {
 	authAud    string
 }
 
+// httpLimits bound an HTTP connection before it is upgraded or between requests.
+type httpLimits struct {
+	readHeaderTimeout, readTimeout, writeTimeout, idleTimeout time.Duration
+	maxHeaderBytes                                            int
+}
+
+// newHTTPServer returns the HTTP server of h with the limits l. Its read and write
+// deadlines bound plain HTTP answers and the handshake only: net/http clears them when
+// websocket.Accept hijacks a connection, so they never cut a WebSocket connection.
+func newHTTPServer(h http.Handler, l httpLimits) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: l.readHeaderTimeout,
+		ReadTimeout:       l.readTimeout,
+		WriteTimeout:      l.writeTimeout,
+		IdleTimeout:       l.idleTimeout,
+		MaxHeaderBytes:    l.maxHeaderBytes,
+	}
+}
+
 const envPrefix = "AGENTWS_"
 
 // envName returns the environment variable twin of a flag.
@@ -72,10 +95,11 @@ func envName(flagName string) string {
 }
 
 func parse(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
+	d := spec.Defaults()
 	o := &options{cfg: server.DefaultConfig()}
 	fs := flag.NewFlagSet("agentws-server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.addr, "addr", spec.Defaults().ListenAddress, "listen `address`")
+	fs.StringVar(&o.addr, "addr", d.ListenAddress, "listen `address`; the default listens on loopback only: use :8050 for every interface")
 	fs.IntVar(&o.cfg.BufferSize, "buffer-size", o.cfg.BufferSize, "frames buffered per session while it has no connection")
 	fs.IntVar(&o.cfg.BufferBytes, "buffer-bytes", o.cfg.BufferBytes, "bytes buffered per session while it has no connection")
 	fs.DurationVar(&o.cfg.SessionTTL, "session-ttl", o.cfg.SessionTTL, "how long a session outlives an abrupt drop")
@@ -86,7 +110,15 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	fs.DurationVar(&o.cfg.WriteTimeout, "write-timeout", o.cfg.WriteTimeout, "the longest one write to a client may take before the connection is dropped")
 	fs.StringVar(&o.origins, "allowed-origins", "", "comma-separated host `patterns` of browser origins allowed besides the server's own, such as localhost:3000,*.example.com")
 	fs.DurationVar(&o.cfg.DrainTimeout, "drain-timeout", o.cfg.DrainTimeout, "how long running queries may finish on shutdown")
-	fs.IntVar(&o.cfg.MaxSessions, "max-sessions", o.cfg.MaxSessions, "sessions held at once; a request for a new one beyond it gets 503")
+	fs.IntVar(&o.cfg.MaxSessions, "max-sessions", o.cfg.MaxSessions, "sessions held at once; at the bound the one without a connection the longest makes room, and a new one gets 503 only when all have a connection")
+	fs.IntVar(&o.cfg.MaxConnsPerIP, "max-conns-per-ip", o.cfg.MaxConnsPerIP, "connections at once from one client address, handshakes included; one more gets 429 (0: no bound)")
+	fs.IntVar(&o.cfg.MaxConnsPerUser, "max-conns-per-user", o.cfg.MaxConnsPerUser, "connections at once of one user (user_id, or the token's subject); one more gets 429 (0: no bound)")
+	fs.StringVar(&o.hosts, "allowed-hosts", "", "comma-separated host `patterns` the Host header may name besides IP addresses, localhost and the -addr host, such as agent.example.com,*.example.com; * allows any")
+	fs.DurationVar(&o.http.readHeaderTimeout, "read-header-timeout", d.ReadHeaderTimeout, "the longest a client may take to send a request's headers")
+	fs.DurationVar(&o.http.readTimeout, "read-timeout", d.ReadTimeout, "the longest a client may take to send a whole HTTP request (not a WebSocket connection)")
+	fs.DurationVar(&o.http.writeTimeout, "http-write-timeout", d.HTTPWriteTimeout, "the longest writing a plain HTTP answer may take (not a WebSocket connection)")
+	fs.DurationVar(&o.http.idleTimeout, "idle-timeout", d.IdleTimeout, "how long a keep-alive HTTP connection may wait for its next request")
+	fs.IntVar(&o.http.maxHeaderBytes, "max-header-bytes", d.MaxHeaderBytes, "the largest request line and headers; a larger request gets 431")
 	fs.StringVar(&o.agentName, "agent", "fixture", "the agent: `fixture` (deterministic, spec section 13) or openai (an OpenAI-compatible endpoint)")
 	fs.StringVar(&o.agentURL, "agent-url", "", "with -agent openai: the API base `URL`, such as http://localhost:11434/v1")
 	fs.StringVar(&o.agentModel, "agent-model", "", "with -agent openai: the model name")
@@ -119,11 +151,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	for _, p := range strings.Split(o.origins, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			o.cfg.AllowedOrigins = append(o.cfg.AllowedOrigins, p)
-		}
-	}
+	o.cfg.AllowedOrigins = splitList(o.origins)
+	o.cfg.AllowedHosts = append(splitList(o.hosts), listenHost(o.addr)...)
 	if secret, key := getenv(envPrefix+"AUTH_SECRET"), o.authKey; secret != "" || key != "" {
 		auth := &server.Auth{Secret: []byte(secret), Issuer: o.authIss, Audience: o.authAud}
 		if key != "" {
@@ -151,6 +180,27 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 		return nil, fmt.Errorf("-agent: unknown agent %q: want fixture or openai", o.agentName)
 	}
 	return o, nil
+}
+
+// splitList returns the items of a comma-separated list.
+func splitList(list string) []string {
+	var out []string
+	for _, p := range strings.Split(list, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// listenHost returns the host name of a listen address, which the server answers to
+// (HS-13); none for an IP address or no host.
+func listenHost(addr string) []string {
+	host, _, err := net.SplitHostPort(addr)
+	if _, perr := netip.ParseAddr(host); err != nil || host == "" || perr == nil {
+		return nil
+	}
+	return []string{host}
 }
 
 // readPublicKey reads an RSA or ECDSA public key from a PEM file.
@@ -203,12 +253,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	hs := newHTTPServer(srv, o.http)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	log.Info("agentws reference server listening",
 		"url", "ws://"+displayAddr(ln.Addr())+"/ws", "health", "http://"+displayAddr(ln.Addr())+"/ws/health",
 		"agent", o.agentName, "capabilities", srv.Capabilities())
+	if o.cfg.Auth == nil && !loopback(ln.Addr()) {
+		log.Warn("OPEN TO THE NETWORK WITH AUTHENTICATION OFF: anyone who can reach " + ln.Addr().String() +
+			" can run queries on this server as any user. Turn authentication on (AGENTWS_AUTH_SECRET or -auth-public-key)," +
+			" or listen on loopback (-addr localhost:8050); see README, Before you expose it")
+	}
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -227,6 +282,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// loopback reports whether a listen address reaches this machine only.
+func loopback(a net.Addr) bool {
+	ap, err := netip.ParseAddrPort(a.String())
+	return err == nil && ap.Addr().IsLoopback()
 }
 
 // displayAddr turns a listen address such as [::]:8050 into one a client can dial.

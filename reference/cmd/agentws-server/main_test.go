@@ -1,20 +1,26 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/agentws/agentws/reference/agent"
 	"github.com/agentws/agentws/reference/server"
+	"github.com/agentws/agentws/spec"
 )
 
 func env(vars map[string]string) func(string) string {
@@ -27,30 +33,48 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	def := server.DefaultConfig()
-	if o.addr != ":8050" || o.cfg.BufferSize != def.BufferSize || o.cfg.SessionTTL != 5*time.Minute || o.cfg.KeepaliveInterval != 30*time.Second ||
+	if o.addr != "localhost:8050" || o.cfg.BufferSize != def.BufferSize || o.cfg.SessionTTL != 5*time.Minute || o.cfg.KeepaliveInterval != 30*time.Second ||
 		o.cfg.MaxMessageBytes != 1<<20 || o.cfg.QueueDepth != 16 || o.cfg.BufferBytes != 1<<20 || o.cfg.DrainTimeout != 30*time.Second {
 		t.Errorf("defaults %+v", o)
 	}
 	if _, ok := o.cfg.Agent.(agent.Fixture); !ok {
 		t.Errorf("default agent %T, want the fixture", o.cfg.Agent)
 	}
+	d := spec.Defaults()
+	want := httpLimits{d.ReadHeaderTimeout, d.ReadTimeout, d.HTTPWriteTimeout, d.IdleTimeout, d.MaxHeaderBytes}
+	if o.http != want || o.cfg.MaxConnsPerIP != d.MaxConnsPerIP || o.cfg.MaxConnsPerUser != d.MaxConnsPerUser {
+		t.Errorf("HTTP limits %+v, bounds %d per address and %d per user; want table 15.4's", o.http, o.cfg.MaxConnsPerIP, o.cfg.MaxConnsPerUser)
+	}
 }
 
 // Every flag has an environment twin; the command line wins over it.
 func TestEnvironmentTwins(t *testing.T) {
 	o, err := parse([]string{"-queue-depth", "3"}, env(map[string]string{
-		"AGENTWS_ADDR":              "127.0.0.1:9999",
-		"AGENTWS_SESSION_TTL":       "90s",
-		"AGENTWS_QUEUE_DEPTH":       "7",
-		"AGENTWS_ALLOWED_ORIGINS":   "localhost:3000, *.example.com",
-		"AGENTWS_FIXTURE_DELAY":     "20ms",
-		"AGENTWS_MAX_MESSAGE_BYTES": "65536",
+		"AGENTWS_ADDR":                "127.0.0.1:9999",
+		"AGENTWS_SESSION_TTL":         "90s",
+		"AGENTWS_QUEUE_DEPTH":         "7",
+		"AGENTWS_ALLOWED_ORIGINS":     "localhost:3000, *.example.com",
+		"AGENTWS_FIXTURE_DELAY":       "20ms",
+		"AGENTWS_MAX_MESSAGE_BYTES":   "65536",
+		"AGENTWS_MAX_CONNS_PER_IP":    "9",
+		"AGENTWS_MAX_CONNS_PER_USER":  "4",
+		"AGENTWS_IDLE_TIMEOUT":        "7s",
+		"AGENTWS_READ_TIMEOUT":        "8s",
+		"AGENTWS_READ_HEADER_TIMEOUT": "2s",
+		"AGENTWS_HTTP_WRITE_TIMEOUT":  "6s",
+		"AGENTWS_MAX_HEADER_BYTES":    "4096",
 	}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if o.addr != "127.0.0.1:9999" || o.cfg.SessionTTL != 90*time.Second || o.cfg.QueueDepth != 3 || o.cfg.MaxMessageBytes != 65536 {
 		t.Errorf("got %+v", o)
+	}
+	if o.cfg.MaxConnsPerIP != 9 || o.cfg.MaxConnsPerUser != 4 {
+		t.Errorf("connection bounds %d per address, %d per user; want 9 and 4", o.cfg.MaxConnsPerIP, o.cfg.MaxConnsPerUser)
+	}
+	if want := (httpLimits{2 * time.Second, 8 * time.Second, 6 * time.Second, 7 * time.Second, 4096}); o.http != want {
+		t.Errorf("HTTP limits %+v, want %+v", o.http, want)
 	}
 	if strings.Join(o.cfg.AllowedOrigins, "|") != "localhost:3000|*.example.com" {
 		t.Errorf("origins %q", o.cfg.AllowedOrigins)
@@ -156,5 +180,170 @@ func TestAuthSettings(t *testing.T) {
 	os.WriteFile(bad, []byte("not a key"), 0o600)
 	if _, err := parse([]string{"-auth-public-key", bad}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "-auth-public-key") {
 		t.Errorf("a file without a key: %v", err)
+	}
+}
+
+// startRun runs the command with args and returns its address; it stops at cleanup.
+func startRun(t *testing.T, args ...string) (addr string, logs *syncBuffer) {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	logs = &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, env(nil), logs, ready) }()
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("run %v: %v", args, err)
+	}
+	t.Cleanup(func() {
+		stop()
+		<-done
+	})
+	return addr, logs
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// closedWithin reports whether the server closes nc within d (reading and discarding
+// what it sends).
+func closedWithin(nc net.Conn, d time.Duration) bool {
+	nc.SetReadDeadline(time.Now().Add(d))
+	_, err := io.Copy(io.Discard, nc)
+	return err == nil // EOF: the server closed it; a timeout is an error
+}
+
+// An idle keep-alive connection is closed after -idle-timeout: 1,050 of them, each
+// after one GET /livez, used to hold every file descriptor.
+func TestIdleKeepAliveConnectionsAreClosed(t *testing.T) {
+	addr, _ := startRun(t, "-addr", "127.0.0.1:0", "-idle-timeout", "200ms")
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	fmt.Fprintf(nc, "GET /livez HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil || resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("GET /livez: %v %v, want 200 kept alive", resp, err)
+	}
+	resp.Body.Close()
+	if !closedWithin(nc, 10*time.Second) {
+		t.Error("the idle keep-alive connection is still open 10 s after a 200 ms idle timeout")
+	}
+}
+
+// A client that sends its headers slowly (slowloris) is cut at -read-header-timeout; a
+// request with headers over -max-header-bytes gets 431.
+func TestSlowAndLargeHeaders(t *testing.T) {
+	addr, _ := startRun(t, "-addr", "127.0.0.1:0", "-read-header-timeout", "200ms", "-max-header-bytes", "2048")
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	fmt.Fprintf(nc, "GET /livez HTTP/1.1\r\nHost: %s\r\nX-Slow: ", addr)
+	if !closedWithin(nc, 10*time.Second) {
+		t.Error("a request whose headers never end is still open 10 s after a 200 ms header timeout")
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/livez", nil)
+	req.Header.Set("X-Big", strings.Repeat("x", 8<<10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("8 KiB of headers: %s, want 431", resp.Status)
+	}
+}
+
+// The HTTP server's read, write and idle timeouts bound plain HTTP only: a WebSocket
+// connection outlives them all (net/http clears the deadlines when the connection is
+// hijacked), reading and writing long after they passed.
+func TestWebSocketOutlivesHTTPTimeouts(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	addr, _ := startRun(t, "-addr", "127.0.0.1:0", "-read-header-timeout", timeout.String(), "-read-timeout", timeout.String(),
+		"-http-write-timeout", timeout.String(), "-idle-timeout", timeout.String(), "-fixture-delay", "300ms")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws?session_id=outlives", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if _, data, err := ws.Read(ctx); err != nil || !strings.Contains(string(data), `"connected"`) {
+		t.Fatalf("first frame %s, %v", data, err)
+	}
+	time.Sleep(5 * timeout) // idle past every deadline the HTTP server could have set
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"query","query":"one two three four five six"}`)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for {
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("the connection ended %v after the query: %v", time.Since(start), err)
+		}
+		if strings.Contains(string(data), `"complete"`) {
+			break
+		}
+	}
+	if d := time.Since(start); d < 2*timeout {
+		t.Fatalf("the stream took %v; it must outlast the %v timeouts to show anything", d, timeout)
+	}
+}
+
+// Listening beyond loopback with authentication off is said loudly at start; on
+// loopback, or with authentication, it is not.
+func TestOpenServerWarning(t *testing.T) {
+	const warning = "OPEN TO THE NETWORK WITH AUTHENTICATION OFF"
+	_, logs := startRun(t, "-addr", "0.0.0.0:0")
+	if !strings.Contains(logs.String(), warning) {
+		t.Errorf("listening on 0.0.0.0 without authentication, the logs do not warn:\n%s", logs)
+	}
+	_, logs = startRun(t, "-addr", "127.0.0.1:0")
+	if strings.Contains(logs.String(), warning) {
+		t.Errorf("listening on loopback, the logs warn:\n%s", logs)
+	}
+}
+
+// -allowed-hosts adds host patterns to the listen address's host name; the default
+// listen address is loopback's.
+func TestAllowedHosts(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  map[string]string
+		want []string
+	}{
+		{nil, nil, []string{"localhost"}},
+		{[]string{"-addr", ":8050"}, nil, nil},
+		{[]string{"-addr", "10.0.0.1:8050"}, nil, nil},
+		{[]string{"-addr", "agent.example.com:8050", "-allowed-hosts", "*.example.com, other.test"}, nil, []string{"*.example.com", "other.test", "agent.example.com"}},
+		{[]string{"-addr", ":8050"}, map[string]string{"AGENTWS_ALLOWED_HOSTS": "*"}, []string{"*"}},
+	}
+	for _, tt := range tests {
+		o, err := parse(tt.args, env(tt.env), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tt.want, o.cfg.AllowedHosts); diff != "" {
+			t.Errorf("%v %v: allowed hosts (-want +got):\n%s", tt.args, tt.env, diff)
+		}
 	}
 }
