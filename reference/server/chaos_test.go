@@ -34,7 +34,7 @@ type chaosMode struct {
 	abrupt    bool    // drop connections abruptly: only with resume, since the core protocol loses what was written into a dying connection (section 9.1)
 	takeovers bool    // forced drops: a takeover by a new connection (or an abrupt close); else none
 	pace      [2]int  // a forced drop every pace[0] + rand(pace[1]) ms
-	stall     float64 // the chance that the client stops reading a fast answer for longer than the write timeout; in the core variants only without takeovers: a write stalled when its connection is replaced dies with it (section 9.1)
+	stall     float64 // the chance that a step's query is a large fast answer that the client stops reading for longer than the write timeout; in the core variants only without takeovers: a write stalled when its connection is replaced dies with it (section 9.1)
 	cancel    float64 // the chance that a query is cancelled, at once or later, and that a second query is pipelined behind it
 	dup       float64 // the chance, on each frame, of sending a known query_id again
 	lossy     bool    // a small buffer: frames may be lost, each loss announced by evicted (BUF-8)
@@ -42,12 +42,12 @@ type chaosMode struct {
 }
 
 var chaosModes = []chaosMode{
-	{name: "resume", resume: true, abrupt: true, takeovers: true, pace: [2]int{20, 300}, stall: 0.2},
+	{name: "resume", resume: true, abrupt: true, takeovers: true, pace: [2]int{20, 300}, stall: 0.1},
 	{name: "core", takeovers: true, pace: [2]int{20, 300}, cancel: 0.2, dup: 0.05},
 	{name: "evicted", pace: [2]int{20, 300}, lossy: true, stall: 1,
 		edit: func(c *server.Config) { c.BufferSize = 3 }},
 	{name: "takeover storm", takeovers: true, pace: [2]int{2, 10}},
-	{name: "cancel storm", takeovers: true, pace: [2]int{50, 300}, cancel: 0.9},
+	{name: "cancel storm", takeovers: true, pace: [2]int{20, 150}, cancel: 0.9},
 	{name: "duplicate storm", takeovers: true, pace: [2]int{50, 300}, dup: 0.5},
 }
 
@@ -447,7 +447,7 @@ func (c *chaosClient) run(queries int) error {
 	for i := range queries {
 		id := fmt.Sprintf("q%d", i)
 		text := fmt.Sprintf("__slow__ %s of %s", id, c.sid)
-		stall := i%2 == 1 && c.rng.Float64() < c.mode.stall
+		stall := c.rng.Float64() < c.mode.stall
 		switch {
 		case stall: // a fast answer of some 200 KB of frames, more than the socket buffers hold, that the client does not read
 			text = fmt.Sprintf("%s %s", id, strings.Repeat("stall ", 16000))
