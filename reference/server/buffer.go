@@ -16,6 +16,12 @@ type frameBuffer struct {
 func (b *frameBuffer) push(f frame) int {
 	b.frames = append(b.frames, f)
 	b.bytes += len(f.data)
+	return b.evictOver()
+}
+
+// evictOver evicts the oldest frames while the buffer is over a bound, and returns
+// how many.
+func (b *frameBuffer) evictOver() int {
 	n := 0
 	for len(b.frames) > b.maxCount || b.bytes > b.maxBytes {
 		b.bytes -= len(b.frames[0].data)
@@ -25,6 +31,14 @@ func (b *frameBuffer) push(f frame) int {
 	}
 	b.evicted += n
 	return n
+}
+
+// pushFront puts f before the buffered frames, as the oldest, and returns how many
+// frames it evicted (f itself first, when the buffer is over a bound).
+func (b *frameBuffer) pushFront(f frame) int {
+	b.frames = append([]frame{f}, b.frames...)
+	b.bytes += len(f.data)
+	return b.evictOver()
 }
 
 // take empties the buffer and returns its frames, oldest first, and how many frames it

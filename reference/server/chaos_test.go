@@ -7,7 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -28,10 +30,11 @@ var chaosFull = flag.Bool("chaos.full", os.Getenv("AGENTWS_CHAOS") == "full",
 // to the server besides querying.
 type chaosMode struct {
 	name      string
-	resume    bool // reconnect with last_seq and epoch; else without, reading a replaced connection to its close
-	abrupt    bool // drop connections abruptly: only with resume, since the core protocol loses what was written into a dying connection (section 9.1)
-	takeovers bool
+	resume    bool    // reconnect with last_seq and epoch; else without, reading a replaced connection to its close
+	abrupt    bool    // drop connections abruptly: only with resume, since the core protocol loses what was written into a dying connection (section 9.1)
+	takeovers bool    // forced drops: a takeover by a new connection (or an abrupt close); else none
 	pace      [2]int  // a forced drop every pace[0] + rand(pace[1]) ms
+	stall     float64 // the chance that a step's query is a large fast answer that the client stops reading for longer than the write timeout; in the core variants only without takeovers: a write stalled when its connection is replaced dies with it (section 9.1)
 	cancel    float64 // the chance that a query is cancelled, at once or later, and that a second query is pipelined behind it
 	dup       float64 // the chance, on each frame, of sending a known query_id again
 	lossy     bool    // a small buffer: frames may be lost, each loss announced by evicted (BUF-8)
@@ -39,12 +42,12 @@ type chaosMode struct {
 }
 
 var chaosModes = []chaosMode{
-	{name: "resume", resume: true, abrupt: true, takeovers: true, pace: [2]int{20, 300}},
+	{name: "resume", resume: true, abrupt: true, takeovers: true, pace: [2]int{20, 300}, stall: 0.1},
 	{name: "core", takeovers: true, pace: [2]int{20, 300}, cancel: 0.2, dup: 0.05},
-	{name: "evicted", takeovers: true, pace: [2]int{20, 300}, lossy: true,
+	{name: "evicted", pace: [2]int{20, 300}, lossy: true, stall: 1,
 		edit: func(c *server.Config) { c.BufferSize = 3 }},
 	{name: "takeover storm", takeovers: true, pace: [2]int{2, 10}},
-	{name: "cancel storm", takeovers: true, pace: [2]int{50, 300}, cancel: 0.9},
+	{name: "cancel storm", takeovers: true, pace: [2]int{20, 150}, cancel: 0.9},
 	{name: "duplicate storm", takeovers: true, pace: [2]int{50, 300}, dup: 0.5},
 }
 
@@ -64,10 +67,33 @@ func (s *chaosStats) String() string {
 
 func (s *chaosStats) drops() int64 { return s.aborts.Load() + s.takeovers.Load() + s.slowCloses.Load() }
 
+// Chaos servers queue one frame per connection. In the variants that stall, they drop
+// a client that takes no frame for chaosWriteTimeout as a slow consumer, and a stalled
+// client stops reading for chaosStall; the others keep the default write timeout, so
+// that a busy machine never drops a client that reads.
+const (
+	chaosSendQueue    = 1
+	chaosWriteTimeout = 250 * time.Millisecond
+	chaosStall        = 3 * chaosWriteTimeout
+)
+
+// config is the configuration of the variant's server.
+func (m chaosMode) config(c *server.Config) {
+	c.SendQueue = chaosSendQueue
+	c.BufferSize, c.BufferBytes = 250, 4<<20 // room for a stall answer, whole, twice
+	if m.stall > 0 {
+		c.WriteTimeout = chaosWriteTimeout
+	}
+	if m.edit != nil {
+		m.edit(c)
+	}
+}
+
 // TestChaos runs many clients per variant, each streaming queries one after another,
 // while their connections are dropped at random moments: abrupt TCP closes (with
-// resume), takeovers by a new connection, and slow-consumer closes (a small send queue
-// against fast answers). Clients that resume name last_seq; the others reconnect
+// resume), takeovers by a new connection, and slow-consumer closes (a client that
+// stops reading, over sockets with small kernel buffers, until the server's write
+// times out). Clients that resume name last_seq; the others reconnect
 // without it and read a replaced connection to its close. Every client resends its
 // unfinished queries with their query_id after a reconnect. In the end every client
 // must hold every frame of every query exactly once, in order; in the lossy variant,
@@ -79,12 +105,7 @@ func TestChaos(t *testing.T) {
 			if *chaosFull {
 				clients, queries = 25, 40
 			}
-			s := start(t, func(c *server.Config) {
-				c.SendQueue = 8
-				if mode.edit != nil {
-					mode.edit(c)
-				}
-			})
+			s := startChaos(t, mode.config)
 			stats := &chaosStats{}
 			runChaos(t, s, mode, clients, queries, stats, nil)
 			checkChaos(t, mode, stats)
@@ -101,7 +122,7 @@ func TestChaos(t *testing.T) {
 func TestChaosDrain(t *testing.T) {
 	mode := chaosMode{name: "drain", takeovers: true, pace: [2]int{20, 200}, cancel: 0.2, dup: 0.1}
 	const clients, queries = 6, 40 // more queries than are sent before the drain
-	s := start(t, func(c *server.Config) { c.SendQueue = 8 })
+	s := startChaos(t, mode.config)
 	stats := &chaosStats{}
 	drained := make(chan struct{})
 	go func() {
@@ -178,6 +199,7 @@ type chaosClient struct {
 	lastSeq int
 	evicted int  // announced by the last connected, not yet seen as a gap
 	joined  bool // the next numbered frame is the first after connected
+	quiet   bool // after a stall, send nothing on the connection until it ends or the step does
 
 	texts   map[string]string  // by query_id, every query sent
 	pending []string           // query_ids sent and not finished, in order
@@ -186,8 +208,10 @@ type chaosClient struct {
 }
 
 type chaosConn struct {
-	ws     *websocket.Conn
-	events chan chaosEvent
+	ws      *websocket.Conn
+	events  chan chaosEvent
+	stalled atomic.Bool // the client stopped reading it once
+	paused  chan time.Duration
 }
 
 type chaosEvent struct {
@@ -204,7 +228,7 @@ func (c *chaosClient) dial() (*chaosConn, error) {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 	defer cancel()
-	ws, resp, err := websocket.Dial(ctx, c.s.wsURL(q), nil)
+	ws, resp, err := websocket.Dial(ctx, c.s.wsURL(q), &websocket.DialOptions{HTTPClient: smallBuffersClient})
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusServiceUnavailable {
 			return nil, errDraining
@@ -212,13 +236,20 @@ func (c *chaosClient) dial() (*chaosConn, error) {
 		return nil, err
 	}
 	ws.SetReadLimit(-1)
-	cc := &chaosConn{ws: ws, events: make(chan chaosEvent, 4096)}
+	cc := &chaosConn{ws: ws, events: make(chan chaosEvent, 4096), paused: make(chan time.Duration, 1)}
 	go cc.read(c.ctx)
 	return cc, nil
 }
 
+// read reads the connection's frames into events; a pause stops it reading for a
+// while.
 func (cc *chaosConn) read(ctx context.Context) {
 	for {
+		select {
+		case d := <-cc.paused:
+			time.Sleep(d) // the stall is the behaviour under test: a client that does not read
+		default:
+		}
 		_, data, err := cc.ws.Read(ctx)
 		e := chaosEvent{err: err}
 		if err == nil {
@@ -257,7 +288,7 @@ func (c *chaosClient) reconnect() error {
 			return err
 		}
 	}
-	c.joined = false
+	c.joined, c.quiet = false, false
 	for _, id := range c.pending { // the server runs them only if it never got them
 		c.send(id)
 	}
@@ -272,6 +303,7 @@ func (c *chaosClient) readToEnd(cc *chaosConn) error {
 		select {
 		case e := <-cc.events:
 			if e.err != nil {
+				c.countEnd(cc, e.err)
 				return nil
 			}
 			if err := c.handle(e.frame); err != nil {
@@ -307,7 +339,8 @@ func (c *chaosClient) handle(f frame) error {
 			}
 		}
 		c.epoch = f.str("epoch")
-		c.evicted, c.joined = f.num("evicted"), true
+		c.evicted += f.num("evicted") // with those of a connection that delivered no frame
+		c.joined = true
 		c.stats.announced.Add(int64(c.evicted))
 		return nil
 	case "error":
@@ -414,12 +447,20 @@ func (c *chaosClient) run(queries int) error {
 	for i := range queries {
 		id := fmt.Sprintf("q%d", i)
 		text := fmt.Sprintf("__slow__ %s of %s", id, c.sid)
-		if i%2 == 1 { // a fast answer of some 40 chunks: a burst for the small send queue
+		stall := c.rng.Float64() < c.mode.stall
+		switch {
+		case stall: // a fast answer of some 200 KB of frames, more than the socket buffers hold, that the client does not read
+			text = fmt.Sprintf("%s %s", id, strings.Repeat("stall ", 16000))
+		case i%2 == 1: // a fast answer of 100 chunks: a burst for the one-frame send queue
 			text = fmt.Sprintf("%s %s", id, strings.Repeat("burst ", 100))
 		}
 		c.submit(id, text)
+		if stall {
+			c.stallReading()
+			chaos.Reset(c.after(c.mode.pace)) // the drop is the chaos of this step
+		}
 		cancelAt := time.NewTimer(time.Hour)
-		if c.rng.Float64() < c.mode.cancel {
+		if !c.quiet && c.rng.Float64() < c.mode.cancel {
 			c.submit(id+"b", "pipelined "+id)
 			if c.rng.IntN(2) == 0 {
 				c.sendCancel(id + "b") // queued, most likely (CANCEL-2)
@@ -429,6 +470,7 @@ func (c *chaosClient) run(queries int) error {
 		if err := c.await(chaos, cancelAt); err != nil {
 			return err
 		}
+		c.quiet = false
 		cancelAt.Stop()
 	}
 	return nil
@@ -445,21 +487,25 @@ func (c *chaosClient) await(chaos, cancelAt *time.Timer) error {
 				if err := c.handle(e.frame); err != nil {
 					return err
 				}
-				if c.rng.Float64() < c.mode.dup {
+				if !c.quiet && c.rng.Float64() < c.mode.dup {
 					c.resendSome()
 				}
 				continue
 			}
-			if websocket.CloseStatus(e.err) == 4002 {
-				c.stats.slowCloses.Add(1)
-			}
+			c.countEnd(c.cur, e.err)
 			c.cur = nil // it ended: nothing more to read from it
 			if err := c.reconnect(); err != nil {
 				return err
 			}
 		case <-cancelAt.C:
+			if c.quiet {
+				continue
+			}
 			c.sendCancel(c.pending[c.rng.IntN(len(c.pending))])
 		case <-chaos.C:
+			if !c.mode.takeovers {
+				continue
+			}
 			if c.mode.abrupt && c.rng.IntN(2) == 0 {
 				c.stats.aborts.Add(1)
 				c.cur.ws.CloseNow()
@@ -475,6 +521,29 @@ func (c *chaosClient) await(chaos, cancelAt *time.Timer) error {
 		}
 	}
 	return nil
+}
+
+// countEnd counts the end of a connection that the client stalled other than by a
+// takeover or the drain: the server dropped it as a slow consumer (4002), a close frame
+// that cannot reach a client that does not read.
+func (c *chaosClient) countEnd(cc *chaosConn, err error) {
+	if code := websocket.CloseStatus(err); cc.stalled.Load() && code != 4001 && code != websocket.StatusGoingAway {
+		c.stats.slowCloses.Add(1)
+	}
+}
+
+// stallReading stops reading the connection for longer than the server's write
+// timeout, sending nothing meanwhile: when a stream is under way, the server's writer
+// stalls on the small socket buffers and drops the client as a slow consumer, and the
+// client then reads what was written before the drop and the connection's end. It
+// sends nothing more on the connection (quiet): a frame sent to a socket the server
+// closed is answered with a TCP reset, which discards what the client had not read
+// yet, as a dying connection may in the core protocol (section 9.1).
+func (c *chaosClient) stallReading() {
+	c.quiet = true
+	c.cur.stalled.Store(true)
+	c.cur.paused <- chaosStall
+	time.Sleep(chaosStall) // not reading, not sending: a client that stalled
 }
 
 // readBuffer reads what the session buffered after the drain closed the client's
@@ -541,3 +610,50 @@ func checkChaosStream(fs []frame, answer string) error {
 	}
 	return nil
 }
+
+// smallBuffer is the kernel socket buffer of both ends of a chaos connection, in
+// bytes: together they hold some 60 KB on loopback (the defaults hold megabytes), so a
+// client that stops reading a stall answer stalls the server's writer.
+const smallBuffer = 16 << 10
+
+// startChaos runs a server like start, whose connections write through small socket
+// buffers.
+func startChaos(t *testing.T, edit func(*server.Config)) *testServer {
+	t.Helper()
+	cfg := server.DefaultConfig()
+	edit(&cfg)
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(srv)
+	ts.Listener = smallBuffers{ts.Listener}
+	ts.Start()
+	t.Cleanup(func() {
+		srv.Close()
+		ts.Close()
+	})
+	return &testServer{Server: srv, URL: ts.URL, ts: ts}
+}
+
+// smallBuffers is a listener whose connections have a small send buffer.
+type smallBuffers struct{ net.Listener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(smallBuffer)
+	}
+	return c, err
+}
+
+// smallBuffersClient dials connections with a small receive buffer.
+var smallBuffersClient = &http.Client{Transport: &http.Transport{
+	DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetReadBuffer(smallBuffer)
+		}
+		return c, err
+	},
+}}

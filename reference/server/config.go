@@ -20,8 +20,8 @@ type Config struct {
 	KeepaliveInterval time.Duration // idle time before a keepalive frame (KA-1)
 	MaxMessageBytes   int64         // the largest client message (ENV-7)
 	QueueDepth        int           // queries waiting behind the running one (STREAM-8)
-	SendQueue         int           // frames waiting to be written to one connection; more close it with 4002
-	WriteTimeout      time.Duration // the longest one write may take before the connection is dropped
+	SendQueue         int           // frames waiting to be written to one connection; when full, the query waits for room
+	WriteTimeout      time.Duration // the longest a client may take no frame before it is dropped as a slow consumer (4002)
 	AllowedOrigins    []string      // host patterns allowed besides the request's own host (HS-8)
 	DrainTimeout      time.Duration // how long running queries may finish on shutdown (SHUT-3)
 	MaxSessions       int           // sessions held at once; more are refused (HS-10)

@@ -31,9 +31,12 @@ type conn struct {
 	closing bool    // no more frames are accepted
 	code    websocket.StatusCode
 	reason  string
-	flush   bool     // write what is queued before closing
-	counted bool     // counted in active_connections
-	sess    *session // the session it belongs to, once attached
+	flush   bool          // write what is queued before closing
+	counted bool          // counted in active_connections
+	sess    *session      // the session it belongs to, once attached
+	answers int           // queued frames that answer a client frame
+	writing bool          // the writer took a frame and writes it
+	room    chan struct{} // closed when out drops below limit or c closes; nil when none waits
 
 	lastSent atomic.Int64 // when the writer last wrote a frame, in Unix nanoseconds
 
@@ -41,8 +44,10 @@ type conn struct {
 	done chan struct{} // the writer has returned
 }
 
-// controlReserve is how many connection-scoped frames (pong, errors) may wait beyond
-// the send queue's limit: a full queue of stream frames never costs a client its pong.
+// controlReserve is how many frames that answer a client frame (pong, refusals, a
+// replayed end) may wait to be written, beyond the send queue's limit: a full queue of
+// stream frames never costs a client its pong. A client that keeps sending without
+// reading fills it, and is a slow consumer.
 const controlReserve = 32
 
 // newConn returns a connection without its socket: it joins its session, and queues
@@ -69,17 +74,60 @@ func (c *conn) notify() {
 	}
 }
 
-// offer queues a session-scoped frame; it returns false when the queue is full (the
-// client is a slow consumer) or the connection is closing.
-func (c *conn) offer(f frame) bool {
+// offer queues a session-scoped frame: one of the query runner, which waited for room
+// (session.awaitRoom), or an answer to a client frame (a replayed end, the end of a
+// cancelled queued query), which never waits but counts against controlReserve. offer
+// returns false when the connection is closing or the reserve is full.
+func (c *conn) offer(f frame, answer bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing || len(c.out) >= c.limit {
+	if c.closing || (answer && c.answers >= controlReserve) {
 		return false
+	}
+	c.queueLocked(f, answer)
+	return true
+}
+
+// queueLocked appends f to the queue and wakes the writer. c.mu is held.
+func (c *conn) queueLocked(f frame, answer bool) {
+	f.answer = answer
+	if answer {
+		c.answers++
 	}
 	c.out = append(c.out, f)
 	c.notify()
-	return true
+}
+
+// roomSignal returns nil when the runner may offer a frame now: the queue is below its
+// limit, or c is closing (the session's detach follows in the same critical section
+// that closed it). Else it returns a channel that is closed when either becomes true.
+func (c *conn) roomSignal() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing || len(c.out) < c.limit {
+		return nil
+	}
+	if c.room == nil {
+		c.room = make(chan struct{})
+	}
+	return c.room
+}
+
+// stalled reports whether c's queue is full while its writer writes nothing: not
+// started yet, as before the upgrade. A writer that writes is bounded by its own write
+// timeout.
+func (c *conn) stalled() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.closing && len(c.out) >= c.limit && !c.writing
+}
+
+// signalRoomLocked wakes a runner waiting for room. c.mu is held.
+func (c *conn) signalRoomLocked() {
+	if c.room != nil {
+		close(c.room)
+		c.room = nil
+	}
 }
 
 // reply queues a connection-scoped frame, an answer to a client frame. A client that
@@ -91,9 +139,8 @@ func (c *conn) reply(f frame) bool {
 		c.mu.Unlock()
 		return false
 	}
-	if len(c.out) < c.limit+controlReserve {
-		c.out = append(c.out, f)
-		c.notify()
+	if c.answers < controlReserve {
+		c.queueLocked(f, true)
 		c.mu.Unlock()
 		return true
 	}
@@ -117,8 +164,9 @@ func (c *conn) join(sess *session) {
 func (c *conn) enqueueAll(fs ...frame) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.out = append(c.out, fs...)
-	c.notify()
+	for _, f := range fs {
+		c.queueLocked(f, false)
+	}
 }
 
 // closeAfter closes the connection with code once the frames queued so far are written.
@@ -128,6 +176,7 @@ func (c *conn) closeAfter(code websocket.StatusCode, reason string) {
 	if !c.closing {
 		c.closing, c.code, c.reason, c.flush = true, code, reason, true
 	}
+	c.signalRoomLocked()
 	c.notify()
 }
 
@@ -144,10 +193,11 @@ func (c *conn) closeNow(code websocket.StatusCode, reason string) (unsent []fram
 		}
 		unannounced += f.evicted
 	}
-	c.out = nil
+	c.out, c.answers = nil, 0
 	if !c.closing || c.flush {
 		c.closing, c.code, c.reason, c.flush = true, code, reason, false
 	}
+	c.signalRoomLocked()
 	c.notify()
 	return unsent, unannounced
 }
@@ -157,28 +207,60 @@ func (c *conn) writeLoop() {
 	defer close(c.done)
 	for range c.wake {
 		for {
-			c.mu.Lock()
-			if len(c.out) == 0 || (c.closing && !c.flush) {
-				closing, code, reason := c.closing, c.code, c.reason
-				c.mu.Unlock()
-				if closing {
-					c.close(code, reason)
-					return
-				}
+			f, ok := c.take()
+			if !ok {
 				break
 			}
-			f := c.out[0]
-			c.out[0] = frame{}
-			c.out = c.out[1:]
-			c.mu.Unlock()
 			if err := c.write(f); err != nil {
-				c.log.Debug("write failed", "err", err)
-				c.ws.CloseNow()
-				c.srv.dropped(c, websocket.StatusGoingAway, "", f)
+				c.writeFailed(f, err)
 				return
 			}
 		}
+		c.mu.Lock()
+		closing, code, reason := c.closing, c.code, c.reason
+		c.mu.Unlock()
+		if closing {
+			c.close(code, reason)
+			return
+		}
 	}
+}
+
+// take takes the next frame to write, unless none is queued or c closes without
+// writing what is queued; a runner waiting for room is woken.
+func (c *conn) take() (frame, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writing = false
+	if len(c.out) == 0 || (c.closing && !c.flush) {
+		return frame{}, false
+	}
+	f := c.out[0]
+	c.out[0] = frame{}
+	c.out = c.out[1:]
+	if f.answer {
+		c.answers--
+	}
+	c.writing = true
+	if len(c.out) < c.limit {
+		c.signalRoomLocked()
+	}
+	return f, true
+}
+
+// writeFailed drops c after the write of f failed; f goes first to the session's
+// buffer. A client that took no frame for the write timeout is a slow consumer: it is
+// dropped with 4002, though the close frame cannot reach a client that does not read.
+// The session gets f before the socket is closed for good, which waits for the reader.
+func (c *conn) writeFailed(f frame, err error) {
+	defer c.ws.CloseNow()
+	if errors.Is(err, context.DeadlineExceeded) {
+		c.log.Warn("slow consumer: it took no frame for the write timeout; dropping it (4002) and buffering the session's frames", "write_timeout", c.srv.cfg.WriteTimeout)
+		c.srv.dropped(c, closeSlowConsumer, "slow consumer", f)
+		return
+	}
+	c.log.Debug("write failed", "err", err)
+	c.srv.dropped(c, websocket.StatusGoingAway, "", f)
 }
 
 // idleSince reports whether the writer has written nothing since t.

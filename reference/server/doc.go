@@ -3,8 +3,9 @@
 //
 // A [Server] keeps sessions in memory. Each connection has a reader that always runs
 // (so WebSocket pings and close frames are handled at once) and a writer that drains a
-// bounded queue, so a slow client never blocks a stream: when its queue overflows it
-// is closed with 4002 and its session's frames go to the session's buffer. Each session
+// bounded queue. A query waits for room in that queue, so a client that reads paces
+// its stream; a client that takes no frame for the write timeout is a slow consumer,
+// dropped with 4002, and its session's frames go to the session's buffer. Each session
 // runs its queries one at a time, in arrival order, from a bounded queue; a query keeps
 // running through an abrupt drop, and its frames are buffered until the client comes
 // back or the session's TTL passes.

@@ -16,6 +16,7 @@ type frame struct {
 	session bool // session-scoped: buffered while the session has no connection
 	seq     int  // its seq, for a session-scoped frame
 	evicted int  // for connected: the evictions it announces (BUF-8)
+	answer  bool // queued on a conn as the answer to a client frame
 }
 
 func timestamp() string { return time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00") }

@@ -81,7 +81,7 @@ func (s *session) submit(q msg.Query) *frame {
 		}
 		if terminal, ok := s.finished.last[q.QueryId]; ok {
 			s.log.Info("query sent again after it finished: its end replayed", "query_id", q.QueryId)
-			s.emitLocked(func(seq int) any { return replayed(terminal, seq) })
+			s.emitLocked(func(seq int) any { return replayed(terminal, seq) }, true)
 			return nil
 		}
 	}
@@ -157,7 +157,7 @@ func (s *session) cancelQuery(id string) *frame {
 	q := s.queue[i]
 	s.queue = slices.Delete(s.queue, i, i+1)
 	q.cancel(errCancelled)
-	s.finishLocked(q, errorBuilder(s.id, q.id, msg.ErrorCodeCancelled, "Query cancelled by the client before it started"))
+	s.finishLocked(q, errorBuilder(s.id, q.id, msg.ErrorCodeCancelled, "Query cancelled by the client before it started"), true)
 	return nil
 }
 
@@ -173,19 +173,24 @@ func errorBuilder(sessionID, queryID string, code msg.ErrorCode, text string) fu
 	}
 }
 
-// finish sends a query's terminal frame, remembers it for a query sent again with
-// the same id (QID-4), and marks the query done, in one critical section: a query
-// sent again right after its terminal frame is never taken for a running one.
+// finish sends a query's terminal frame once the connection has room for it
+// (awaitRoom), remembers it for a query sent again with the same id (QID-4), and marks
+// the query done, in one critical section: a query sent again right after its terminal
+// frame is never taken for a running one. It is the runner's; a cancelled query's
+// terminal frame waits too.
 func (s *session) finish(q *query, build func(seq int) any) {
-	s.mu.Lock()
+	stalled, _ := s.awaitRoom(nil)
 	defer s.mu.Unlock()
-	s.finishLocked(q, build)
+	if stalled != nil {
+		s.dropSlowLocked(stalled, "slow consumer: its send queue stayed full for the write timeout; closing it with 4002 and buffering the session's frames")
+	}
+	s.finishLocked(q, build, false)
 }
 
-// finishLocked is finish with s.mu held; when q was the running query, the next one
-// in the queue becomes the running one.
-func (s *session) finishLocked(q *query, build func(seq int) any) {
-	if m := s.emitLocked(build); m != nil {
+// finishLocked is finish with s.mu held, for the runner or, answer, for a cancel; when
+// q was the running query, the next one in the queue becomes the running one.
+func (s *session) finishLocked(q *query, build func(seq int) any, answer bool) {
+	if m := s.emitLocked(build, answer); m != nil {
 		s.finished.add(q.id, m)
 	}
 	if s.running == q {
@@ -227,21 +232,26 @@ func (s *session) runQueue() {
 }
 
 // run streams one query (STREAM-1 to STREAM-6), its query_id on every frame (QID-1).
+// Each frame waits for room in the connection's send queue (emitPaced), so a client
+// that reads paces the agent; a cancel stops the wait of a chunk at once, and the chunk
+// is not sent. query_start always goes (STREAM-1).
 func (s *session) run(q *query) {
 	log := s.log.With("query_id", q.id)
 	start := time.Now()
-	s.emit(func(seq int) any {
+	s.emitPaced(nil, func(seq int) any {
 		return msg.QueryStart{Type: msg.QueryStartTypeQueryStart, Query: q.req.Query, SessionId: s.id, QueryId: q.id, Seq: seq, Timestamp: timestamp()}
 	})
 	n := 0
 	var full strings.Builder
 	err := s.srv.cfg.Agent.Stream(q.ctx, q.req, func(content string) error {
-		n++
-		number := n
-		full.WriteString(content)
-		s.emit(func(seq int) any {
+		number := n + 1
+		if !s.emitPaced(q.ctx.Done(), func(seq int) any {
 			return msg.Chunk{Type: msg.ChunkTypeChunk, Content: content, ChunkNumber: number, SessionId: s.id, QueryId: q.id, Seq: seq, Timestamp: timestamp()}
-		})
+		}) {
+			return context.Cause(q.ctx)
+		}
+		n = number
+		full.WriteString(content)
 		return nil
 	})
 	switch cause := context.Cause(q.ctx); {

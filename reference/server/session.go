@@ -28,8 +28,11 @@ type session struct {
 	epoch string // the identity of this session's history (SEQ-5)
 	log   *slog.Logger
 
+	// mu guards what follows. The lock order is session, then server, then
+	// connection: code holding a conn's mu never takes a session's or the server's.
 	mu       sync.Mutex
 	conn     *conn       // the live connection, or nil
+	left     *conn       // the connection whose drop began the current offline period
 	buf      frameBuffer // frames produced while conn is nil (BUF-3)
 	hist     frameBuffer // the last session-scoped frames, delivered or not (SEQ-2)
 	seq      int         // the seq of the last session-scoped frame (SEQ-1)
@@ -115,7 +118,7 @@ func (s *session) attach(c *conn, r resumeRequest) (old *conn, err error) {
 		s.expiry.Stop()
 		s.expiry = nil
 	}
-	s.conn = c
+	s.conn, s.left = c, nil
 	s.srv.cameOnline(s)
 	s.attached++
 	c.join(s)
@@ -146,7 +149,7 @@ func (s *session) withdraw(c *conn) {
 	case s.attached == 1:
 		s.endLocked(errSessionEnded)
 	default:
-		s.detachLocked(unsent, unannounced)
+		s.detachLocked(c, unsent, unannounced)
 	}
 }
 
@@ -182,21 +185,29 @@ func (s *session) replay(r resumeRequest) (frames []frame, resumed bool, missed 
 // the session's connection, buffers its unwritten frames (failed, a frame whose write
 // failed, first) and starts the TTL (BUF-1 to BUF-3). It is one critical section: a
 // frame the session emits meanwhile is queued on c before the take, or buffered after
-// it, never lost between the two.
+// it, never lost between the two. When c was detached already (its reader saw the
+// socket die while its writer was still writing), a frame whose write failed goes to
+// the front of the buffer, as long as no connection took that buffer meanwhile.
 func (s *session) detach(c *conn, code websocket.StatusCode, reason string, failed []frame) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	unsent, unannounced := c.closeNow(code, reason)
-	if s.conn == c && !s.ended {
-		s.detachLocked(append(failed, unsent...), unannounced)
+	switch {
+	case s.ended:
+	case s.conn == c:
+		s.detachLocked(c, append(failed, unsent...), unannounced)
+	case s.conn == nil && s.left == c:
+		for i := len(failed) - 1; i >= 0; i-- {
+			s.countEvictedLocked(s.buf.pushFront(failed[i]))
+		}
 	}
 }
 
-// detachLocked leaves the session without a connection: it buffers the unsent frames,
+// detachLocked leaves the session without connection c: it buffers the unsent frames,
 // keeps the count of evictions that were not announced for the next connection, and
 // starts the TTL. s.mu is held.
-func (s *session) detachLocked(unsent []frame, unannounced int) {
-	s.conn = nil
+func (s *session) detachLocked(c *conn, unsent []frame, unannounced int) {
+	s.conn, s.left = nil, c
 	s.buf.evicted += unannounced
 	for _, f := range unsent {
 		s.bufferLocked(f)
@@ -248,19 +259,21 @@ func (s *session) endLocked(cause error) {
 	s.srv.forget(s)
 }
 
-// emit sends a session-scoped frame, numbered with the session's next seq (SEQ-1)
-// and kept in its history (SEQ-2), to the live connection, or buffers it. build makes
-// the message for a seq.
+// emit sends a session-scoped frame that answers a client frame, numbered with the
+// session's next seq (SEQ-1) and kept in its history (SEQ-2), to the live connection,
+// or buffers it. build makes the message for a seq. It never waits for the client.
 func (s *session) emit(build func(seq int) any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.emitLocked(build)
+	s.emitLocked(build, true)
 }
 
-// emitLocked is emit with s.mu held; it returns the message it sent, nil when the
-// session has ended. It never waits for the client: a connection whose queue is full
-// is a slow consumer, closed with 4002, and its queued frames go to the buffer.
-func (s *session) emitLocked(build func(seq int) any) any {
+// emitLocked is emit with s.mu held, for an answer to a client frame or a frame of the
+// runner, which waited for room; it returns the message it sent, nil when the session
+// has ended. A connection with controlReserve answers unread keeps sending without
+// reading: it is a slow consumer, closed with 4002, and its queued frames go to the
+// buffer.
+func (s *session) emitLocked(build func(seq int) any, answer bool) any {
 	if s.ended {
 		return nil
 	}
@@ -270,22 +283,99 @@ func (s *session) emitLocked(build func(seq int) any) any {
 	f.session, f.seq = true, s.seq
 	s.hist.push(f)
 	if c := s.conn; c != nil {
-		if c.offer(f) {
+		if c.offer(f, answer) {
 			return m
 		}
-		s.log.Warn("slow consumer: its send queue is full; closing it with 4002 and buffering the session's frames", "send_queue", s.srv.cfg.SendQueue)
-		s.srv.release(c)
-		s.detachLocked(c.closeNow(closeSlowConsumer, "slow consumer"))
+		s.dropSlowLocked(c, "slow consumer: it sends but does not read its answers; closing it with 4002 and buffering the session's frames")
 	}
 	s.bufferLocked(f)
 	return m
+}
+
+// emitPaced is emit for the query runner: it first waits, without the lock, for room
+// in the live connection's send queue (awaitRoom). It returns false, having emitted
+// nothing, when stop was closed first.
+func (s *session) emitPaced(stop <-chan struct{}, build func(seq int) any) bool {
+	stalled, stopped := s.awaitRoom(stop)
+	defer s.mu.Unlock()
+	if stopped {
+		return false
+	}
+	if stalled != nil {
+		s.dropSlowLocked(stalled, "slow consumer: its send queue stayed full for the write timeout; closing it with 4002 and buffering the session's frames")
+	}
+	s.emitLocked(build, false)
+	return true
+}
+
+// awaitRoom returns, with s.mu held, once the runner may emit: the session's connection
+// has room in its send queue, or the session has none (a query of a session without a
+// connection never waits: its frames are buffered), or it ended. The check and the emit
+// that follows are one critical section. A replaced or closed connection wakes it at
+// once, and so does stop (stopped). A connection whose queue stays full for the write
+// timeout while its writer writes nothing is returned as stalled: a slow consumer. While
+// the writer writes, its own write timeout bounds the wait.
+func (s *session) awaitRoom(stop <-chan struct{}) (stalled *conn, stopped bool) {
+	var timer *time.Timer
+	var on *conn // the connection the timer runs for
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		s.mu.Lock()
+		c := s.conn
+		if c == nil || s.ended {
+			return nil, false
+		}
+		room := c.roomSignal()
+		if room == nil {
+			return nil, false
+		}
+		if c != on { // a new connection gets the whole write timeout
+			on = c
+			if timer == nil {
+				timer = time.NewTimer(s.srv.cfg.WriteTimeout)
+			} else {
+				timer.Reset(s.srv.cfg.WriteTimeout)
+			}
+		}
+		s.mu.Unlock()
+		select {
+		case <-room:
+		case <-stop:
+			s.mu.Lock()
+			return nil, true
+		case <-timer.C:
+			s.mu.Lock()
+			if s.conn == c && c.stalled() {
+				return c, false
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// dropSlowLocked closes c, the session's connection, as a slow consumer (4002) and
+// buffers its queued frames. s.mu is held.
+func (s *session) dropSlowLocked(c *conn, why string) {
+	s.log.Warn(why, "send_queue", s.srv.cfg.SendQueue, "write_timeout", s.srv.cfg.WriteTimeout)
+	s.srv.release(c)
+	unsent, unannounced := c.closeNow(closeSlowConsumer, "slow consumer")
+	s.detachLocked(c, unsent, unannounced)
 }
 
 // bufferLocked puts f in the offline buffer and counts what that evicts (BUF-3, BUF-8).
 // The log says once per offline period that frames are being evicted; the count
 // follows when a connection joins or the session ends, so a flood does not flood it.
 func (s *session) bufferLocked(f frame) {
-	n := s.buf.push(f)
+	s.countEvictedLocked(s.buf.push(f))
+}
+
+// countEvictedLocked counts n frames evicted from the offline buffer (BUF-8). s.mu is
+// held.
+func (s *session) countEvictedLocked(n int) {
 	if n == 0 {
 		return
 	}

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -199,19 +200,29 @@ func (a bigAgent) Stream(ctx context.Context, _ agent.Request, emit func(string)
 	return nil
 }
 
-// A client whose send queue overflows is closed with 4002; the query never waits for
-// it, runs on into the buffer, and the session lives on.
+// slowConsumerLog is what the server logs when it drops a client that took no frame
+// for the write timeout.
+const slowConsumerLog = "slow consumer: it took no frame for the write timeout; dropping it (4002) and buffering the session's frames"
+
+// A client that stops reading is a slow consumer once a write to it takes longer than
+// the write timeout: it is dropped (4002, a close frame it cannot read), the query
+// runs on into the buffer, and the session lives on with every frame not written.
 func TestSlowConsumer(t *testing.T) {
+	var logs *logBuffer
 	s := start(t, func(c *server.Config) {
-		c.Agent = bigAgent{n: 400, size: 64 << 10}
+		logs = logged(c)
+		c.Agent = bigAgent{n: 400, size: 16 << 10} // more than the socket buffers hold
 		c.SendQueue = 4
-		c.BufferBytes = 64 << 20 // complete repeats the whole 25 MiB answer
+		c.WriteTimeout = time.Second // the next connection reads the 6 MiB complete within it
+		c.BufferBytes = 64 << 20     // complete repeats the whole answer
 	})
 	sid := newSession(t)
 	c, _ := s.connect(t, "session_id="+sid)
 	c.send(query("flood me"))
 	eventually(t, "the server gives up on the client", func() bool { return s.health(t).ActiveConnections == 0 })
-	c.expectClose(4002) // what was written before the close comes first
+	if n := len(logs.records(slowConsumerLog)); n != 1 {
+		t.Errorf("%d slow-consumer records in the log, want 1", n)
+	}
 	eventually(t, "the query finishes into the buffer", func() bool { return !s.SessionBusy(sid) })
 	c2, _ := s.connect(t, "session_id="+sid)
 	for {
@@ -224,21 +235,29 @@ func TestSlowConsumer(t *testing.T) {
 	}
 }
 
-// A client that stops reading is dropped once one write takes longer than the write
-// timeout; its session keeps the frames that were not written.
-func TestWriteTimeout(t *testing.T) {
-	s := start(t, func(c *server.Config) {
-		c.Agent = bigAgent{n: 400, size: 64 << 10}
-		c.SendQueue = 1000 // never overflows: the write timeout acts first
-		c.WriteTimeout = 200 * time.Millisecond
-		c.BufferBytes = 64 << 20
-	})
+// A send queue of one frame is backpressure, not a trip wire: a client that reads gets
+// whole answers of many chunks, streamed back to back, and is never closed, whatever
+// the queue holds when the next frame comes (the agent waits for room).
+func TestSendQueueOfOne(t *testing.T) {
+	s := start(t, func(c *server.Config) { c.SendQueue = 1 })
 	sid := newSession(t)
 	c, _ := s.connect(t, "session_id="+sid)
-	c.send(query("flood me"))
-	eventually(t, "the stalled client is dropped", func() bool { return s.health(t).ActiveConnections == 0 })
-	eventually(t, "the query finishes into the buffer", func() bool { return !s.SessionBusy(sid) })
-	if h := s.health(t); h.SessionsWithBuffer != 1 {
-		t.Errorf("health %+v, want the unwritten frames buffered", h)
+	long := strings.Repeat("0123456789", 160) // some 95 chunks
+	for i := range 3 {                        // sent at once: the second and third wait in the queue
+		c.send(query(fmt.Sprintf("%d %s", i, long)))
+	}
+	for i := range 3 {
+		frames := c.stream()
+		if got, want := checkStream(t, frames), fmt.Sprintf("Echo: %d %s", i, long); got != want {
+			t.Fatalf("answer %d is %d characters, want %d", i, len(got), len(want))
+		}
+		if len(frames) < 90 {
+			t.Errorf("answer %d came in %d frames, want at least 90", i, len(frames))
+		}
+	}
+	c.send(ping)
+	c.expect("pong")
+	if h := s.health(t); h.ActiveConnections != 1 || h.SessionsWithBuffer != 0 {
+		t.Errorf("health %+v: want the connection open and nothing buffered", h)
 	}
 }

@@ -309,3 +309,40 @@ func TestQueueBound(t *testing.T) {
 		}
 	})
 }
+
+// A client that reads nothing is a slow consumer once it has taken no frame for the
+// write timeout (the default, 10 s, on the bubble's clock), even with a send queue of
+// one frame: connected a nanosecond before, dropped with 4002 at it. The frame whose
+// write timed out and every frame after it wait in the session's buffer, in order.
+func TestSlowConsumerExact(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		timeout := server.DefaultConfig().WriteTimeout
+		var logs *logBuffer
+		s := startInBubble(t, func(c *server.Config) { logs = logged(c); c.SendQueue = 1 })
+		ws, _ := s.connect(t, "session_id=stalled")
+		writeFrame(t, ws, query("an answer that the client never reads"))
+		synctest.Wait() // the writer blocks on query_start, the runner waits for room
+		time.Sleep(timeout - time.Nanosecond)
+		synctest.Wait()
+		if h := s.Stats(); h.ActiveConnections != 1 || len(logs.records(slowConsumerLog)) != 0 {
+			t.Fatalf("a nanosecond before the write timeout: health %+v, log %v; want the client connected", h, logs.records(slowConsumerLog))
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if h := s.Stats(); h.ActiveConnections != 0 || len(logs.records(slowConsumerLog)) != 1 {
+			t.Fatalf("at the write timeout: health %+v; want the client dropped as a slow consumer", h)
+		}
+		var got []string
+		for i, data := range s.BufferedFrames("stalled") {
+			var f frame
+			json.Unmarshal(data, &f)
+			if f.num("seq") != i+1 {
+				t.Errorf("buffered frame %d has seq %d, want %d", i, f.num("seq"), i+1)
+			}
+			got = append(got, f.str("type"))
+		}
+		if len(got) < 3 || got[0] != "query_start" || got[len(got)-1] != "complete" {
+			t.Errorf("buffered %v: want the whole stream, query_start first", got)
+		}
+	})
+}
