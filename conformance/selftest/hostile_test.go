@@ -282,7 +282,13 @@ func dialUpstream(r *http.Request, upstream string) (*websocket.Conn, *http.Resp
 	default:
 		header.Set("Origin", origin)
 	}
-	return websocket.Dial(r.Context(), upstream+"?"+r.URL.RawQuery, &websocket.DialOptions{HTTPHeader: header})
+	// The proxy's own address stands for the upstream's; a host name is passed on, so
+	// that the upstream's Host check (HS-13) sees it.
+	var host string
+	if h, _, _ := net.SplitHostPort(r.Host); net.ParseIP(h) == nil {
+		host = r.Host
+	}
+	return websocket.Dial(r.Context(), upstream+"?"+r.URL.RawQuery, &websocket.DialOptions{HTTPHeader: header, Host: host})
 }
 
 func relayStubborn(w http.ResponseWriter, r *http.Request, upstream string) {
