@@ -26,6 +26,7 @@ import (
 
 	"github.com/agentws/agentws/conformance"
 	"github.com/agentws/agentws/conformance/internal/reftest"
+	"github.com/agentws/agentws/reference/server"
 )
 
 // The hostile servers: each misbehaves in one way a real server (or an attacker) might,
@@ -62,8 +63,13 @@ type hostileCase struct {
 // frame timeout or a few (four for stream and skipto). Runs of a representative set of
 // cases are used where every case would meet the same hostility (a flood, a frame too
 // large, a connection cut short): they are each bounded by 20 s.
+// hostileBufferBytes is the byte bound of the reference behind the hostile servers.
+const hostileBufferBytes = 64 << 10
+
 func TestHostileServers(t *testing.T) {
-	upstream, _ := reftest.Start(t, nil)
+	// A small byte bound keeps buf_byte_bound's big query small: eight hostile servers
+	// relay at once, and the case is about the buffer, not about the hostility.
+	upstream, _ := reftest.Start(t, func(cfg *server.Config) { cfg.BufferBytes = hostileBufferBytes })
 	for _, tt := range []hostileCase{
 		{
 			name:  "keepalive forever, ignoring binary frames, oversized messages and takeovers",
@@ -139,6 +145,7 @@ func TestHostileServers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			opts := reftest.Options(tt.start(t, upstream))
+			opts.BufferBytes = hostileBufferBytes
 			opts.Cases, opts.FrameTimeout = tt.cases, cmp.Or(tt.frameTimeout, hostileFrameTimeout)
 			start := time.Now()
 			rep, err := conformance.Run(t.Context(), opts)
