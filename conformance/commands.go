@@ -64,7 +64,7 @@ func commandTable() map[string]command {
 		},
 		"http": {
 			usage:   "http [-status N] [-within DURATION] METHOD PATH [PATTERN]",
-			summary: "an HTTP request to the server (with -token, carrying it), answered within DURATION (the frame timeout); its status (200 unless -status) and JSON body (matching PATTERN); /health bodies are validated against health.json",
+			summary: "an HTTP request to the server (with -token, carrying it), answered within DURATION (the frame timeout); its status (200 unless -status) and JSON body (matching PATTERN); a /health body answered with 200 is validated against health.json and joins the run-wide checks",
 			run:     cmdHTTP,
 		},
 		"nothing": {
