@@ -133,7 +133,8 @@ func TestConformance(t *testing.T) {
 		t.Error(err)
 	}
 	if *flagURL == "" {
-		if err := rep.Replace(reftest.OwnServerCases(t, opts)); err != nil {
+		results, findings := reftest.OwnServerCases(t, opts)
+		if err := rep.Replace(results, findings...); err != nil {
 			t.Fatal(err)
 		}
 	}

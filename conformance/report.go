@@ -318,9 +318,10 @@ func WriteCatalog(w io.Writer, cases []Case) error {
 	return tw.Flush()
 }
 
-// Replace puts results in the place of the cases of the same name, and recomputes the
-// totals and the rules: a case run again on a server of its own replaces its skip.
-func (r *Report) Replace(results []*CaseResult) error {
+// Replace puts results in the place of the cases of the same name, adds the run-wide
+// findings of the runs that gave them, and recomputes the totals and the rules: a case
+// run again on a server of its own replaces its skip.
+func (r *Report) Replace(results []*CaseResult, findings ...Finding) error {
 	for _, res := range results {
 		for i, c := range r.Cases {
 			if c.Name == res.Name {
@@ -332,7 +333,7 @@ func (r *Report) Replace(results []*CaseResult) error {
 	if err != nil {
 		return err
 	}
-	fresh := newReport(&Options{URL: r.Server, Strict: r.Strict}, r.ProtocolVersion, r.Capabilities, rules, r.Cases, r.Findings, r.Started)
+	fresh := newReport(&Options{URL: r.Server, Strict: r.Strict}, r.ProtocolVersion, r.Capabilities, rules, r.Cases, append(r.Findings, findings...), r.Started)
 	fresh.Duration, fresh.Probe = r.Duration, r.Probe
 	*r = *fresh
 	return nil

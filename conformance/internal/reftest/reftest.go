@@ -59,16 +59,17 @@ func Options(url string) conformance.Options {
 const OwnServerMaxSessions = 3
 
 // OwnServerCases runs, each on a fresh reference server of its own, the selected
-// cases that need one: the session limit (a server holding only the case's sessions),
+// cases that need one, and returns their results and what the run-wide checks found: the session limit (a server holding only the case's sessions),
 // the shutdown cases (which end the server), and the auth cases (a server that
 // refuses every connection without a token).
-func OwnServerCases(t testing.TB, opts conformance.Options) []*conformance.CaseResult {
+func OwnServerCases(t testing.TB, opts conformance.Options) ([]*conformance.CaseResult, []conformance.Finding) {
 	t.Helper()
 	cases, err := conformance.Catalog("")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []*conformance.CaseResult
+	var findings []conformance.Finding
 	for _, c := range cases {
 		auth := slices.Contains(c.Needs, "auth")
 		if !auth && !slices.Contains(c.Settings, "max-sessions") && !slices.Contains(c.Settings, "shutdown") {
@@ -91,13 +92,14 @@ func OwnServerCases(t testing.TB, opts conformance.Options) []*conformance.CaseR
 			own.Token = Sign(t, secret, time.Hour)
 			own.ExpiredToken = Sign(t, secret, -time.Hour)
 		}
-		rep, err := conformance.Run(context.Background(), own)
+		rep, err := conformance.Run(t.Context(), own)
 		if err != nil {
 			t.Fatalf("case %s on a server of its own: %v", c.Name, err)
 		}
 		out = append(out, rep.Cases...)
+		findings = append(findings, rep.Findings...)
 	}
-	return out
+	return out, findings
 }
 
 // Sign makes an HS256 token for the subject conformance-user that expires in d.
