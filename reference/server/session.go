@@ -37,6 +37,7 @@ type session struct {
 	hist     frameBuffer // the last session-scoped frames, delivered or not (SEQ-2)
 	seq      int         // the seq of the last session-scoped frame (SEQ-1)
 	queue    []*query    // accepted queries waiting behind the running one (STREAM-8)
+	queued   int         // the bytes of their text (querySize)
 	running  *query      // the query that runs, from its acceptance to its end
 	runner   bool        // a goroutine runs the queue
 	ended    bool
@@ -54,7 +55,7 @@ func newSession(srv *Server, id, user string) *session {
 		srv: srv, id: id, user: user, epoch: hex.EncodeToString(epoch),
 		log: srv.log.With("session_id", id),
 		buf: bounds, hist: bounds,
-		finished: finishedQueries{max: rememberedQueries},
+		finished: finishedQueries{max: rememberedQueries, maxBytes: srv.cfg.RememberedBytes},
 	}
 }
 
@@ -248,7 +249,8 @@ func (s *session) endLocked(cause error) {
 	for _, q := range s.queue {
 		q.cancel(cause)
 	}
-	s.queue = nil
+	s.queue, s.queued = nil, 0
+	s.finished = finishedQueries{}
 	if s.running != nil {
 		s.running.cancel(cause)
 	}
