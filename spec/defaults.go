@@ -45,7 +45,7 @@ func Defaults() Settings {
 		QueueBytes:         1 << 20,
 		DrainTimeout:       30 * time.Second,
 		RememberedQueryIDs: 100,
-		RememberedBytes:    1 << 20,
+		RememberedBytes:    4 << 20,
 		MaxSessions:        10000,
 		MaxConnsPerIP:      128,
 		MaxConnsPerUser:    32,
