@@ -70,9 +70,10 @@ func TestAttacks(t *testing.T) {
 		{"hostile frames", attackHostileFrames},
 	} {
 		t.Run(a.name, func(t *testing.T) {
+			start := liveHeap()
 			peak := watchHeap()
 			a.run(t)
-			t.Logf("%s: heap high-water %.1f MiB", a.name, float64(peak())/(1<<20))
+			t.Logf("%s: heap high-water %.1f MiB (live heap at the start %.1f MiB)", a.name, float64(peak())/(1<<20), float64(start)/(1<<20))
 		})
 	}
 }
@@ -189,7 +190,7 @@ func attackFinishedQueries(t *testing.T) {
 // smallSockets starts a server whose accepted connections have small socket buffers,
 // so that a client that does not read fills the server's send queue at once, rather
 // than the kernel's.
-func smallSockets(t *testing.T, edit func(*server.Config)) *testServer {
+func smallSockets(t *testing.T, size int, edit func(*server.Config)) *testServer {
 	t.Helper()
 	cfg := server.DefaultConfig()
 	edit(&cfg)
@@ -198,7 +199,7 @@ func smallSockets(t *testing.T, edit func(*server.Config)) *testServer {
 		t.Fatal(err)
 	}
 	ts := httptest.NewUnstartedServer(srv)
-	ts.Listener = smallListener{ts.Listener}
+	ts.Listener = smallListener{ts.Listener, size}
 	ts.Start()
 	t.Cleanup(func() {
 		srv.Close()
@@ -207,24 +208,27 @@ func smallSockets(t *testing.T, edit func(*server.Config)) *testServer {
 	return &testServer{Server: srv, URL: ts.URL, ts: ts}
 }
 
-type smallListener struct{ net.Listener }
+type smallListener struct {
+	net.Listener
+	size int
+}
 
 func (l smallListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetWriteBuffer(8 << 10)
+		tc.SetWriteBuffer(l.size)
 	}
 	return c, err
 }
 
 // dialSmall connects with a small receive buffer, and reads connected.
-func (s *testServer) dialSmall(t *testing.T, query string) *client {
+func (s *testServer) dialSmall(t *testing.T, size int, query string) *client {
 	t.Helper()
 	dialer := &net.Dialer{Control: nil}
 	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dialer.DialContext(ctx, network, addr)
 		if tc, ok := c.(*net.TCPConn); ok {
-			tc.SetReadBuffer(8 << 10)
+			tc.SetReadBuffer(size)
 		}
 		return c, err
 	}}
@@ -260,11 +264,11 @@ func (c *client) flood(data string, n int) {
 func attackReplayAmplification(t *testing.T) {
 	m, conns, repeats := scale(64<<10, 1<<20), 3, 250
 	var cfg server.Config
-	s := smallSockets(t, func(c *server.Config) { bounded(m)(c); cfg = *c })
+	s := smallSockets(t, m/8, func(c *server.Config) { bounded(m)(c); cfg = *c })
 	before := liveHeap()
 	var clients []*client
 	for range conns {
-		c := s.dialSmall(t, "session_id="+newSession(t))
+		c := s.dialSmall(t, m/8, "session_id="+newSession(t))
 		c.send(map[string]any{"type": "query", "query": text(m), "query_id": "big"})
 		checkStream(t, c.stream())
 		c.flood(`{"type":"query","query":"x","query_id":"big"}`, repeats)
@@ -412,19 +416,23 @@ func attackSlowloris(t *testing.T) {
 }
 
 // TAKE-1: many connections to one session at once; every one but the last to join is
-// closed with 4001, and the last one is served.
+// closed with 4001, or refused with 429 beyond -max-conns-per-ip (HS-14), and the last
+// one is served.
 func attackTakeoverStorm(t *testing.T) {
 	s := start(t, nil)
 	sid, n := newSession(t), scale(50, 300)
 	var wg sync.WaitGroup
-	var replaced, other atomic.Int64
+	var replaced, refused, other atomic.Int64
 	for range n {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			ws, _, err := websocket.Dial(ctx, s.wsURL("session_id="+sid), nil)
+			ws, resp, err := websocket.Dial(ctx, s.wsURL("session_id="+sid), nil)
 			if err != nil {
-				t.Errorf("dial: %v", err)
+				if resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+					t.Errorf("dial: %v, want 101 or 429", err)
+				}
+				refused.Add(1)
 				return
 			}
 			defer ws.CloseNow()
@@ -437,15 +445,16 @@ func attackTakeoverStorm(t *testing.T) {
 					}
 					return
 				}
-				if replaced.Load() == int64(n-1) { // the survivor
+				if replaced.Load()+refused.Load() == int64(n-1) { // the survivor
 					return
 				}
 			}
 		})
 	}
-	eventually(t, "all but one are replaced", func() bool { return replaced.Load()+other.Load() >= int64(n-1) })
+	eventually(t, "all but one are replaced or refused", func() bool { return replaced.Load()+refused.Load()+other.Load() >= int64(n-1) })
 	last, _ := s.connect(t, "session_id="+sid)
 	wg.Wait()
+	t.Logf("%d connections at once: %d replaced (4001), %d refused (429)", n, replaced.Load(), refused.Load())
 	if other.Load() > 1 {
 		t.Errorf("%d of %d connections ended other than by 4001", other.Load(), n)
 	}
@@ -520,8 +529,8 @@ func attackDeepNesting(t *testing.T) {
 // KA-2 with the answers' reserve: a client that sends pings and never reads its pongs
 // is closed as a slow consumer (4002) once the unread pongs fill the reserve.
 func attackPingFlood(t *testing.T) {
-	s := smallSockets(t, func(*server.Config) {})
-	c := s.dialSmall(t, "session_id="+newSession(t))
+	s := smallSockets(t, 8<<10, func(*server.Config) {})
+	c := s.dialSmall(t, 8<<10, "session_id="+newSession(t))
 	c.flood(`{"type":"ping"}`, scale(10_000, 100_000))
 	eventually(t, "the flooding client is dropped", func() bool { return s.health(t).ActiveConnections == 0 })
 	c.expectClose(4002)

@@ -296,7 +296,8 @@ func (s *session) emitLocked(build func(seq int) any, answer bool) any {
 
 // emitPaced is emit for the query runner: it first waits, without the lock, for room
 // in the live connection's send queue (awaitRoom). It returns false, having emitted
-// nothing, when stop was closed first.
+// nothing, when stop was closed first or the session ended: an agent that does not
+// watch its context is stopped by its emit failing.
 func (s *session) emitPaced(stop <-chan struct{}, build func(seq int) any) bool {
 	stalled, stopped := s.awaitRoom(stop)
 	defer s.mu.Unlock()
@@ -306,8 +307,7 @@ func (s *session) emitPaced(stop <-chan struct{}, build func(seq int) any) bool 
 	if stalled != nil {
 		s.dropSlowLocked(stalled, "slow consumer: its send queue stayed full for the write timeout; closing it with 4002 and buffering the session's frames")
 	}
-	s.emitLocked(build, false)
-	return true
+	return s.emitLocked(build, false) != nil
 }
 
 // awaitRoom returns, with s.mu held, once the runner may emit: the session's connection
