@@ -1,7 +1,7 @@
 # agentws. `make test` is the whole test suite and what CI runs (.ci/run).
 GO ?= go
 
-.PHONY: run test fuzz conformance chaos generate check-generate lint lint-spec seed-clients bench
+.PHONY: run test fuzz conformance chaos attack generate check-generate lint lint-spec seed-clients bench
 
 run:
 	$(GO) run ./reference/cmd/agentws-server
@@ -40,6 +40,11 @@ lint-spec:
 # The chaos test at full size: per variant 1000 queries, over 1000 forced drops, nothing lost.
 chaos:
 	$(GO) test ./reference/server -count=1 -run TestChaos -v -args -chaos.full
+
+# The attack suite at full size (issue 12): 1 MiB messages, as many clients as the
+# issue's reports; each attack logs its heap high-water mark. make test runs it short.
+attack:
+	$(GO) test ./reference/server -count=1 -run TestAttacks -v -args -attack.full
 
 seed-clients:
 	tools/seed-clients.sh

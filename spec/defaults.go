@@ -13,8 +13,10 @@ type Settings struct {
 	KeepaliveInterval  time.Duration // KA-1
 	MaxMessageBytes    int           // the client message size limit (ENV-7)
 	QueueDepth         int           // queries waiting behind the running one (STREAM-8)
+	QueueBytes         int           // bytes of their text per session (STREAM-8)
 	DrainTimeout       time.Duration // SHUT-3
 	RememberedQueryIDs int           // finished query ids per session (QID-4)
+	RememberedBytes    int           // bytes of their terminal frames per session (QID-4)
 	MaxSessions        int           // sessions held at once (HS-10)
 
 	// Connection hygiene: bounds on what one client may hold, and on how long an HTTP
@@ -40,8 +42,10 @@ func Defaults() Settings {
 		KeepaliveInterval:  30 * time.Second,
 		MaxMessageBytes:    1 << 20,
 		QueueDepth:         16,
+		QueueBytes:         1 << 20,
 		DrainTimeout:       30 * time.Second,
 		RememberedQueryIDs: 100,
+		RememberedBytes:    4 << 20,
 		MaxSessions:        10000,
 		MaxConnsPerIP:      128,
 		MaxConnsPerUser:    32,

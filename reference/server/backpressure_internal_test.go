@@ -141,3 +141,37 @@ func TestRoomWaitNeverWithoutConnection(t *testing.T) {
 		}
 	})
 }
+
+// The runner waits for room in bytes as in frames (-send-queue-bytes): a queue with
+// room for many frames but few bytes stops the stream once its bytes reach the bound,
+// one frame past it at most; taken frames make room again.
+func TestRoomWaitInBytes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a := floodAgent{returned: make(chan time.Time, 1)}
+		srv := testServer(t, func(c *Config) { c.Agent, c.SendQueueBytes = a, 1<<10 })
+		sess, err := srv.join("bytes", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := limited(srv, 1<<20)
+		c.maxB = srv.cfg.SendQueueBytes
+		if _, err := sess.attach(c, resumeRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		sess.submit(msg.Query{Type: msg.QueryTypeQuery, Query: "flood", QueryId: "q"})
+		for round := range 2 {
+			synctest.Wait()
+			c.mu.Lock()
+			n, bytes, last := len(c.out), c.bytes, len(c.out[len(c.out)-1].data)
+			c.out, c.bytes = nil, 0 // as if written: the stream goes on
+			c.signalRoomLocked()
+			c.mu.Unlock()
+			if bytes < c.maxB || bytes-last >= c.maxB || n < 2 {
+				t.Errorf("round %d: the queue holds %d frames of %d bytes (the last of %d), bound %d: want the stream stopped at the bound, one frame past it at most", round, n, bytes, last, c.maxB)
+			}
+		}
+		synctest.Wait()
+		sess.end(errSessionEnded)
+		<-a.returned
+	})
+}

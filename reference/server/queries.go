@@ -18,31 +18,74 @@ var rememberedQueries = spec.Defaults().RememberedQueryIDs
 
 type query struct {
 	id     string
+	size   int // querySize
 	req    agent.Request
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 }
 
-// finishedQueries remembers the terminal messages of a session's last finished
-// queries, by query id, oldest dropped first.
+// finishedQueries remembers a session's last finished queries by query id, oldest
+// dropped first (QID-4), and their terminal messages within a byte bound: beyond it the
+// oldest messages are dropped, their ids kept, so that the query still never runs
+// again (a duplicate gets result_dropped).
 type finishedQueries struct {
-	max   int
-	order []string
-	last  map[string]any // msg.Complete or msg.Error
+	max      int // ids
+	maxBytes int // bytes of the messages held
+	bytes    int
+	order    []string
+	last     map[string]*finished
+	kept     int // order[kept:] are the ids whose message is held
 }
 
+type finished struct {
+	terminal any // msg.Complete or msg.Error; nil once dropped
+	size     int
+}
+
+// add remembers the terminal message of query id, which is not remembered yet: a
+// remembered id never runs again (submit).
 func (f *finishedQueries) add(id string, terminal any) {
 	if f.last == nil {
-		f.last = map[string]any{}
+		f.last = map[string]*finished{}
 	}
-	if _, ok := f.last[id]; !ok {
-		f.order = append(f.order, id)
-	}
-	f.last[id] = terminal
+	f.order = append(f.order, id)
+	size := heldBytes(terminal)
+	f.last[id] = &finished{terminal: terminal, size: size}
+	f.bytes += size
 	for len(f.order) > f.max {
+		f.bytes -= f.last[f.order[0]].size
 		delete(f.last, f.order[0])
 		f.order = f.order[1:]
+		f.kept = max(f.kept-1, 0)
 	}
+	for ; f.bytes > f.maxBytes && f.kept < len(f.order); f.kept++ {
+		e := f.last[f.order[f.kept]]
+		f.bytes -= e.size
+		e.terminal, e.size = nil, 0
+	}
+}
+
+// lookup returns the terminal message of the finished query id, and whether the
+// session remembers id at all; a remembered id without message was dropped.
+func (f *finishedQueries) lookup(id string) (terminal any, remembered bool) {
+	e, ok := f.last[id]
+	if !ok {
+		return nil, false
+	}
+	return e.terminal, true
+}
+
+// heldBytes is what a remembered terminal message holds: its strings, and a bound on
+// the rest.
+func heldBytes(terminal any) int {
+	const fixed = 256
+	switch m := terminal.(type) {
+	case msg.Complete:
+		return fixed + len(m.FullResponse) + len(m.QueryId)
+	case msg.Error:
+		return fixed + len(m.Error) + len(m.QueryId)
+	}
+	return fixed
 }
 
 // known returns the query of the session with this id that is queued or running.
@@ -79,10 +122,13 @@ func (s *session) submit(q msg.Query) *frame {
 			s.log.Info("query sent again while it runs or waits: not run again", "query_id", q.QueryId)
 			return nil
 		}
-		if terminal, ok := s.finished.last[q.QueryId]; ok {
+		switch terminal, ok := s.finished.lookup(q.QueryId); {
+		case terminal != nil:
 			s.log.Info("query sent again after it finished: its end replayed", "query_id", q.QueryId)
 			s.emitLocked(func(seq int) any { return replayed(terminal, seq) }, true)
 			return nil
+		case ok:
+			return s.refusal(msg.ErrorCodeResultDropped, q.QueryId, "Query not run again: query %q finished, and its result is no longer held (-remembered-bytes)", q.QueryId)
 		}
 	}
 	switch {
@@ -90,6 +136,8 @@ func (s *session) submit(q msg.Query) *frame {
 		return s.refusal(msg.ErrorCodeSessionMismatch, q.QueryId, "Query refused: its session_id %q is not this connection's %q", q.SessionId, s.id)
 	case len(s.queue) >= s.srv.cfg.QueueDepth: // waiting behind the running one
 		return s.refusal(msg.ErrorCodeBusy, q.QueryId, "Query refused: %d queries are already waiting in this session's queue", len(s.queue))
+	case len(s.queue) > 0 && s.queued+querySize(q) > s.srv.cfg.QueueBytes:
+		return s.refusal(msg.ErrorCodeBusy, q.QueryId, "Query refused: the %d queries waiting in this session's queue hold %d bytes of text, and this one would take them past %d", len(s.queue), s.queued, s.srv.cfg.QueueBytes)
 	}
 	if !s.runner {
 		if !s.srv.startRunner(s.runQueue) {
@@ -102,13 +150,24 @@ func (s *session) submit(q msg.Query) *frame {
 		s.running = qu
 	} else {
 		s.queue = append(s.queue, qu)
+		s.queued += qu.size
 	}
 	return nil
 }
 
+// querySize is the bytes of text a query holds while it waits (STREAM-8): its query
+// and system prompt.
+func querySize(q msg.Query) int {
+	n := len(q.Query)
+	if q.SystemPrompt != nil {
+		n += len(*q.SystemPrompt)
+	}
+	return n
+}
+
 // newQuery makes the query to run for q, assigning its id when it has none (QID-2).
 func (s *session) newQuery(q msg.Query) *query {
-	qu := &query{id: q.QueryId}
+	qu := &query{id: q.QueryId, size: querySize(q)}
 	if qu.id == "" {
 		s.queryIDs++
 		qu.id = fmt.Sprintf("auto-%d", s.queryIDs)
@@ -156,6 +215,7 @@ func (s *session) cancelQuery(id string) *frame {
 	}
 	q := s.queue[i]
 	s.queue = slices.Delete(s.queue, i, i+1)
+	s.queued -= q.size
 	q.cancel(errCancelled)
 	s.finishLocked(q, errorBuilder(s.id, q.id, msg.ErrorCodeCancelled, "Query cancelled by the client before it started"), true)
 	return nil
@@ -203,6 +263,7 @@ func (s *session) advanceLocked() {
 	s.running = nil
 	if len(s.queue) > 0 {
 		s.running = s.queue[0]
+		s.queued -= s.running.size
 		s.queue[0] = nil
 		s.queue = s.queue[1:]
 	}

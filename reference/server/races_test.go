@@ -19,10 +19,12 @@ import (
 // ones get 503 server_full before the upgrade. The old server checked the limit in one
 // critical section and created the session in another: 300 handshakes at once with a
 // limit of 20 admitted 41.
-func TestSessionLimitUnderConcurrentHandshakes(t *testing.T) {
+func attackConcurrentHandshakes(t *testing.T) {
 	const limit, handshakes = 20, 300
 	s := start(t, func(c *server.Config) { c.MaxSessions = limit })
 	var admitted, full atomic.Int64
+	var mu sync.Mutex
+	var live []*websocket.Conn
 	var wg sync.WaitGroup
 	ready := make(chan struct{})
 	for i := range handshakes {
@@ -30,11 +32,13 @@ func TestSessionLimitUnderConcurrentHandshakes(t *testing.T) {
 			<-ready
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			ws, resp, err := websocket.Dial(ctx, s.wsURL(fmt.Sprintf("session_id=%s-%d", t.Name(), i)), nil)
+			ws, resp, err := websocket.Dial(ctx, s.wsURL("session_id="+newSession(t)), nil)
 			switch {
 			case err == nil:
 				admitted.Add(1)
-				t.Cleanup(func() { ws.CloseNow() })
+				mu.Lock()
+				live = append(live, ws)
+				mu.Unlock()
 			case resp != nil && resp.StatusCode == http.StatusServiceUnavailable:
 				full.Add(1)
 			default:
@@ -48,6 +52,11 @@ func TestSessionLimitUnderConcurrentHandshakes(t *testing.T) {
 	if admitted.Load() != limit || s.SessionCount() != limit {
 		t.Errorf("%d admitted, %d sessions held; want exactly the limit, %d", admitted.Load(), s.SessionCount(), limit)
 	}
+	for _, ws := range live {
+		ws.CloseNow()
+	}
+	eventually(t, "every drop is seen", func() bool { return s.health(t).ActiveConnections == 0 })
+	s.stillServes(t)
 }
 
 // HS-10: a handshake whose upgrade fails gives back the slot it held.

@@ -37,6 +37,7 @@ type session struct {
 	hist     frameBuffer // the last session-scoped frames, delivered or not (SEQ-2)
 	seq      int         // the seq of the last session-scoped frame (SEQ-1)
 	queue    []*query    // accepted queries waiting behind the running one (STREAM-8)
+	queued   int         // the bytes of their text (querySize)
 	running  *query      // the query that runs, from its acceptance to its end
 	runner   bool        // a goroutine runs the queue
 	ended    bool
@@ -54,7 +55,7 @@ func newSession(srv *Server, id, user string) *session {
 		srv: srv, id: id, user: user, epoch: hex.EncodeToString(epoch),
 		log: srv.log.With("session_id", id),
 		buf: bounds, hist: bounds,
-		finished: finishedQueries{max: rememberedQueries},
+		finished: finishedQueries{max: rememberedQueries, maxBytes: srv.cfg.RememberedBytes},
 	}
 }
 
@@ -248,7 +249,8 @@ func (s *session) endLocked(cause error) {
 	for _, q := range s.queue {
 		q.cancel(cause)
 	}
-	s.queue = nil
+	s.queue, s.queued = nil, 0
+	s.finished = finishedQueries{}
 	if s.running != nil {
 		s.running.cancel(cause)
 	}
@@ -294,7 +296,8 @@ func (s *session) emitLocked(build func(seq int) any, answer bool) any {
 
 // emitPaced is emit for the query runner: it first waits, without the lock, for room
 // in the live connection's send queue (awaitRoom). It returns false, having emitted
-// nothing, when stop was closed first.
+// nothing, when stop was closed first or the session ended: an agent that does not
+// watch its context is stopped by its emit failing.
 func (s *session) emitPaced(stop <-chan struct{}, build func(seq int) any) bool {
 	stalled, stopped := s.awaitRoom(stop)
 	defer s.mu.Unlock()
@@ -304,8 +307,7 @@ func (s *session) emitPaced(stop <-chan struct{}, build func(seq int) any) bool 
 	if stalled != nil {
 		s.dropSlowLocked(stalled, "slow consumer: its send queue stayed full for the write timeout; closing it with 4002 and buffering the session's frames")
 	}
-	s.emitLocked(build, false)
-	return true
+	return s.emitLocked(build, false) != nil
 }
 
 // awaitRoom returns, with s.mu held, once the runner may emit: the session's connection

@@ -12,7 +12,7 @@ import (
 // query that runs is the one the validator checked, and its frames carry the query_id
 // the server chose for it, never one the client sent under another name (client.read
 // validates every frame: ENV-2).
-func TestCaseVariantMembersAreUnknown(t *testing.T) {
+func attackCaseVariantMembers(t *testing.T) {
 	long := strings.Repeat("i", 100_000)
 	for _, tc := range []struct{ name, frame, query, twinID string }{
 		{"upper-case twin of query", `{"type":"query","query":"validated","QUERY":""}`, "validated", ""},
@@ -39,13 +39,14 @@ func TestCaseVariantMembersAreUnknown(t *testing.T) {
 					t.Errorf("%s frame carries query_id %.40q, want the server's own %q", f.str("type"), got, id)
 				}
 			}
+			s.stillServes(t)
 		})
 	}
 }
 
 // A cancel acts on its query_id, not on a twin in another case: the query the twin
 // names keeps running and completes.
-func TestCancelCaseVariantIsUnknown(t *testing.T) {
+func attackCaseVariantCancel(t *testing.T) {
 	s := start(t, nil)
 	c, _ := s.connect(t, "session_id="+newSession(t))
 	c.send(map[string]any{"type": "query", "query": "__slow__ keep running", "query_id": "q1"})
@@ -65,6 +66,7 @@ func TestCancelCaseVariantIsUnknown(t *testing.T) {
 	if last := chunks[len(chunks)-1]; last.str("type") != "complete" || last.str("query_id") != "q1" {
 		t.Errorf("query q1 ended with %v, want complete: the cancel named another query", last)
 	}
+	s.stillServes(t)
 }
 
 // ENV-1, ENV-4: an object with two members of the same name is refused with

@@ -126,6 +126,7 @@ const (
 	ErrorCodeMissingField    ErrorCode = "missing_field"
 	ErrorCodeQueryFailed     ErrorCode = "query_failed"
 	ErrorCodeRateLimited     ErrorCode = "rate_limited"
+	ErrorCodeResultDropped   ErrorCode = "result_dropped"
 	ErrorCodeSessionMismatch ErrorCode = "session_mismatch"
 	ErrorCodeUnavailable     ErrorCode = "unavailable"
 	ErrorCodeUnknownQuery    ErrorCode = "unknown_query"
@@ -153,6 +154,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeQueryFailed:
 		return true
 	case ErrorCodeRateLimited:
+		return true
+	case ErrorCodeResultDropped:
 		return true
 	case ErrorCodeSessionMismatch:
 		return true

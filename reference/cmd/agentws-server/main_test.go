@@ -32,10 +32,13 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	def := server.DefaultConfig()
+	def, d0 := server.DefaultConfig(), spec.Defaults()
 	if o.addr != "localhost:8050" || o.cfg.BufferSize != def.BufferSize || o.cfg.SessionTTL != 5*time.Minute || o.cfg.KeepaliveInterval != 30*time.Second ||
 		o.cfg.MaxMessageBytes != 1<<20 || o.cfg.QueueDepth != 16 || o.cfg.BufferBytes != 1<<20 || o.cfg.DrainTimeout != 30*time.Second {
 		t.Errorf("defaults %+v", o)
+	}
+	if o.cfg.QueueBytes != d0.QueueBytes || o.cfg.RememberedBytes != d0.RememberedBytes || o.cfg.SendQueueBytes != def.SendQueueBytes {
+		t.Errorf("byte bounds %d query queue, %d remembered, %d send queue; want table 15.4's and %d", o.cfg.QueueBytes, o.cfg.RememberedBytes, o.cfg.SendQueueBytes, def.SendQueueBytes)
 	}
 	if _, ok := o.cfg.Agent.(agent.Fixture); !ok {
 		t.Errorf("default agent %T, want the fixture", o.cfg.Agent)
@@ -63,12 +66,18 @@ func TestEnvironmentTwins(t *testing.T) {
 		"AGENTWS_READ_HEADER_TIMEOUT": "2s",
 		"AGENTWS_HTTP_WRITE_TIMEOUT":  "6s",
 		"AGENTWS_MAX_HEADER_BYTES":    "4096",
+		"AGENTWS_SEND_QUEUE_BYTES":    "70000",
+		"AGENTWS_QUEUE_BYTES":         "80000",
+		"AGENTWS_REMEMBERED_BYTES":    "90000",
 	}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if o.addr != "127.0.0.1:9999" || o.cfg.SessionTTL != 90*time.Second || o.cfg.QueueDepth != 3 || o.cfg.MaxMessageBytes != 65536 {
 		t.Errorf("got %+v", o)
+	}
+	if o.cfg.SendQueueBytes != 70000 || o.cfg.QueueBytes != 80000 || o.cfg.RememberedBytes != 90000 {
+		t.Errorf("byte bounds %d send queue, %d query queue, %d remembered; want 70000, 80000, 90000", o.cfg.SendQueueBytes, o.cfg.QueueBytes, o.cfg.RememberedBytes)
 	}
 	if o.cfg.MaxConnsPerIP != 9 || o.cfg.MaxConnsPerUser != 4 {
 		t.Errorf("connection bounds %d per address, %d per user; want 9 and 4", o.cfg.MaxConnsPerIP, o.cfg.MaxConnsPerUser)
