@@ -138,6 +138,9 @@ func TestConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if rep.Probe != "" {
+		t.Logf("NOTE: %s; is %s a server of this protocol?", rep.Probe, rep.Server)
+	}
 	for _, c := range rep.Cases {
 		t.Run(c.Name, func(t *testing.T) {
 			switch c.Verdict {

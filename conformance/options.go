@@ -89,8 +89,11 @@ func (o *Options) caseTimeout(settings []string) time.Duration {
 	return d
 }
 
-// ttlWait is how long a case waits for a session's TTL to pass: $TTL_WAIT.
-func (o *Options) ttlWait() time.Duration { return o.SessionTTL*3/2 + 500*time.Millisecond }
+// ttlWait is how long a case waits for a session's TTL to pass: $TTL_WAIT, the TTL and
+// a margin of half of it, at most 5 s, plus 500 ms.
+func (o *Options) ttlWait() time.Duration {
+	return o.SessionTTL + min(o.SessionTTL/2, 5*time.Second) + 500*time.Millisecond
+}
 
 // keepaliveWindow is how long a case waits for a keepalive: $KEEPALIVE_WINDOW.
 func (o *Options) keepaliveWindow() time.Duration { return 2*o.KeepaliveInterval + time.Second }

@@ -128,7 +128,10 @@ func probe(ctx context.Context, opts *Options) (version string, caps []string, n
 	defer cancelDial()
 	c, resp, err := st.dial(dialCtx, "probe", query, nil)
 	if err != nil {
-		if resp != nil {
+		switch {
+		case resp != nil && resp.StatusCode < 400:
+			return "", nil, "", fmt.Errorf("the server at %s did not upgrade to WebSocket (HTTP %s): is it the protocol's endpoint, such as ws://host:port/ws?", opts.URL, resp.Status)
+		case resp != nil:
 			return "", nil, "", fmt.Errorf("the server at %s refused a connection: %s", opts.URL, resp.Status)
 		}
 		return "", nil, "", fmt.Errorf("cannot connect to the server at %s: %w", opts.URL, err)

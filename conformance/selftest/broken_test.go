@@ -434,6 +434,14 @@ func TestNoServer(t *testing.T) {
 			t.Errorf("URL %q: want an error", bad)
 		}
 	}
+	// A web server that answers the URL with a page: it did not upgrade, and the error
+	// says to check the endpoint rather than calling a 200 a refusal.
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<html></html>")) }))
+	defer page.Close()
+	pageURL := "ws" + strings.TrimPrefix(page.URL, "http") + "/"
+	if _, err := conformance.Run(t.Context(), conformance.DefaultOptions(pageURL)); err == nil || !strings.Contains(err.Error(), "did not upgrade to WebSocket (HTTP 200 OK)") {
+		t.Errorf("a page at %s: got %v", pageURL, err)
+	}
 }
 
 // The wire log of a failed case, written with -wirelogs, is a case of its own: run
