@@ -99,7 +99,11 @@ func options(t *testing.T) conformance.Options {
 		opts.Capabilities = strings.Split(*flagCapabilities, ",")
 	}
 	if *flagCase != "" {
-		opts.Cases = strings.Split(*flagCase, ",")
+		for _, p := range strings.Split(*flagCase, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				opts.Cases = append(opts.Cases, p)
+			}
+		}
 	}
 	opts.Strict, opts.Parallel, opts.FrameTimeout, opts.CaseTimeout = *flagStrict, *flagParallel, *flagTimeout, *flagCaseTimeout
 	if *flagUpdate {

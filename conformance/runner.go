@@ -61,8 +61,13 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			cases = append(cases, c)
 		}
 	}
+	for _, p := range opts.Cases {
+		if !slices.ContainsFunc(all, func(c Case) bool { return c.selected([]string{p}) }) {
+			return nil, fmt.Errorf("no case name starts with %q (the cases are listed by -list)", p)
+		}
+	}
 	if len(cases) == 0 {
-		return nil, fmt.Errorf("no case matches %v", opts.Cases)
+		return nil, errors.New("no case to run")
 	}
 	started := time.Now()
 	version, caps, probeNote, err := probe(ctx, &opts)

@@ -434,6 +434,12 @@ func TestNoServer(t *testing.T) {
 			t.Errorf("URL %q: want an error", bad)
 		}
 	}
+	// A -case prefix that selects nothing is a mistake, even beside one that does.
+	typo := conformance.DefaultOptions(url)
+	typo.Cases = []string{"stream_", "strem_"}
+	if _, err := conformance.Run(t.Context(), typo); err == nil || !strings.Contains(err.Error(), `no case name starts with "strem_"`) {
+		t.Errorf("-case stream_,strem_: got %v", err)
+	}
 	// A web server that answers the URL with a page: it did not upgrade, and the error
 	// says to check the endpoint rather than calling a 200 a refusal.
 	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<html></html>")) }))
