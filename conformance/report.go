@@ -26,6 +26,7 @@ type Report struct {
 	ProtocolVersion string        `json:"protocol_version"` // what the server's connected says
 	Capabilities    []string      `json:"capabilities"`
 	Probe           string        `json:"probe,omitempty"` // why the capabilities could not be learnt
+	Error           string        `json:"error,omitempty"` // why the run could not start: then no case ran
 	Strict          bool          `json:"strict"`
 	Started         time.Time     `json:"started"`
 	Duration        time.Duration `json:"duration_ns"`
@@ -131,9 +132,22 @@ func firstLine(s string) string {
 	return truncate(strings.TrimSpace(s), 300)
 }
 
-// Failed reports whether a case or a run-wide check failed; warnings and skips do not
-// fail a run.
+// RunError returns the report of a run that could not start (an unreachable server, a
+// bad option): no case ran, and the reports say why, so that a CI step that reads them
+// finds them.
+func RunError(opts Options, err error) *Report {
+	rules, _ := spec.Rules()
+	r := newReport(&opts, "", nil, rules, nil, nil, time.Now())
+	r.Error = err.Error()
+	return r
+}
+
+// Failed reports whether a case or a run-wide check failed, or the run could not
+// start; warnings and skips do not fail a run.
 func (r *Report) Failed() bool {
+	if r.Error != "" {
+		return true
+	}
 	for _, f := range r.Findings {
 		if levelVerdict(f.Level, r.Strict) == Fail {
 			return true
@@ -165,6 +179,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	if r.Probe != "" {
 		b.WriteString(".\n\nNote: " + r.Probe)
+	}
+	if r.Error != "" {
+		b.WriteString(".\n\n**The run could not start**: " + r.Error)
 	}
 	b.WriteString(".\n\n")
 	for _, f := range r.Findings {
@@ -226,6 +243,10 @@ type junitMessage struct {
 // output says WARN.
 func (r *Report) WriteJUnit(w io.Writer) error {
 	s := junitSuite{Name: "agentws conformance " + r.Server, Tests: len(r.Cases), Failures: r.Totals.Fail, Skipped: r.Totals.Skip, Time: r.Duration.Seconds()}
+	if r.Error != "" {
+		s.Tests, s.Failures = s.Tests+1, s.Failures+1
+		s.Cases = append(s.Cases, junitCase{Name: "run", Failure: &junitMessage{Message: "the run could not start", Text: r.Error}})
+	}
 	for _, c := range r.Cases {
 		jc := junitCase{Name: c.Name, Classname: strings.Join(c.Rules, " "), Time: c.Duration.Seconds()}
 		switch c.Verdict {

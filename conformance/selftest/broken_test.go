@@ -3,11 +3,13 @@ package selftest_test
 import (
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -427,7 +429,28 @@ func TestNoServer(t *testing.T) {
 	ts.Close()
 	_, err := conformance.Run(t.Context(), conformance.DefaultOptions(url))
 	if err == nil || !strings.Contains(err.Error(), "cannot connect to the server at "+url) {
-		t.Errorf("got %v", err)
+		t.Fatalf("got %v", err)
+	}
+	// The reports of a run that could not start say why, and fail.
+	dir := t.TempDir()
+	rep := conformance.RunError(conformance.DefaultOptions(url), err)
+	if err := rep.WriteFiles(dir+"/r.json", dir+"/r.xml", dir+"/r.md", ""); err != nil {
+		t.Fatal(err)
+	}
+	var back struct{ Error string }
+	data, _ := os.ReadFile(dir + "/r.json")
+	if json.Unmarshal(data, &back); !rep.Failed() || !strings.Contains(back.Error, "cannot connect") {
+		t.Errorf("JSON report of a run that could not start: %s", data)
+	}
+	var junit struct {
+		Failures int `xml:"failures,attr"`
+	}
+	data, _ = os.ReadFile(dir + "/r.xml")
+	if err := xml.Unmarshal(data, &junit); err != nil || junit.Failures != 1 {
+		t.Errorf("JUnit report of a run that could not start (%v): %s", err, data)
+	}
+	if data, _ = os.ReadFile(dir + "/r.md"); !strings.Contains(string(data), "could not start") {
+		t.Errorf("Markdown summary of a run that could not start: %s", data)
 	}
 	for _, bad := range []string{"", "http://x/ws", "ws://x/ws?session_id=a"} {
 		if _, err := conformance.Run(t.Context(), conformance.DefaultOptions(bad)); err == nil {
