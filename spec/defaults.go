@@ -18,6 +18,7 @@ type Settings struct {
 	RememberedQueryIDs int           // finished query ids per session (QID-4)
 	RememberedBytes    int           // bytes of their terminal frames per session (QID-4)
 	MaxSessions        int           // sessions held at once (HS-10)
+	MaxMemoryBytes     int           // bytes all sessions hold together (BUF-9)
 
 	// Connection hygiene: bounds on what one client may hold, and on how long an HTTP
 	// connection may take or sit idle before it is closed.
@@ -47,6 +48,7 @@ func Defaults() Settings {
 		RememberedQueryIDs: 100,
 		RememberedBytes:    4 << 20,
 		MaxSessions:        10000,
+		MaxMemoryBytes:     1 << 30,
 		MaxConnsPerIP:      128,
 		MaxConnsPerUser:    32,
 		ReadHeaderTimeout:  10 * time.Second,

@@ -39,6 +39,9 @@ func defaultsTable(t *testing.T) map[string]string {
 // spelled writes a default as table 15.4 does.
 func spelled(d spec.Settings) map[string]string {
 	bytes := func(n int) string {
+		if n%(1<<30) == 0 {
+			return fmt.Sprintf("%d GiB", n>>30)
+		}
 		if n%(1<<20) == 0 {
 			return fmt.Sprintf("%d MiB", n>>20)
 		}
@@ -54,25 +57,26 @@ func spelled(d spec.Settings) map[string]string {
 		return fmt.Sprintf("%d seconds", d/time.Second)
 	}
 	return map[string]string{
-		"listen address":                   "`" + d.ListenAddress + "`",
-		"buffer size":                      fmt.Sprintf("%d frames per session", d.BufferSize),
-		"buffer byte limit":                bytes(d.BufferBytes) + " per session",
-		"session TTL after an abrupt drop": duration(d.SessionTTL),
-		"keepalive interval":               duration(d.KeepaliveInterval),
-		"client message size limit":        bytes(d.MaxMessageBytes),
-		"query queue depth":                fmt.Sprint(d.QueueDepth),
-		"query queue byte limit":           bytes(d.QueueBytes) + " per session",
-		"drain timeout":                    duration(d.DrainTimeout),
-		"remembered finished query ids":    fmt.Sprintf("%d per session", d.RememberedQueryIDs),
-		"remembered terminal frame bytes":  bytes(d.RememberedBytes) + " per session",
-		"sessions held at once":            fmt.Sprint(d.MaxSessions),
-		"connections per client address":   fmt.Sprint(d.MaxConnsPerIP),
-		"connections per user":             fmt.Sprint(d.MaxConnsPerUser),
-		"HTTP request header timeout":      duration(d.ReadHeaderTimeout),
-		"HTTP request timeout":             duration(d.ReadTimeout),
-		"HTTP response write timeout":      duration(d.HTTPWriteTimeout),
-		"HTTP idle keep-alive timeout":     duration(d.IdleTimeout),
-		"HTTP request header size limit":   bytes(d.MaxHeaderBytes),
+		"listen address":                    "`" + d.ListenAddress + "`",
+		"buffer size":                       fmt.Sprintf("%d frames per session", d.BufferSize),
+		"buffer byte limit":                 bytes(d.BufferBytes) + " per session",
+		"session TTL after an abrupt drop":  duration(d.SessionTTL),
+		"keepalive interval":                duration(d.KeepaliveInterval),
+		"client message size limit":         bytes(d.MaxMessageBytes),
+		"query queue depth":                 fmt.Sprint(d.QueueDepth),
+		"query queue byte limit":            bytes(d.QueueBytes) + " per session",
+		"drain timeout":                     duration(d.DrainTimeout),
+		"remembered finished query ids":     fmt.Sprintf("%d per session", d.RememberedQueryIDs),
+		"remembered terminal frame bytes":   bytes(d.RememberedBytes) + " per session",
+		"sessions held at once":             fmt.Sprint(d.MaxSessions),
+		"memory byte limit of all sessions": bytes(d.MaxMemoryBytes),
+		"connections per client address":    fmt.Sprint(d.MaxConnsPerIP),
+		"connections per user":              fmt.Sprint(d.MaxConnsPerUser),
+		"HTTP request header timeout":       duration(d.ReadHeaderTimeout),
+		"HTTP request timeout":              duration(d.ReadTimeout),
+		"HTTP response write timeout":       duration(d.HTTPWriteTimeout),
+		"HTTP idle keep-alive timeout":      duration(d.IdleTimeout),
+		"HTTP request header size limit":    bytes(d.MaxHeaderBytes),
 	}
 }
 

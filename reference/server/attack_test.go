@@ -52,6 +52,7 @@ func TestAttacks(t *testing.T) {
 		{"replay amplification", attackReplayAmplification},
 		{"queued query text", attackQueuedText},
 		{"many sessions", attackManySessions},
+		{"one-address session churn", attackSessionChurn},
 		// Connections and handshakes.
 		{"idle keep-alive connections", attackIdleKeepAlive},
 		{"slowloris", attackSlowloris},
@@ -335,6 +336,30 @@ func attackManySessions(t *testing.T) {
 		t.Errorf("%d sessions held, bound %d", n, limit)
 	}
 	checkBudget(t, cfg, limit, before)
+	s.stillServes(t)
+}
+
+// BUF-7, -max-memory-bytes: one client address opens session after session, each
+// leaving a large answer offline; under -max-sessions, without a budget, their buffers,
+// histories and results would all stay for the TTL. The sessions together hold the
+// budget, and the live heap grows by no more than it, their overhead and the baseline.
+func attackSessionChurn(t *testing.T) {
+	m, sessions, limit := scale(128<<10, 1<<20), scale(30, 200), scale(1<<20, 16<<20)
+	s := start(t, func(c *server.Config) {
+		bounded(m)(c)
+		c.MaxMemoryBytes = limit
+		c.Agent = agent.Fixture{ChunkRunes: 16 << 10, Delay: 20 * time.Millisecond}
+	})
+	before := liveHeap()
+	leaveAnswers(t, s, sessions, text(m))
+	eventually(t, "the reclaimer brings the total within the budget", func() bool { return s.HeldBytes() <= int64(limit) })
+	allowed := limit + sessions*(64<<10) + baselineSlack
+	grown := int(liveHeap()) - int(before)
+	t.Logf("%d sessions of %d KiB answers against a budget of %d MiB: %d frames evicted, %d KiB held; live heap grew by %.1f MiB, allowed %.1f MiB",
+		sessions, m>>10, limit>>20, s.EvictedFrames(), s.HeldBytes()>>10, float64(grown)/(1<<20), float64(allowed)/(1<<20))
+	if grown > allowed {
+		t.Errorf("the live heap grew by %d bytes, over the budget's %d", grown, allowed)
+	}
 	s.stillServes(t)
 }
 

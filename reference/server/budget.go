@@ -9,6 +9,8 @@ type Budget struct {
 	Frame      int // the largest frame: one that echoes a whole client message, escaped
 	Connection int // a live connection: its send queue and the message it reads
 	Session    int // a session: its buffer, history, queries and remembered results
+	Held       int // what all sessions hold in the structures -max-memory-bytes counts
+	Offline    int // Held when no session has a connection
 	Total      int // MaxSessions sessions, each with a live connection
 }
 
@@ -32,7 +34,15 @@ func (c Config) Budget() Budget {
 	// The offline buffer and the history; the queued text (one query always waits)
 	// and the running query's text; its answer and the answer built from its chunks;
 	// the remembered results.
-	b.Session = 2*c.BufferBytes + c.QueueBytes + m + m + 2*b.Frame + c.RememberedBytes + sessionOverhead
-	b.Total = c.MaxSessions * (b.Session + b.Connection)
+	counted := 2*c.BufferBytes + c.QueueBytes + c.RememberedBytes
+	uncounted := m + m + 2*b.Frame + sessionOverhead
+	b.Session = counted + uncounted
+	// The counted bytes of all sessions: the budget, plus what arrives before the
+	// reclaimer takes it back from the sessions without a connection (a frame per
+	// running query), plus what sessions with a connection go on adding from the
+	// queries admitted before the total reached the budget (their history and results).
+	b.Offline = min(c.MaxSessions*counted, c.MaxMemoryBytes+c.MaxSessions*b.Frame)
+	b.Held = min(c.MaxSessions*counted, c.MaxMemoryBytes+c.MaxSessions*(c.BufferBytes+c.RememberedBytes))
+	b.Total = c.MaxSessions*(uncounted+b.Connection) + b.Held
 	return b
 }

@@ -8,6 +8,7 @@ type frameBuffer struct {
 	maxCount int
 	maxBytes int
 	evicted  int // frames evicted to make room since the buffer was last taken (BUF-8)
+	mem      *memory
 }
 
 // push appends f, evicting the oldest frames while the buffer is over a bound, and
@@ -16,6 +17,7 @@ type frameBuffer struct {
 func (b *frameBuffer) push(f frame) int {
 	b.frames = append(b.frames, f)
 	b.bytes += len(f.data)
+	b.mem.add(len(f.data))
 	return b.evictOver()
 }
 
@@ -24,13 +26,23 @@ func (b *frameBuffer) push(f frame) int {
 func (b *frameBuffer) evictOver() int {
 	n := 0
 	for len(b.frames) > b.maxCount || b.bytes > b.maxBytes {
-		b.bytes -= len(b.frames[0].data)
-		b.frames[0] = frame{}
-		b.frames = b.frames[1:]
-		n++
+		n += b.dropOldest()
 	}
-	b.evicted += n
 	return n
+}
+
+// dropOldest evicts the oldest frame, if any, and returns how many it evicted.
+func (b *frameBuffer) dropOldest() int {
+	if len(b.frames) == 0 {
+		return 0
+	}
+	size := len(b.frames[0].data)
+	b.bytes -= size
+	b.mem.add(-size)
+	b.frames[0] = frame{}
+	b.frames = b.frames[1:]
+	b.evicted++
+	return 1
 }
 
 // pushFront puts f before the buffered frames, as the oldest, and returns how many
@@ -38,6 +50,7 @@ func (b *frameBuffer) evictOver() int {
 func (b *frameBuffer) pushFront(f frame) int {
 	b.frames = append([]frame{f}, b.frames...)
 	b.bytes += len(f.data)
+	b.mem.add(len(f.data))
 	return b.evictOver()
 }
 
@@ -45,6 +58,7 @@ func (b *frameBuffer) pushFront(f frame) int {
 // evicted since it was last taken.
 func (b *frameBuffer) take() (frames []frame, evicted int) {
 	frames, evicted = b.frames, b.evicted
+	b.mem.add(-b.bytes)
 	b.frames, b.bytes, b.evicted = nil, 0, 0
 	return frames, evicted
 }

@@ -28,6 +28,7 @@ type Config struct {
 	AllowedOrigins    []string      // host patterns allowed besides the request's own host (HS-8)
 	DrainTimeout      time.Duration // how long running queries may finish on shutdown (SHUT-3)
 	MaxSessions       int           // sessions held at once; more are refused (HS-10)
+	MaxMemoryBytes    int           // bytes all sessions hold together in buffers, histories, remembered results and queued text; beyond it sessions without a connection are shed, then new queries get busy
 
 	// Connection hygiene (HS-12 to HS-14): what one client may hold, and whom the
 	// server answers to.
@@ -58,6 +59,7 @@ func DefaultConfig() Config {
 		WriteTimeout:      10 * time.Second,
 		DrainTimeout:      d.DrainTimeout,
 		MaxSessions:       d.MaxSessions,
+		MaxMemoryBytes:    d.MaxMemoryBytes,
 		MaxConnsPerIP:     d.MaxConnsPerIP,
 		MaxConnsPerUser:   d.MaxConnsPerUser,
 		Agent:             agent.Fixture{},
@@ -86,6 +88,7 @@ func (c *Config) check() error {
 	positive("write timeout", int64(c.WriteTimeout))
 	positive("drain timeout", int64(c.DrainTimeout))
 	positive("session limit", int64(c.MaxSessions))
+	positive("memory byte limit", int64(c.MaxMemoryBytes))
 	if c.MaxConnsPerIP < 0 || c.MaxConnsPerUser < 0 {
 		errs = append(errs, fmt.Errorf("connection bounds must be 0 (none) or positive, not %d per address and %d per user", c.MaxConnsPerIP, c.MaxConnsPerUser))
 	}

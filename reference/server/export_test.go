@@ -45,3 +45,6 @@ func (s *Server) BufferedFrames(id string) [][]byte {
 
 // EvictedFrames returns how many frames the offline buffers evicted, ever.
 func (s *Server) EvictedFrames() int64 { return s.stats.evicted.Load() }
+
+// HeldBytes returns the bytes all sessions hold, as -max-memory-bytes counts them.
+func (s *Server) HeldBytes() int64 { return s.mem.held.Load() }

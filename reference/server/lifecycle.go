@@ -109,6 +109,9 @@ func (s *Server) wentOffline(sess *session) {
 	defer s.mu.Unlock()
 	if s.sessions[sess.id] == sess {
 		s.offline.push(sess)
+		if s.mem.over() {
+			s.wakeReclaim()
+		}
 	}
 }
 

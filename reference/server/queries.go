@@ -35,6 +35,7 @@ type finishedQueries struct {
 	order    []string
 	last     map[string]*finished
 	kept     int // order[kept:] are the ids whose message is held
+	mem      *memory
 }
 
 type finished struct {
@@ -52,17 +53,36 @@ func (f *finishedQueries) add(id string, terminal any) {
 	size := heldBytes(terminal)
 	f.last[id] = &finished{terminal: terminal, size: size}
 	f.bytes += size
+	f.mem.add(size)
 	for len(f.order) > f.max {
 		f.bytes -= f.last[f.order[0]].size
+		f.mem.add(-f.last[f.order[0]].size)
 		delete(f.last, f.order[0])
 		f.order = f.order[1:]
 		f.kept = max(f.kept-1, 0)
 	}
-	for ; f.bytes > f.maxBytes && f.kept < len(f.order); f.kept++ {
-		e := f.last[f.order[f.kept]]
-		f.bytes -= e.size
-		e.terminal, e.size = nil, 0
+	for f.bytes > f.maxBytes && f.dropOldest() {
 	}
+}
+
+// dropOldest drops the oldest message still held, keeping its id, and reports whether
+// there was one.
+func (f *finishedQueries) dropOldest() bool {
+	if f.kept >= len(f.order) {
+		return false
+	}
+	e := f.last[f.order[f.kept]]
+	f.bytes -= e.size
+	f.mem.add(-e.size)
+	e.terminal, e.size = nil, 0
+	f.kept++
+	return true
+}
+
+// clear forgets every query and releases the bytes their messages held.
+func (f *finishedQueries) clear() {
+	f.mem.add(-f.bytes)
+	*f = finishedQueries{}
 }
 
 // lookup returns the terminal message of the finished query id, and whether the
@@ -112,6 +132,9 @@ func (s *session) refusal(code msg.ErrorCode, queryID, format string, args ...an
 // It returns the error frame that refuses the query (STREAM-9, STREAM-10), for the
 // caller to send once no lock is held, or nil.
 func (s *session) submit(q msg.Query) *frame {
+	if s.srv.mem.over() {
+		s.srv.reclaimPass() // before s.mu: it locks other sessions
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
@@ -138,6 +161,8 @@ func (s *session) submit(q msg.Query) *frame {
 		return s.refusal(msg.ErrorCodeBusy, q.QueryId, "Query refused: %d queries are already waiting in this session's queue", len(s.queue))
 	case len(s.queue) > 0 && s.queued+querySize(q) > s.srv.cfg.QueueBytes:
 		return s.refusal(msg.ErrorCodeBusy, q.QueryId, "Query refused: the %d queries waiting in this session's queue hold %d bytes of text, and this one would take them past %d", len(s.queue), s.queued, s.srv.cfg.QueueBytes)
+	case s.srv.mem.over():
+		return s.refusal(msg.ErrorCodeBusy, q.QueryId, "Query refused: the sessions hold %d bytes, over the server's budget of %d (-max-memory-bytes), and every session holding them has a connection; try again when queries finish or sessions end", s.srv.mem.held.Load(), s.srv.mem.max)
 	}
 	if !s.runner {
 		if !s.srv.startRunner(s.runQueue) {
@@ -151,6 +176,7 @@ func (s *session) submit(q msg.Query) *frame {
 	} else {
 		s.queue = append(s.queue, qu)
 		s.queued += qu.size
+		s.srv.mem.add(qu.size)
 	}
 	return nil
 }
@@ -216,6 +242,7 @@ func (s *session) cancelQuery(id string) *frame {
 	q := s.queue[i]
 	s.queue = slices.Delete(s.queue, i, i+1)
 	s.queued -= q.size
+	s.srv.mem.add(-q.size)
 	q.cancel(errCancelled)
 	s.finishLocked(q, errorBuilder(s.id, q.id, msg.ErrorCodeCancelled, "Query cancelled by the client before it started"), true)
 	return nil
@@ -264,6 +291,7 @@ func (s *session) advanceLocked() {
 	if len(s.queue) > 0 {
 		s.running = s.queue[0]
 		s.queued -= s.running.size
+		s.srv.mem.add(-s.running.size)
 		s.queue[0] = nil
 		s.queue = s.queue[1:]
 	}

@@ -38,6 +38,9 @@ type Server struct {
 
 	perIP, perUser connLimiter // connections of each client address and user (HS-14)
 
+	mem     memory    // the bytes all sessions hold, against -max-memory-bytes
+	reclaim reclaimer // takes them back from sessions without a connection
+
 	draining   atomic.Bool    // what health, the handshake and attach read
 	conns      sync.WaitGroup // connection handlers, added under mu while !stopping
 	runners    sync.WaitGroup // query runners, added under mu while !stopping
@@ -60,6 +63,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, validator: v, sessions: map[string]*session{}}
 	s.perIP.max, s.perUser.max = cfg.MaxConnsPerIP, cfg.MaxConnsPerUser
+	s.mem.max, s.mem.wake = int64(cfg.MaxMemoryBytes), s.wakeReclaim
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	s.capabilities = []string{"buffering", "error_codes", "query_id", "resume", "cancel"}
 	if cfg.Auth != nil {

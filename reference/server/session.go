@@ -50,12 +50,12 @@ type session struct {
 func newSession(srv *Server, id, user string) *session {
 	epoch := make([]byte, 6)
 	rand.Read(epoch)
-	bounds := frameBuffer{maxCount: srv.cfg.BufferSize, maxBytes: srv.cfg.BufferBytes}
+	bounds := frameBuffer{maxCount: srv.cfg.BufferSize, maxBytes: srv.cfg.BufferBytes, mem: &srv.mem}
 	return &session{
 		srv: srv, id: id, user: user, epoch: hex.EncodeToString(epoch),
 		log: srv.log.With("session_id", id),
 		buf: bounds, hist: bounds,
-		finished: finishedQueries{max: rememberedQueries, maxBytes: srv.cfg.RememberedBytes},
+		finished: finishedQueries{max: rememberedQueries, maxBytes: srv.cfg.RememberedBytes, mem: &srv.mem},
 	}
 }
 
@@ -249,8 +249,9 @@ func (s *session) endLocked(cause error) {
 	for _, q := range s.queue {
 		q.cancel(cause)
 	}
+	s.srv.mem.add(-s.queued)
 	s.queue, s.queued = nil, 0
-	s.finished = finishedQueries{}
+	s.finished.clear()
 	if s.running != nil {
 		s.running.cancel(cause)
 	}

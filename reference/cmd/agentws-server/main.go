@@ -114,6 +114,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	fs.StringVar(&o.origins, "allowed-origins", "", "comma-separated host `patterns` of browser origins allowed besides the server's own, such as localhost:3000,*.example.com")
 	fs.DurationVar(&o.cfg.DrainTimeout, "drain-timeout", o.cfg.DrainTimeout, "how long running queries may finish on shutdown")
 	fs.IntVar(&o.cfg.MaxSessions, "max-sessions", o.cfg.MaxSessions, "sessions held at once; at the bound the one without a connection the longest makes room, and a new one gets 503 only when all have a connection")
+	fs.IntVar(&o.cfg.MaxMemoryBytes, "max-memory-bytes", o.cfg.MaxMemoryBytes, "bytes all sessions hold together in offline buffers, resume histories, remembered results and queued query text; over it the sessions without a connection the longest lose their oldest frames and results (counted as evicted), and when all have a connection a new query gets busy")
 	fs.IntVar(&o.cfg.MaxConnsPerIP, "max-conns-per-ip", o.cfg.MaxConnsPerIP, "connections at once from one client address, handshakes included; one more gets 429 (0: no bound)")
 	fs.IntVar(&o.cfg.MaxConnsPerUser, "max-conns-per-user", o.cfg.MaxConnsPerUser, "connections at once of one user (user_id, or the token's subject); one more gets 429 (0: no bound)")
 	fs.StringVar(&o.hosts, "allowed-hosts", "", "comma-separated host `patterns` the Host header may name besides IP addresses, localhost and the -addr host, such as agent.example.com,*.example.com; * allows any")
