@@ -39,13 +39,23 @@ type reclaimer struct {
 	pending atomic.Bool
 }
 
-// wakeReclaim asks for a reclaim pass; it never blocks, and may be called with a
-// session's mu held.
+// wakeReclaim asks for a reclaim pass; it never blocks on a session, and may be called
+// with a session's mu held (the lock order is session, then server).
 func (s *Server) wakeReclaim() {
 	s.reclaim.pending.Store(true)
-	if s.reclaim.running.CompareAndSwap(false, true) {
-		go s.reclaimLoop()
+	if !s.reclaim.running.CompareAndSwap(false, true) {
+		return
 	}
+	// Close waits for it. A stopping server starts none: while it drains, its budget
+	// is not enforced (new connections are refused, and running queries only finish).
+	if !s.track(&s.background) {
+		s.reclaim.running.Store(false)
+		return
+	}
+	go func() {
+		defer s.background.Done()
+		s.reclaimLoop()
+	}()
 }
 
 func (s *Server) reclaimLoop() {
