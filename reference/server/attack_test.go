@@ -222,20 +222,25 @@ func (l smallListener) Accept() (net.Conn, error) {
 	return c, err
 }
 
+// smallReadClient dials connections with a receive buffer of size bytes.
+func smallReadClient(size int) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetReadBuffer(size)
+			}
+			return c, err
+		},
+	}}
+}
+
 // dialSmall connects with a small receive buffer, and reads connected.
 func (s *testServer) dialSmall(t *testing.T, size int, query string) *client {
 	t.Helper()
-	dialer := &net.Dialer{Control: nil}
-	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dialer.DialContext(ctx, network, addr)
-		if tc, ok := c.(*net.TCPConn); ok {
-			tc.SetReadBuffer(size)
-		}
-		return c, err
-	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, s.wsURL(query), &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
+	ws, _, err := websocket.Dial(ctx, s.wsURL(query), &websocket.DialOptions{HTTPClient: smallReadClient(size)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,9 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -56,6 +54,10 @@ type chaosStats struct {
 	queries, frames, aborts, takeovers, slowCloses, resumes, gapResumes atomic.Int64
 	cancels, cancelled, resent, replays, lost, announced, misannounced  atomic.Int64
 	duplicated                                                          atomic.Int64
+
+	// sent, when not nil, is closed once sentMark queries were sent.
+	sent     chan struct{}
+	sentMark int64
 }
 
 func (s *chaosStats) String() string {
@@ -123,13 +125,11 @@ func TestChaosDrain(t *testing.T) {
 	mode := chaosMode{name: "drain", takeovers: true, pace: [2]int{20, 200}, cancel: 0.2, dup: 0.1}
 	const clients, queries = 6, 40 // more queries than are sent before the drain
 	s := startChaos(t, mode.config)
-	stats := &chaosStats{}
+	stats := &chaosStats{sent: make(chan struct{}), sentMark: 5 * clients}
 	drained := make(chan struct{})
 	go func() {
 		defer close(drained)
-		for stats.queries.Load() < 5*clients {
-			time.Sleep(5 * time.Millisecond) // polling
-		}
+		<-stats.sent
 		s.Drain(context.Background())
 	}()
 	runChaos(t, s, mode, clients, queries, stats, drained)
@@ -410,7 +410,9 @@ func (c *chaosClient) finish(id string, end frame) {
 func (c *chaosClient) submit(id, text string) {
 	c.texts[id] = text
 	c.pending = append(c.pending, id)
-	c.stats.queries.Add(1)
+	if c.stats.queries.Add(1) == c.stats.sentMark && c.stats.sent != nil {
+		close(c.stats.sent)
+	}
 	c.send(id)
 }
 
@@ -620,40 +622,8 @@ const smallBuffer = 16 << 10
 // buffers.
 func startChaos(t *testing.T, edit func(*server.Config)) *testServer {
 	t.Helper()
-	cfg := server.DefaultConfig()
-	edit(&cfg)
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewUnstartedServer(srv)
-	ts.Listener = smallBuffers{ts.Listener}
-	ts.Start()
-	t.Cleanup(func() {
-		srv.Close()
-		ts.Close()
-	})
-	return &testServer{Server: srv, URL: ts.URL, ts: ts}
-}
-
-// smallBuffers is a listener whose connections have a small send buffer.
-type smallBuffers struct{ net.Listener }
-
-func (l smallBuffers) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetWriteBuffer(smallBuffer)
-	}
-	return c, err
+	return smallSockets(t, smallBuffer, edit)
 }
 
 // smallBuffersClient dials connections with a small receive buffer.
-var smallBuffersClient = &http.Client{Transport: &http.Transport{
-	DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if tc, ok := c.(*net.TCPConn); ok {
-			tc.SetReadBuffer(smallBuffer)
-		}
-		return c, err
-	},
-}}
+var smallBuffersClient = smallReadClient(smallBuffer)
