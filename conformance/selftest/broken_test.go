@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -84,19 +83,7 @@ func serveHealth(w http.ResponseWriter, host, path string, b breakage, ps *proxy
 
 func relay(w http.ResponseWriter, r *http.Request, upstream string, b breakage, ps *proxyState) {
 	ctx := context.Background()
-	header := http.Header{}
-	if o := r.Header.Get("Origin"); o != "" {
-		// The proxy stands in for the upstream: its own origin is the upstream's own.
-		up, _ := url.Parse(upstream)
-		header.Set("Origin", strings.Replace(o, "//"+r.Host, "//"+up.Host, 1))
-	}
-	// The proxy's own address stands for the upstream's; a host name is passed on, so
-	// that the upstream's Host check (HS-13) sees it.
-	var host string
-	if h, _, _ := net.SplitHostPort(r.Host); net.ParseIP(h) == nil {
-		host = r.Host
-	}
-	up, resp, err := websocket.Dial(ctx, upstream+"?"+r.URL.RawQuery, &websocket.DialOptions{HTTPHeader: header, Host: host})
+	up, resp, err := dialUpstream(r, upstream)
 	if err != nil {
 		status := http.StatusBadGateway
 		if resp != nil {
