@@ -314,6 +314,11 @@ func relayStubborn(w http.ResponseWriter, r *http.Request, upstream string) {
 	}
 	defer down.CloseNow()
 	down.SetReadLimit(-1)
+	// The keepalives start once the server's first frame (connected) is passed on:
+	// before it, they would break CONN-1 whenever the server is slower than a tick.
+	if typ, data, err := up.Read(ctx); err != nil || down.Write(ctx, typ, data) != nil {
+		return
+	}
 	go keepalives(ctx, down)
 	go func() { // server to client; the end of the server's connection is not passed on
 		for {
