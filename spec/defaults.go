@@ -18,7 +18,7 @@ type Settings struct {
 	RememberedQueryIDs int           // finished query ids per session (QID-4)
 	RememberedBytes    int           // bytes of their terminal frames per session (QID-4)
 	MaxSessions        int           // sessions held at once (HS-10)
-	MaxMemoryBytes     int           // bytes all sessions hold together (BUF-9)
+	MaxMemoryBytes     int           // bytes held for all clients together (BUF-7)
 
 	// Connection hygiene: bounds on what one client may hold, and on how long an HTTP
 	// connection may take or sit idle before it is closed.

@@ -69,7 +69,7 @@ func spelled(d spec.Settings) map[string]string {
 		"remembered finished query ids":     fmt.Sprintf("%d per session", d.RememberedQueryIDs),
 		"remembered terminal frame bytes":   bytes(d.RememberedBytes) + " per session",
 		"sessions held at once":             fmt.Sprint(d.MaxSessions),
-		"memory byte limit of all sessions": bytes(d.MaxMemoryBytes),
+		"memory byte limit for all clients": bytes(d.MaxMemoryBytes),
 		"connections per client address":    fmt.Sprint(d.MaxConnsPerIP),
 		"connections per user":              fmt.Sprint(d.MaxConnsPerUser),
 		"HTTP request header timeout":       duration(d.ReadHeaderTimeout),

@@ -53,6 +53,7 @@ func TestAttacks(t *testing.T) {
 		{"queued query text", attackQueuedText},
 		{"many sessions", attackManySessions},
 		{"one-address session churn", attackSessionChurn},
+		{"connected sessions that do not read", attackConnectedHolders},
 		// Connections and handshakes.
 		{"idle keep-alive connections", attackIdleKeepAlive},
 		{"slowloris", attackSlowloris},
@@ -127,14 +128,14 @@ func liveHeap() uint64 {
 const baselineSlack = 8 << 20
 
 // checkBudget checks that the live heap grew from before by no more than the budget of
-// sessions sessions, each with a connection, plus baselineSlack.
+// sessions sessions, each with a connection (Budget.For), plus baselineSlack.
 func checkBudget(t *testing.T, cfg server.Config, sessions int, before uint64) {
 	t.Helper()
 	b := cfg.Budget()
-	allowed := sessions*(b.Session+b.Connection) + baselineSlack
+	allowed := b.For(sessions) + baselineSlack
 	grown := int(liveHeap()) - int(before)
-	t.Logf("live heap grew by %.1f MiB; budget %d × (%.1f + %.1f) MiB + %d MiB slack = %.1f MiB",
-		float64(grown)/(1<<20), sessions, float64(b.Session)/(1<<20), float64(b.Connection)/(1<<20), baselineSlack>>20, float64(allowed)/(1<<20))
+	t.Logf("live heap grew by %.1f MiB; budget of %d sessions min(%.1f, %d × %.1f) + %d × (%.0f + %.0f KiB) + %d MiB slack = %.1f MiB",
+		float64(grown)/(1<<20), sessions, float64(b.Counted)/(1<<20), sessions, float64(b.PerSession)/(1<<20), sessions, float64(b.Session)/(1<<10), float64(b.Connection)/(1<<10), baselineSlack>>20, float64(allowed)/(1<<20))
 	if grown > allowed {
 		t.Errorf("the live heap grew by %d bytes, over the budget's %d", grown, allowed)
 	}
@@ -288,16 +289,17 @@ func attackReplayAmplification(t *testing.T) {
 	s.stillServes(t)
 }
 
-// STREAM-8 with -queue-bytes: sessions that each send many large queries behind a slow
-// one, then drop, hold one waiting query each; the others get busy (issue 12: 20
+// STREAM-8 with -queue-bytes: sessions that each send many large queries behind one
+// that does not answer yet, then drop, hold one waiting query each; the others get busy (issue 12: 20
 // sessions × 17 queries of 1 MB stayed in memory).
 func attackQueuedText(t *testing.T) {
 	m, sessions, queries := scale(64<<10, 1<<20), scale(5, 20), scale(200, 17)
 	var cfg server.Config
+	gate := make(chan struct{}) // the running queries answer once the attack is over
 	s := start(t, func(c *server.Config) {
 		bounded(m)(c)
 		c.QueueDepth = queries
-		c.Agent = agent.Fixture{Delay: 50 * time.Millisecond}
+		c.Agent = gated{gate}
 		cfg = *c
 	})
 	before := liveHeap()
@@ -319,6 +321,7 @@ func attackQueuedText(t *testing.T) {
 	}
 	eventually(t, "every drop is seen", func() bool { return s.health(t).ActiveConnections == 0 })
 	checkBudget(t, cfg, sessions, before)
+	close(gate)
 	s.stillServes(t)
 }
 
@@ -350,15 +353,17 @@ func attackManySessions(t *testing.T) {
 // budget, and the live heap grows by no more than it, their overhead and the baseline.
 func attackSessionChurn(t *testing.T) {
 	m, sessions, limit := scale(128<<10, 1<<20), scale(30, 200), scale(1<<20, 16<<20)
+	var cfg server.Config
 	s := start(t, func(c *server.Config) {
 		bounded(m)(c)
 		c.MaxMemoryBytes = limit
-		c.Agent = agent.Fixture{ChunkRunes: 16 << 10, Delay: 20 * time.Millisecond}
+		c.Agent = agent.Fixture{ChunkRunes: 16 << 10, Delay: time.Millisecond}
+		cfg = *c
 	})
 	before := liveHeap()
 	leaveAnswers(t, s, sessions, text(m))
 	eventually(t, "the reclaimer brings the total within the budget", func() bool { return s.HeldBytes() <= int64(limit) })
-	allowed := limit + sessions*(64<<10) + baselineSlack
+	allowed := cfg.Budget().For(sessions) + baselineSlack
 	grown := int(liveHeap()) - int(before)
 	t.Logf("%d sessions of %d KiB answers against a budget of %d MiB: %d frames evicted, %d KiB held; live heap grew by %.1f MiB, allowed %.1f MiB",
 		sessions, m>>10, limit>>20, s.EvictedFrames(), s.HeldBytes()>>10, float64(grown)/(1<<20), float64(allowed)/(1<<20))
@@ -366,6 +371,82 @@ func attackSessionChurn(t *testing.T) {
 		t.Errorf("the live heap grew by %d bytes, over the budget's %d", grown, allowed)
 	}
 	s.stillServes(t)
+}
+
+// BUF-7, -max-memory-bytes with every session connected (before, the total bound held
+// only while no session had a connection): clients that never read each start a large
+// answer and queue large queries behind it. What the server counts stays within the
+// budget (beyond the answers to client frames it counts without a reservation), the
+// live heap within Budget.For, and the queries past the budget get busy. Once the
+// clients leave, their queries finish offline and a new client is served.
+func attackConnectedHolders(t *testing.T) {
+	m, conns, limit := scale(64<<10, 1<<20), scale(20, 100), scale(2<<20, 32<<20)
+	var cfg server.Config
+	s := smallSockets(t, m/8, func(c *server.Config) {
+		bounded(m)(c)
+		c.MaxMemoryBytes, c.QueueBytes, c.WriteTimeout = limit, 8*m, time.Minute
+		cfg = *c
+	})
+	before := liveHeap()
+	held := watchHeld(s)
+	var clients []*client
+	var sids []string
+	for range conns {
+		sid := newSession(t)
+		c := s.dialSmall(t, m/8, "session_id="+sid)
+		for j := range 6 {
+			c.send(map[string]any{"type": "query", "query": text(m), "query_id": fmt.Sprint("q", j)})
+		}
+		clients, sids = append(clients, c), append(sids, sid)
+	}
+	eventually(t, "the sessions hold the budget", func() bool { return s.HeldBytes() >= int64(limit)/2 })
+	checkBudget(t, cfg, conns, before)
+	unreserved := conns * 32 * (2 << 10) // the answers to client frames, at most
+	if most := held(); most > int64(limit+unreserved) {
+		t.Errorf("the server counted %d bytes held, over the budget %d and the answers' %d", most, limit, unreserved)
+	} else {
+		t.Logf("%d clients that do not read, 6 queries of %d KiB each: at most %d KiB counted, budget %d KiB", conns, m>>10, most>>10, limit>>10)
+	}
+	last := clients[len(clients)-1]
+	for f := last.next(); f.str("code") != "busy"; f = last.next() {
+		if f.str("type") == "error" {
+			t.Fatalf("the last client got %v, want busy for the memory budget", f)
+		}
+	}
+	for _, c := range clients {
+		c.ws.CloseNow()
+	}
+	for _, sid := range sids {
+		eventually(t, "the queries finish offline", func() bool { return !s.SessionBusy(sid) })
+	}
+	s.stillServes(t)
+}
+
+// watchHeld samples what s counts as held until the returned function is called, which
+// returns the most it saw.
+func watchHeld(s *testServer) func() int64 {
+	var most atomic.Int64
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			if h := s.HeldBytes(); h > most.Load() {
+				most.Store(h)
+			}
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() int64 {
+		close(done)
+		<-stopped
+		return most.Load()
+	}
 }
 
 // startHTTP starts a server behind an http.Server that edit configures, as

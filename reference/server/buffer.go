@@ -8,16 +8,15 @@ type frameBuffer struct {
 	maxCount int
 	maxBytes int
 	evicted  int // frames evicted to make room since the buffer was last taken (BUF-8)
-	mem      *memory
 }
 
-// push appends f, evicting the oldest frames while the buffer is over a bound, and
+// push appends f, which it holds (charge), evicting the oldest frames while the buffer is over a bound, and
 // returns how many it evicted. A frame larger than the byte bound on its own is
 // evicted too.
 func (b *frameBuffer) push(f frame) int {
+	f.held.hold()
 	b.frames = append(b.frames, f)
 	b.bytes += len(f.data)
-	b.mem.add(len(f.data))
 	return b.evictOver()
 }
 
@@ -36,29 +35,27 @@ func (b *frameBuffer) dropOldest() int {
 	if len(b.frames) == 0 {
 		return 0
 	}
-	size := len(b.frames[0].data)
-	b.bytes -= size
-	b.mem.add(-size)
+	b.bytes -= len(b.frames[0].data)
+	b.frames[0].held.drop()
 	b.frames[0] = frame{}
 	b.frames = b.frames[1:]
 	b.evicted++
 	return 1
 }
 
-// pushFront puts f before the buffered frames, as the oldest, and returns how many
+// pushFront puts f, which it holds, before the buffered frames, as the oldest, and returns how many
 // frames it evicted (f itself first, when the buffer is over a bound).
 func (b *frameBuffer) pushFront(f frame) int {
+	f.held.hold()
 	b.frames = append([]frame{f}, b.frames...)
 	b.bytes += len(f.data)
-	b.mem.add(len(f.data))
 	return b.evictOver()
 }
 
-// take empties the buffer and returns its frames, oldest first, and how many frames it
-// evicted since it was last taken.
+// take empties the buffer and returns its frames, oldest first, with their holds, and
+// how many frames it evicted since it was last taken.
 func (b *frameBuffer) take() (frames []frame, evicted int) {
 	frames, evicted = b.frames, b.evicted
-	b.mem.add(-b.bytes)
 	b.frames, b.bytes, b.evicted = nil, 0, 0
 	return frames, evicted
 }

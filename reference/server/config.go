@@ -28,7 +28,7 @@ type Config struct {
 	AllowedOrigins    []string      // host patterns allowed besides the request's own host (HS-8)
 	DrainTimeout      time.Duration // how long running queries may finish on shutdown (SHUT-3)
 	MaxSessions       int           // sessions held at once; more are refused (HS-10)
-	MaxMemoryBytes    int           // bytes all sessions hold together in buffers, histories, remembered results and queued text; beyond it sessions without a connection are shed, then new queries get busy
+	MaxMemoryBytes    int           // bytes held for all clients together: frames, remembered results, query text, answers being built, messages being read; over it sessions are shed, then queries wait and new ones get busy (README, Memory)
 
 	// Connection hygiene (HS-12 to HS-14): what one client may hold, and whom the
 	// server answers to.
@@ -66,6 +66,11 @@ func DefaultConfig() Config {
 	}
 }
 
+// memoryPerMessage is how many times the largest message the memory budget must hold
+// at least: reading it reserves decodeFactor times its size, answering it (its
+// query_start, then its complete and the remembered result) about three.
+const memoryPerMessage = 8
+
 // minMessageBytes is the smallest message size limit the server accepts: room for any
 // ping, cancel or short query. Below 64 KiB a limit breaks rule ENV-9, a SHOULD.
 const minMessageBytes = 1 << 10
@@ -99,6 +104,9 @@ func (c *Config) check() error {
 	}
 	if c.MaxMessageBytes < minMessageBytes {
 		errs = append(errs, fmt.Errorf("max message size must be at least %d bytes, not %d", minMessageBytes, c.MaxMessageBytes))
+	}
+	if c.MaxMemoryBytes > 0 && int64(c.MaxMemoryBytes) < memoryPerMessage*c.MaxMessageBytes {
+		errs = append(errs, fmt.Errorf("memory byte limit must be at least %d × the max message size (%d), not %d: reading, decoding and answering one message of the largest size reserve up to that much", memoryPerMessage, memoryPerMessage*c.MaxMessageBytes, c.MaxMemoryBytes))
 	}
 	if c.QueueDepth < 1 {
 		errs = append(errs, fmt.Errorf("query queue depth must be at least 1 (rule STREAM-8), not %d", c.QueueDepth))

@@ -106,8 +106,10 @@ func (c *conn) fullLocked() bool {
 	return len(c.out) >= c.limit || c.bytes >= c.maxB
 }
 
-// queueLocked appends f to the queue and wakes the writer. c.mu is held.
+// queueLocked appends f to the queue, which holds it until the writer has written it
+// (charge), and wakes the writer. c.mu is held.
 func (c *conn) queueLocked(f frame, answer bool) {
+	f.held.hold()
 	f.answer = answer
 	if answer {
 		c.answers++
@@ -150,10 +152,15 @@ func (c *conn) signalRoomLocked() {
 	}
 }
 
-// reply queues a connection-scoped frame, an answer to a client frame. A client that
-// does not read while it keeps sending fills even the reserve, and is closed with 4002;
-// reply then returns false.
+// reply queues a connection-scoped frame, an answer to a client frame, charged to the
+// memory budget unless the caller charged it. A client that does not read while it
+// keeps sending fills even the reserve, and is closed with 4002; reply then returns
+// false.
 func (c *conn) reply(f frame) bool {
+	if f.held == nil {
+		c.srv.mem.charge(&f)
+		defer f.held.drop()
+	}
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -180,7 +187,8 @@ func (c *conn) join(sess *session) {
 }
 
 // enqueueAll queues frames past the limit: the start of a connection, where
-// connected and the buffered frames must all go first.
+// connected and the buffered frames must all go first. The queue holds each; the
+// caller keeps its own holds.
 func (c *conn) enqueueAll(fs ...frame) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -201,15 +209,17 @@ func (c *conn) closeAfter(code websocket.StatusCode, reason string) {
 }
 
 // closeNow closes the connection with code without writing what is queued, and
-// returns the session-scoped frames that were queued, for the session's buffer, and
-// the evictions that an unwritten connected frame was to announce (BUF-8), for the
-// next one.
+// returns the session-scoped frames that were queued, with their holds, for the
+// session's buffer, and the evictions that an unwritten connected frame was to
+// announce (BUF-8), for the next one. The other frames are dropped.
 func (c *conn) closeNow(code websocket.StatusCode, reason string) (unsent []frame, unannounced int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, f := range c.out {
 		if f.session {
 			unsent = append(unsent, f)
+		} else {
+			f.held.drop()
 		}
 		unannounced += f.evicted
 	}
@@ -235,6 +245,7 @@ func (c *conn) writeLoop() {
 				c.writeFailed(f, err)
 				return
 			}
+			f.held.drop()
 		}
 		c.mu.Lock()
 		closing, code, reason := c.closing, c.code, c.reason
@@ -246,8 +257,8 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// take takes the next frame to write, unless none is queued or c closes without
-// writing what is queued; a runner waiting for room is woken.
+// take takes the next frame to write, with the queue's hold, unless none is queued or
+// c closes without writing what is queued; a runner waiting for room is woken.
 func (c *conn) take() (frame, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -271,7 +282,7 @@ func (c *conn) take() (frame, bool) {
 }
 
 // writeFailed drops c after the write of f failed; f goes first to the session's
-// buffer. A client that took no frame for the write timeout is a slow consumer: it is
+// buffer, which takes over the writer's hold. A client that took no frame for the write timeout is a slow consumer: it is
 // dropped with 4002, though the close frame cannot reach a client that does not read.
 // The session gets f before the socket is closed for good, which waits for the reader.
 func (c *conn) writeFailed(f frame, err error) {

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/agentws/agentws/schemas/msg"
@@ -18,22 +19,37 @@ type frame struct {
 	seq     int  // its seq, for a session-scoped frame
 	evicted int  // for connected: the evictions it announces (BUF-8)
 	answer  bool // queued on a conn as the answer to a client frame
+	held    *charge
 }
 
 func timestamp() string { return time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00") }
 
-// encode encodes a server message. It does not escape <, > and & as encoding/json
-// does by default: an escaped string may grow sixfold, and the memory budget assumes
-// no string grows more than twofold (Config.Budget).
+// encoders holds buffers for encode; one that grew past 64 KiB is not kept.
+var encoders = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// encode encodes a server message into a slice of exactly its length, which is what
+// the memory budget counts. It does not escape <, > and & as encoding/json does by
+// default: an escaped string may grow sixfold, and the memory budget assumes no string
+// grows more than twofold (frameBound).
 func encode(v any) frame {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
+	b := encoders.Get().(*bytes.Buffer)
+	b.Reset()
+	enc := json.NewEncoder(b)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
 		panic(err) // the generated types always encode
 	}
-	return frame{data: bytes.TrimSuffix(b.Bytes(), []byte("\n"))}
+	data := bytes.Clone(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
+	if b.Cap() <= 64<<10 {
+		encoders.Put(b)
+	}
+	return frame{data: data}
 }
+
+// frameBound bounds the bytes a frame carrying strings of n bytes in all takes,
+// counted as memory charges it: each string escaped at most twofold, the other members
+// (ids of at most 128 bytes, timestamps, numbers) within 1 KiB, and frameOverhead.
+func frameBound(n int) int { return 2*n + 1<<10 + frameOverhead }
 
 func pongFrame() frame {
 	return encode(msg.Pong{Type: msg.PongTypePong, Timestamp: timestamp()})

@@ -3,8 +3,10 @@ package server
 import "time"
 
 // broadcast queues a connection-scoped frame on every live connection but those
-// exclude reports; it never waits for a client.
+// exclude reports; it never waits for a client. The frame is charged once for all.
 func (s *Server) broadcast(f frame, exclude func(c *conn) bool) {
+	s.mem.charge(&f)
+	defer f.held.drop()
 	for _, sess := range s.snapshot() {
 		sess.mu.Lock()
 		c := sess.conn

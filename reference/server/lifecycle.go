@@ -217,23 +217,27 @@ func (s *Server) release(c *conn) {
 
 // dropped ends c other than by disconnect: it stops counting it, closes it with code
 // (unless it is closing already), and when c is its session's connection, hands its
-// unwritten session frames (failed, a frame whose write failed, first) to the session,
-// which lives on (BUF-1). The take of those frames and the detach are one critical
-// section under the session's lock (the lock order is session, then connection).
+// unwritten session frames (failed, a frame whose write failed, first, with its hold)
+// to the session, which lives on (BUF-1). The take of those frames and the detach are
+// one critical section under the session's lock (the lock order is session, then
+// connection).
 func (s *Server) dropped(c *conn, code websocket.StatusCode, reason string, failed ...frame) {
 	s.release(c)
 	c.mu.Lock()
 	sess := c.sess
 	c.mu.Unlock()
-	if sess == nil {
-		c.closeNow(code, reason)
-		return
-	}
 	var frames []frame
 	for _, f := range failed {
-		if f.session {
+		if f.session && sess != nil {
 			frames = append(frames, f)
+		} else {
+			f.held.drop()
 		}
+	}
+	if sess == nil {
+		unsent, _ := c.closeNow(code, reason)
+		dropAll(unsent)
+		return
 	}
 	sess.detach(c, code, reason, frames)
 }

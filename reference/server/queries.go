@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/agentws/agentws/reference/agent"
 	"github.com/agentws/agentws/schemas/msg"
@@ -22,6 +23,11 @@ type query struct {
 	req    agent.Request
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+
+	// Bytes of the memory budget the query holds, guarded by its session's mu: its
+	// text and the answer's chunks (held), and what was reserved at its admission
+	// for its query_start (start). releaseLocked gives them back.
+	held, start int
 }
 
 // finishedQueries remembers a session's last finished queries by query id, oldest
@@ -38,14 +44,18 @@ type finishedQueries struct {
 	mem      *memory
 }
 
+// rememberedBound bounds what remembering a terminal frame whose strings take n bytes
+// holds (heldBytes).
+func rememberedBound(n int) int { return 256 + n }
+
 type finished struct {
 	terminal any // msg.Complete or msg.Error; nil once dropped
 	size     int
 }
 
 // add remembers the terminal message of query id, which is not remembered yet: a
-// remembered id never runs again (submit).
-func (f *finishedQueries) add(id string, terminal any) {
+// remembered id never runs again (submit). It returns the bytes it counted as held.
+func (f *finishedQueries) add(id string, terminal any) int {
 	if f.last == nil {
 		f.last = map[string]*finished{}
 	}
@@ -63,6 +73,7 @@ func (f *finishedQueries) add(id string, terminal any) {
 	}
 	for f.bytes > f.maxBytes && f.dropOldest() {
 	}
+	return size
 }
 
 // dropOldest drops the oldest message still held, keeping its id, and reports whether
@@ -131,10 +142,13 @@ func (s *session) refusal(code msg.ErrorCode, queryID, format string, args ...an
 // (STREAM-7, STREAM-8), unless its query_id names one the session knows (QID-3, QID-4).
 // It returns the error frame that refuses the query (STREAM-9, STREAM-10), for the
 // caller to send once no lock is held, or nil.
+//
+// An accepted query reserves its text and its query_start in the memory budget; a
+// replayed end reserves its frame. With no room even after the reclaimer ran, it is
+// refused with busy (BUF-7).
 func (s *session) submit(q msg.Query) *frame {
-	if s.srv.mem.over() {
-		s.srv.reclaimPass() // before s.mu: it locks other sessions
-	}
+	need := admission(q)
+	s.srv.relieve(max(need, s.replayNeed(q.QueryId))) // before s.mu: it locks other sessions
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
@@ -147,8 +161,14 @@ func (s *session) submit(q msg.Query) *frame {
 		}
 		switch terminal, ok := s.finished.lookup(q.QueryId); {
 		case terminal != nil:
+			replay := frameBound(heldBytes(terminal))
+			if !s.srv.mem.tryReserve(replay) {
+				return s.overBudget(q.QueryId)
+			}
 			s.log.Info("query sent again after it finished: its end replayed", "query_id", q.QueryId)
-			s.emitLocked(func(seq int) any { return replayed(terminal, seq) }, true)
+			s.spendLocked(nil, replay, 0, func() any {
+				return s.emitLocked(func(seq int) any { return replayed(terminal, seq) }, true)
+			})
 			return nil
 		case ok:
 			return s.refusal(msg.ErrorCodeResultDropped, q.QueryId, "Query not run again: query %q finished, and its result is no longer held (-remembered-bytes)", q.QueryId)
@@ -161,8 +181,8 @@ func (s *session) submit(q msg.Query) *frame {
 		return s.refusal(msg.ErrorCodeBusy, q.QueryId, "Query refused: %d queries are already waiting in this session's queue", len(s.queue))
 	case len(s.queue) > 0 && s.queued+querySize(q) > s.srv.cfg.QueueBytes:
 		return s.refusal(msg.ErrorCodeBusy, q.QueryId, "Query refused: the %d queries waiting in this session's queue hold %d bytes of text, and this one would take them past %d", len(s.queue), s.queued, s.srv.cfg.QueueBytes)
-	case s.srv.mem.over():
-		return s.refusal(msg.ErrorCodeBusy, q.QueryId, "Query refused: the sessions hold %d bytes, over the server's budget of %d (-max-memory-bytes), and every session holding them has a connection; try again when queries finish or sessions end", s.srv.mem.held.Load(), s.srv.mem.max)
+	case !s.srv.mem.tryReserve(need):
+		return s.overBudget(q.QueryId)
 	}
 	if !s.runner {
 		if !s.srv.startRunner(s.runQueue) {
@@ -171,14 +191,54 @@ func (s *session) submit(q msg.Query) *frame {
 		s.runner = true
 	}
 	qu := s.newQuery(q)
+	qu.held, qu.start = qu.size, need-qu.size
 	if s.running == nil {
 		s.running = qu
 	} else {
 		s.queue = append(s.queue, qu)
 		s.queued += qu.size
-		s.srv.mem.add(qu.size)
 	}
 	return nil
+}
+
+// admission is what an accepted query reserves of the memory budget: its text, held
+// until it ends, and its query_start, which echoes the query.
+func admission(q msg.Query) int { return querySize(q) + frameBound(len(q.Query)) }
+
+// replayNeed is what replaying the end of the finished query id would reserve, 0 when
+// the session holds none.
+func (s *session) replayNeed(id string) int {
+	if id == "" {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if terminal, _ := s.finished.lookup(id); terminal != nil {
+		return frameBound(heldBytes(terminal))
+	}
+	return 0
+}
+
+// overBudget refuses a query when what the server holds leaves no room for it (BUF-7).
+func (s *session) overBudget(queryID string) *frame {
+	return s.refusal(msg.ErrorCodeBusy, queryID, "Query refused: the server holds %d bytes for its clients, and its budget of %d (-max-memory-bytes) has no room for this query's text and frames even after shedding what sessions hold for resumes and repeated query ids; try again when queries finish or sessions end", s.srv.mem.held.Load(), s.srv.mem.max)
+}
+
+// relieve runs the reclaimer at once when reserving n bytes would not fit the budget.
+// The caller holds no session's mu.
+func (s *Server) relieve(n int) {
+	if s.mem.held.Load()+int64(n) <= s.mem.max {
+		return
+	}
+	s.mem.want.Store(int64(n))
+	s.reclaimPass()
+	s.mem.want.CompareAndSwap(int64(n), 0)
+}
+
+// releaseLocked gives back the bytes q holds of the memory budget; s.mu is held.
+func (s *session) releaseLocked(q *query) {
+	s.srv.mem.add(-(q.held + q.start))
+	q.held, q.start = 0, 0
 }
 
 // querySize is the bytes of text a query holds while it waits (STREAM-8): its query
@@ -242,15 +302,31 @@ func (s *session) cancelQuery(id string) *frame {
 	q := s.queue[i]
 	s.queue = slices.Delete(s.queue, i, i+1)
 	s.queued -= q.size
-	s.srv.mem.add(-q.size)
 	q.cancel(errCancelled)
 	s.finishLocked(q, errorBuilder(s.id, q.id, msg.ErrorCodeCancelled, "Query cancelled by the client before it started"), true)
 	return nil
 }
 
-// endQuery ends a query with an error frame (STREAM-6, CANCEL-1, CANCEL-2).
+// endQuery ends a query with an error frame (STREAM-6, CANCEL-1, CANCEL-2). The frame
+// is small (errorText), and counted without a reservation.
 func (s *session) endQuery(q *query, code msg.ErrorCode, text string) {
-	s.finish(q, errorBuilder(s.id, q.id, code, text))
+	s.finish(q, 0, errorBuilder(s.id, q.id, code, errorText(text)))
+}
+
+// maxErrorText bounds the text of an error frame that ends a query, which may quote
+// the agent's error.
+const maxErrorText = 512
+
+// errorText cuts text to maxErrorText bytes, at a character boundary.
+func errorText(text string) string {
+	if len(text) <= maxErrorText {
+		return text
+	}
+	cut := maxErrorText - len("…")
+	for cut > 0 && !utf8.RuneStart(text[cut]) {
+		cut--
+	}
+	return text[:cut] + "…"
 }
 
 // errorBuilder builds the error frame that ends a query, for a seq.
@@ -264,22 +340,28 @@ func errorBuilder(sessionID, queryID string, code msg.ErrorCode, text string) fu
 // (awaitRoom), remembers it for a query sent again with the same id (QID-4), and marks
 // the query done, in one critical section: a query sent again right after its terminal
 // frame is never taken for a running one. It is the runner's; a cancelled query's
-// terminal frame waits too.
-func (s *session) finish(q *query, build func(seq int) any) {
+// terminal frame waits too. The frame and the remembered result draw on reserved bytes
+// of the memory budget first.
+func (s *session) finish(q *query, reserved int, build func(seq int) any) {
 	stalled, _ := s.awaitRoom(nil)
 	defer s.mu.Unlock()
 	if stalled != nil {
 		s.dropSlowLocked(stalled, "slow consumer: its send queue stayed full for the write timeout; closing it with 4002 and buffering the session's frames")
 	}
-	s.finishLocked(q, build, false)
+	s.spendLocked(nil, reserved, 0, func() any {
+		s.finishLocked(q, build, false)
+		return nil
+	})
 }
 
-// finishLocked is finish with s.mu held, for the runner or, answer, for a cancel; when
-// q was the running query, the next one in the queue becomes the running one.
+// finishLocked is finish with s.mu held, for the runner or, answer, for a cancel: the
+// bytes q held are given back, and when q was the running query, the next one in the
+// queue becomes the running one.
 func (s *session) finishLocked(q *query, build func(seq int) any, answer bool) {
 	if m := s.emitLocked(build, answer); m != nil {
-		s.finished.add(q.id, m)
+		s.useCreditLocked(s.finished.add(q.id, m))
 	}
+	s.releaseLocked(q)
 	if s.running == q {
 		s.advanceLocked()
 	}
@@ -291,7 +373,6 @@ func (s *session) advanceLocked() {
 	if len(s.queue) > 0 {
 		s.running = s.queue[0]
 		s.queued -= s.running.size
-		s.srv.mem.add(-s.running.size)
 		s.queue[0] = nil
 		s.queue = s.queue[1:]
 	}
@@ -313,6 +394,7 @@ func (s *session) runQueue() {
 		s.run(q)
 		q.cancel(nil)
 		s.mu.Lock()
+		s.releaseLocked(q)
 		if s.running == q {
 			s.advanceLocked()
 		}
@@ -323,26 +405,50 @@ func (s *session) runQueue() {
 // run streams one query (STREAM-1 to STREAM-6), its query_id on every frame (QID-1).
 // Each frame waits for room in the connection's send queue (emitPaced), so a client
 // that reads paces the agent; a cancel stops the wait of a chunk at once, and the chunk
-// is not sent. query_start always goes (STREAM-1).
+// is not sent. query_start always goes (STREAM-1), with the bytes reserved at the
+// query's admission. Each chunk, and the complete with its remembered result, first
+// reserves its bytes of the memory budget, waiting at most the write timeout for room:
+// the chunks' text stays held for the complete. A query that finds no room ends with
+// unavailable (BUF-7).
 func (s *session) run(q *query) {
 	log := s.log.With("query_id", q.id)
 	start := time.Now()
-	s.emitPaced(nil, func(seq int) any {
+	s.emitPaced(q, nil, 0, 0, func(seq int) any {
 		return msg.QueryStart{Type: msg.QueryStartTypeQueryStart, Query: q.req.Query, SessionId: s.id, QueryId: q.id, Seq: seq, Timestamp: timestamp()}
 	})
-	n := 0
-	var full strings.Builder
+	patience := s.srv.cfg.WriteTimeout
+	var parts []string
+	size := 0
 	err := s.srv.cfg.Agent.Stream(q.ctx, q.req, func(content string) error {
-		number := n + 1
-		if !s.emitPaced(q.ctx.Done(), func(seq int) any {
+		number := len(parts) + 1
+		keep := len(content) + partOverhead
+		need := frameBound(len(content)) + keep
+		if err := s.srv.mem.reserve(need, q.ctx.Done(), patience); err != nil {
+			if errors.Is(err, errStopped) {
+				return context.Cause(q.ctx)
+			}
+			return err
+		}
+		if !s.emitPaced(q, q.ctx.Done(), need, keep, func(seq int) any {
 			return msg.Chunk{Type: msg.ChunkTypeChunk, Content: content, ChunkNumber: number, SessionId: s.id, QueryId: q.id, Seq: seq, Timestamp: timestamp()}
 		}) {
 			return context.Cause(q.ctx)
 		}
-		n = number
-		full.WriteString(content)
+		parts = append(parts, content)
+		size += len(content)
 		return nil
 	})
+	n := len(parts)
+	reserved := 0
+	if err == nil && context.Cause(q.ctx) == nil {
+		need := frameBound(size) + rememberedBound(size+len(q.id))
+		switch rerr := s.srv.mem.reserve(need, q.ctx.Done(), patience); {
+		case rerr == nil:
+			reserved = need
+		case errors.Is(rerr, errNoRoom):
+			err = rerr
+		}
+	}
 	switch cause := context.Cause(q.ctx); {
 	case errors.Is(cause, errSessionEnded):
 		log.Info("query cancelled: the session ended", "chunks", n)
@@ -352,13 +458,24 @@ func (s *session) run(q *query) {
 	case errors.Is(cause, errShutdown):
 		log.Warn("query stopped by the shutdown", "chunks", n)
 		s.endQuery(q, msg.ErrorCodeUnavailable, "Query stopped: the server is shutting down")
+	case errors.Is(err, errNoRoom):
+		log.Warn("query stopped: no room in the memory budget for its answer", "chunks", n, "max_memory_bytes", s.srv.cfg.MaxMemoryBytes, "waited", patience)
+		s.endQuery(q, msg.ErrorCodeUnavailable, fmt.Sprintf("Query stopped: the server's memory budget (-max-memory-bytes) had no room for its answer for %s", patience))
 	case err != nil:
 		log.Warn("query failed", "err", err, "chunks", n)
 		s.endQuery(q, msg.ErrorCodeQueryFailed, "Query execution failed: "+err.Error())
 	default:
 		log.Info("query complete", "chunks", n, "duration", time.Since(start))
-		s.finish(q, func(seq int) any {
-			return msg.Complete{Type: msg.CompleteTypeComplete, FullResponse: full.String(), TotalChunks: n, SessionId: s.id, QueryId: q.id, Seq: seq, Timestamp: timestamp()}
+		full := strings.Join(parts, "")
+		parts = nil
+		s.finish(q, reserved, func(seq int) any {
+			return msg.Complete{Type: msg.CompleteTypeComplete, FullResponse: full, TotalChunks: n, SessionId: s.id, QueryId: q.id, Seq: seq, Timestamp: timestamp()}
 		})
+		return
 	}
+	s.srv.mem.add(-reserved)
 }
+
+// partOverhead bounds what keeping one chunk's text for the complete holds besides the
+// text: its place in a slice of strings.
+const partOverhead = 16

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"unicode/utf8"
@@ -20,7 +21,7 @@ import (
 // (1001 on shutdown) always goes out first.
 func (s *Server) readLoop(c *conn, sess *session) {
 	for {
-		typ, data, err := c.ws.Read(context.Background())
+		typ, r, err := c.ws.Reader(context.Background())
 		if err != nil {
 			s.readEnded(c, err)
 			return
@@ -30,15 +31,83 @@ func (s *Server) readLoop(c *conn, sess *session) {
 			s.dropped(c, websocket.StatusUnsupportedData, "binary frames are not supported")
 			return
 		}
-		if !utf8.Valid(data) {
-			c.log.Info("text frame not UTF-8: closing with 1007")
-			s.dropped(c, websocket.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
+		data, charged, err := s.readMessage(r)
+		if errors.Is(err, errNoRoom) {
+			c.log.Warn("message not read: no room in the memory budget", "err", err, "max_memory_bytes", s.cfg.MaxMemoryBytes)
+			c.reply(errorFrame(sess.id, msg.ErrorCodeBusy, "", fmt.Sprintf("Message not read: the server's memory budget (-max-memory-bytes) has no room now to read %v; try again later", err)))
+			continue
+		}
+		if err != nil {
+			s.readEnded(c, err)
 			return
 		}
-		if !s.handle(c, sess, data) {
+		if !s.take(c, sess, data, charged) {
 			return
 		}
 	}
+}
+
+// The bytes of a message read without a reservation, and how many bytes of the
+// memory budget a byte read beyond them reserves: the read buffer and what decoding
+// allocates (schemas.Validator.DecodeClient, measured at under 6 bytes a byte).
+const (
+	readFree     = 4 << 10
+	decodeFactor = 6
+)
+
+// readMessage reads the message r gives. Past readFree bytes, each growth of its buffer
+// first reserves decodeFactor bytes a byte of the memory budget, with a pass of the
+// reclaimer when there is no room, but never waiting: the reader must go on answering
+// pings. With no room, it reads the rest of the message
+// into nothing and returns what it read with errNoRoom. It returns the bytes it
+// reserved, for the caller to release once it has handled the message.
+func (s *Server) readMessage(r io.Reader) (data []byte, charged int, err error) {
+	data = make([]byte, 0, 512)
+	for {
+		if len(data) == cap(data) {
+			grown := min(2*cap(data), int(s.cfg.MaxMessageBytes)+1)
+			need := decodeFactor * (max(grown-readFree, 0) - max(cap(data)-readFree, 0))
+			if need > 0 && !s.mem.tryReserve(need) && !s.reserveRelieved(need) {
+				s.mem.add(-charged)
+				n, err := io.Copy(io.Discard, r)
+				if err != nil {
+					return nil, 0, err
+				}
+				return nil, 0, fmt.Errorf("a message of %d bytes: %w", int64(len(data))+n, errNoRoom)
+			}
+			charged += need
+			data = append(make([]byte, 0, grown), data...)
+		}
+		n, err := r.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			return data, charged, nil
+		}
+		if err != nil {
+			s.mem.add(-charged)
+			return nil, 0, err
+		}
+	}
+}
+
+// reserveRelieved is tryReserve after a pass of the reclaimer. The caller holds no
+// session's mu.
+func (s *Server) reserveRelieved(n int) bool {
+	s.relieve(n)
+	return s.mem.tryReserve(n)
+}
+
+// take handles a text frame, for which charged bytes of the memory budget were
+// reserved: one that is not UTF-8 closes the connection with 1007 (ENV-8, RFC 6455
+// section 8.1). It returns false when the connection ends.
+func (s *Server) take(c *conn, sess *session, data []byte, charged int) bool {
+	if !utf8.Valid(data) {
+		s.mem.add(-charged)
+		c.log.Info("text frame not UTF-8: closing with 1007")
+		s.dropped(c, websocket.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
+		return false
+	}
+	return s.handle(c, sess, data, charged)
 }
 
 // readEnded handles a read error: the client went away, closed, sent too much, or
@@ -70,11 +139,15 @@ func transportFailed(err error) bool {
 		errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne)
 }
 
-// handle dispatches one text frame; it returns false when the connection ends. It acts
+// handle dispatches one text frame, for which charged bytes of the memory budget were
+// reserved; it returns false when the connection ends. It acts
 // on the document the validator checked, member names matched exactly
 // (schemas.DecodeClient), never on a second decoding of the frame.
-func (s *Server) handle(c *conn, sess *session, data []byte) bool {
+func (s *Server) handle(c *conn, sess *session, data []byte, charged int) bool {
 	m, err := s.validator.DecodeClient(data)
+	// Once decoded, the message's bytes and the decoder's are garbage: what lives on
+	// is the decoded message, whose query text an accepted query reserves anew.
+	s.mem.add(-charged)
 	if err != nil {
 		code := msg.ErrorCodeInvalidMessage
 		var verr *schemas.ValidationError

@@ -45,12 +45,13 @@ type session struct {
 	expiry   *time.Timer // set while the session has no connection
 	queryIDs int         // query ids assigned so far
 	finished finishedQueries
+	credit   int // bytes reserved for what the frame being emitted adds to the memory count
 }
 
 func newSession(srv *Server, id, user string) *session {
 	epoch := make([]byte, 6)
 	rand.Read(epoch)
-	bounds := frameBuffer{maxCount: srv.cfg.BufferSize, maxBytes: srv.cfg.BufferBytes, mem: &srv.mem}
+	bounds := frameBuffer{maxCount: srv.cfg.BufferSize, maxBytes: srv.cfg.BufferBytes}
 	return &session{
 		srv: srv, id: id, user: user, epoch: hex.EncodeToString(epoch),
 		log: srv.log.With("session_id", id),
@@ -125,7 +126,11 @@ func (s *session) attach(c *conn, r resumeRequest) (old *conn, err error) {
 	c.join(s)
 	first := encode(connected)
 	first.evicted = connected.Evicted
+	s.srv.mem.charge(&first)
 	c.enqueueAll(append([]frame{first}, frames...)...)
+	first.held.drop()
+	dropAll(unsent) // handed over by closeNow and take, and queued or not wanted
+	dropAll(buffered)
 	return old, nil
 }
 
@@ -147,7 +152,9 @@ func (s *session) withdraw(c *conn) {
 	unsent, unannounced := c.closeNow(websocket.StatusGoingAway, "")
 	switch {
 	case s.conn != c || s.ended:
+		dropAll(unsent)
 	case s.attached == 1:
+		dropAll(unsent)
 		s.endLocked(errSessionEnded)
 	default:
 		s.detachLocked(c, unsent, unannounced)
@@ -188,7 +195,8 @@ func (s *session) replay(r resumeRequest) (frames []frame, resumed bool, missed 
 // frame the session emits meanwhile is queued on c before the take, or buffered after
 // it, never lost between the two. When c was detached already (its reader saw the
 // socket die while its writer was still writing), a frame whose write failed goes to
-// the front of the buffer, as long as no connection took that buffer meanwhile.
+// the front of the buffer, as long as no connection took that buffer meanwhile. It
+// takes over the holds of failed.
 func (s *session) detach(c *conn, code websocket.StatusCode, reason string, failed []frame) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -197,22 +205,26 @@ func (s *session) detach(c *conn, code websocket.StatusCode, reason string, fail
 	case s.ended:
 	case s.conn == c:
 		s.detachLocked(c, append(failed, unsent...), unannounced)
+		return
 	case s.conn == nil && s.left == c:
 		for i := len(failed) - 1; i >= 0; i-- {
 			s.countEvictedLocked(s.buf.pushFront(failed[i]))
 		}
 	}
+	dropAll(failed)
+	dropAll(unsent)
 }
 
 // detachLocked leaves the session without connection c: it buffers the unsent frames,
 // keeps the count of evictions that were not announced for the next connection, and
-// starts the TTL. s.mu is held.
+// starts the TTL. It takes over the holds of unsent. s.mu is held.
 func (s *session) detachLocked(c *conn, unsent []frame, unannounced int) {
 	s.conn, s.left = nil, c
 	s.buf.evicted += unannounced
 	for _, f := range unsent {
 		s.bufferLocked(f)
 	}
+	dropAll(unsent)
 	s.expiry = time.AfterFunc(s.srv.cfg.SessionTTL, s.expire)
 	s.srv.wentOffline(s)
 }
@@ -248,17 +260,21 @@ func (s *session) endLocked(cause error) {
 	}
 	for _, q := range s.queue {
 		q.cancel(cause)
+		s.releaseLocked(q)
 	}
-	s.srv.mem.add(-s.queued)
 	s.queue, s.queued = nil, 0
 	s.finished.clear()
 	if s.running != nil {
 		s.running.cancel(cause)
+		s.releaseLocked(s.running)
 	}
-	if _, evicted := s.buf.take(); evicted > 0 {
+	buffered, evicted := s.buf.take()
+	if evicted > 0 {
 		s.log.Info("session ended with frames evicted from its offline buffer", "evicted", evicted)
 	}
-	s.hist.take()
+	dropAll(buffered)
+	history, _ := s.hist.take()
+	dropAll(history)
 	s.srv.forget(s)
 }
 
@@ -284,6 +300,8 @@ func (s *session) emitLocked(build func(seq int) any, answer bool) any {
 	m := build(s.seq)
 	f := encode(m)
 	f.session, f.seq = true, s.seq
+	s.chargeLocked(&f)
+	defer f.held.drop()
 	s.hist.push(f)
 	if c := s.conn; c != nil {
 		if c.offer(f, answer) {
@@ -295,20 +313,59 @@ func (s *session) emitLocked(build func(seq int) any, answer bool) any {
 	return m
 }
 
-// emitPaced is emit for the query runner: it first waits, without the lock, for room
-// in the live connection's send queue (awaitRoom). It returns false, having emitted
-// nothing, when stop was closed first or the session ended: an agent that does not
-// watch its context is stopped by its emit failing.
-func (s *session) emitPaced(stop <-chan struct{}, build func(seq int) any) bool {
+// chargeLocked charges f to the memory budget, drawing on the bytes reserved for it
+// (s.credit) first. s.mu is held.
+func (s *session) chargeLocked(f *frame) {
+	s.srv.mem.charge(f)
+	s.useCreditLocked(f.held.n)
+}
+
+// useCreditLocked counts n bytes, just counted as held, against the credit: the
+// reserved bytes they stand for are released. s.mu is held.
+func (s *session) useCreditLocked(n int) {
+	use := min(n, s.credit)
+	s.credit -= use
+	s.srv.mem.add(-use)
+}
+
+// spendLocked emits a frame with bytes reserved for it: what the frame and the
+// remembered result add is drawn from them, keep of the rest stays held for the
+// running query q (the answer it builds), and the rest is released. It returns the
+// message emitted, nil when the session has ended. s.mu is held.
+func (s *session) spendLocked(q *query, reserved, keep int, emit func() any) any {
+	if q != nil { // the query_start reserved at admission
+		reserved += q.start
+		q.start = 0
+	}
+	s.credit = reserved
+	m := emit()
+	if m != nil && q != nil {
+		keep = min(keep, s.credit)
+		q.held += keep
+		s.credit -= keep
+	}
+	s.srv.mem.add(-s.credit)
+	s.credit = 0
+	return m
+}
+
+// emitPaced is emit for the query runner, with reserved bytes of the memory budget
+// (spendLocked, which keeps keep of them for q): it first waits, without the lock, for
+// room in the live connection's send queue (awaitRoom). It returns false, having
+// emitted nothing and released the reserved bytes, when stop was closed first or the
+// session ended: an agent that does not watch its context is stopped by its emit
+// failing.
+func (s *session) emitPaced(q *query, stop <-chan struct{}, reserved, keep int, build func(seq int) any) bool {
 	stalled, stopped := s.awaitRoom(stop)
 	defer s.mu.Unlock()
 	if stopped {
+		s.srv.mem.add(-reserved)
 		return false
 	}
 	if stalled != nil {
 		s.dropSlowLocked(stalled, "slow consumer: its send queue stayed full for the write timeout; closing it with 4002 and buffering the session's frames")
 	}
-	return s.emitLocked(build, false) != nil
+	return s.spendLocked(q, reserved, keep, func() any { return s.emitLocked(build, false) }) != nil
 }
 
 // awaitRoom returns, with s.mu held, once the runner may emit: the session's connection
