@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -162,35 +163,116 @@ func TestOpenAIStream(t *testing.T) {
 	}
 }
 
+// Each failure has a public text that names no upstream detail (the client sees it)
+// and a detail for the log; failures before the first token are tried again when they
+// may pass (5xx, 429, no connection, no token in time), never after one.
 func TestOpenAIErrors(t *testing.T) {
 	tests := []struct {
 		name    string
 		handler http.HandlerFunc
-		want    string
+		public  string // Public(err)
+		detail  string // in err.Error(), never in Public(err)
 		chunks  int
+		tries   int
 	}{
 		{"HTTP error", func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, `{"error":{"message":"model not found"}}`, http.StatusNotFound)
-		}, "upstream answered 404 Not Found: {\"error\":{\"message\":\"model not found\"}}", 0},
+		}, "the model upstream refused the request (HTTP 404)", "model not found", 0, 1},
+		{"bad API key", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, `{"error":{"message":"Incorrect API key provided"}}`, http.StatusUnauthorized)
+		}, "the model upstream refused the request (HTTP 401)", "Incorrect API key provided", 0, 1},
+		{"overloaded, every try", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "overloaded", http.StatusServiceUnavailable)
+		}, "the model upstream refused the request (HTTP 503)", "overloaded", 0, 3},
 		{"error mid-stream", func(w http.ResponseWriter, r *http.Request) {
 			sse(w, delta("Par"), `{"error":{"message":"the model crashed","type":"server_error"}}`)
-		}, "upstream error: the model crashed", 1},
+		}, "the model upstream reported an error", "the model crashed", 1, 1},
 		{"stream cut short", func(w http.ResponseWriter, r *http.Request) {
 			sse(w, delta("Par"))
-		}, "the upstream stream ended before the answer finished", 1},
+		}, "the model upstream's answer broke off", "the stream ended before the answer finished", 1, 1},
 		{"not JSON", func(w http.ResponseWriter, r *http.Request) {
 			sse(w, "{nope")
-		}, "upstream sent an event that is not JSON", 0},
+		}, "the model upstream sent a malformed answer", "not JSON", 0, 3},
+		{"no first token in time", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		}, "the model upstream did not answer in time", "first-token timeout", 0, 3},
+		{"no next token in time", func(w http.ResponseWriter, r *http.Request) {
+			sse(w, delta("Par"))
+			<-r.Context().Done()
+		}, "the model upstream did not answer in time", "no token within the token timeout", 1, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts := httptest.NewServer(tt.handler)
+			var tries atomic.Int32
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				tries.Add(1)
+				tt.handler(w, r)
+			}))
 			defer ts.Close()
-			chunks, err := collect(t, &agent.OpenAI{URL: ts.URL, Model: "m"}, context.Background(), "q")
-			if err == nil || !strings.Contains(err.Error(), tt.want) || len(chunks) != tt.chunks {
-				t.Errorf("got %v after %d chunks, want %q after %d", err, len(chunks), tt.want, tt.chunks)
+			chunks, err := collect(t, quick(ts.URL), context.Background(), "q")
+			if err == nil || agent.Public(err) != tt.public || !strings.Contains(err.Error(), tt.detail) || len(chunks) != tt.chunks || int(tries.Load()) != tt.tries {
+				t.Errorf("got %v (public %q) after %d chunks and %d tries, want public %q, detail %q, after %d chunks and %d tries",
+					err, agent.Public(err), len(chunks), tries.Load(), tt.public, tt.detail, tt.chunks, tt.tries)
+			}
+			if p := agent.Public(err); strings.Contains(p, ts.URL) || strings.Contains(p, "127.0.0.1") || strings.Contains(p, tt.detail) {
+				t.Errorf("the public text %q leaks the upstream's address or detail", p)
 			}
 		})
+	}
+}
+
+// quick is an OpenAI agent for url whose bounds are short, for tests of failures.
+func quick(url string) *agent.OpenAI {
+	return &agent.OpenAI{URL: url, Model: "m", FirstTokenTimeout: 200 * time.Millisecond, TokenTimeout: 200 * time.Millisecond,
+		RetryBackoff: time.Millisecond}
+}
+
+// A failure before the first token that may pass is tried again: the second try's
+// answer is the answer, once.
+func TestOpenAIRetriesBeforeTheFirstToken(t *testing.T) {
+	var tries atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tries.Add(1) == 1 {
+			http.Error(w, "busy", http.StatusTooManyRequests)
+			return
+		}
+		sse(w, delta("Par"), delta("is"), finish, "[DONE]")
+	}))
+	defer ts.Close()
+	chunks, err := collect(t, quick(ts.URL), context.Background(), "q")
+	if err != nil || strings.Join(chunks, "") != "Paris" || tries.Load() != 2 {
+		t.Errorf("got %q, %v after %d tries, want Paris after 2", chunks, err, tries.Load())
+	}
+}
+
+// An upstream that refuses connections: tried again, then a public text without its
+// address; the whole answer is bounded by Timeout.
+func TestOpenAIUnreachable(t *testing.T) {
+	ts := httptest.NewServer(http.NotFoundHandler())
+	url := ts.URL
+	ts.Close() // nothing listens there now
+	_, err := collect(t, quick(url), context.Background(), "q")
+	if agent.Public(err) != "the model upstream could not be reached" || !strings.Contains(err.Error(), "connect") {
+		t.Errorf("got %v (public %q), want could not be reached, with the dial error in the detail", err, agent.Public(err))
+	}
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for { // a token every 50 ms, never finishing
+			sse(w, delta("x"))
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}))
+	defer slow.Close()
+	a := quick(slow.URL)
+	a.Timeout = 300 * time.Millisecond
+	chunks, err := collect(t, a, context.Background(), "q")
+	if agent.Public(err) != "the model upstream did not answer in time" || !strings.Contains(err.Error(), "agent timeout") || len(chunks) == 0 {
+		t.Errorf("got %v after %d chunks, want the agent timeout after some", err, len(chunks))
 	}
 }
 

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -16,8 +15,9 @@ const (
 	SlowChunkRunes = 8                      // FIX-3: the largest chunk of a slow stream
 )
 
-// ErrFixtureFailure is the failure the fixture agent reports for FailQuery.
-var ErrFixtureFailure = errors.New("the fixture agent fails on " + FailQuery)
+// ErrFixtureFailure is the failure the fixture agent reports for FailQuery; its text
+// is public.
+var ErrFixtureFailure error = &failure{public: "the fixture agent fails on " + FailQuery}
 
 // Fixture is the deterministic agent of the fixture contract: the answer to q is
 // "Echo: " + q.

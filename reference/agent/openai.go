@@ -8,17 +8,52 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // OpenAI streams answers from an OpenAI-compatible chat-completions endpoint
 // (POST {URL}/chat/completions with "stream": true), reading its server-sent events.
+//
+// Every wait on the upstream is bounded: connecting, the first token, the gap between
+// tokens, and the whole answer. A request that fails before its first token (no
+// connection, a status of 5xx or 429, no first token in time) is tried again, with
+// backoff, up to Retries times; after a token, never, since the answer has begun. Its
+// errors are PublicErrors: the public text says what went wrong without the upstream's
+// address or its own error text, which only the log gets.
 type OpenAI struct {
 	URL    string // the API base, such as http://localhost:11434/v1
 	Model  string
-	APIKey string // sent as a bearer token when set
-	Client *http.Client
+	APIKey string       // sent as a bearer token when set
+	Client *http.Client // nil: one with ConnectTimeout
+
+	ConnectTimeout    time.Duration // connecting and the response's headers; 0: DefaultConnectTimeout
+	FirstTokenTimeout time.Duration // from the request to the first token; 0: DefaultFirstTokenTimeout
+	TokenTimeout      time.Duration // between two tokens; 0: DefaultTokenTimeout
+	Timeout           time.Duration // the whole answer; 0: DefaultTimeout
+	Retries           int           // tries after the first, before any token; negative: none
+	RetryBackoff      time.Duration // the wait before the first retry, doubled each time, with jitter; 0: DefaultRetryBackoff
+}
+
+// The defaults of OpenAI's bounds.
+const (
+	DefaultConnectTimeout    = 10 * time.Second
+	DefaultFirstTokenTimeout = 60 * time.Second
+	DefaultTokenTimeout      = 30 * time.Second
+	DefaultTimeout           = 10 * time.Minute
+	DefaultRetries           = 2
+	DefaultRetryBackoff      = 250 * time.Millisecond
+)
+
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
 }
 
 // maxEventBytes bounds one server-sent event line.
@@ -50,6 +85,67 @@ type chatChunk struct {
 
 // Stream implements Agent. Cancelling ctx aborts the upstream request.
 func (o *OpenAI) Stream(ctx context.Context, req Request, emit func(string) error) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, or(o.Timeout, DefaultTimeout), errTimeout)
+	defer cancel()
+	retries, backoff := o.Retries, or(o.RetryBackoff, DefaultRetryBackoff)
+	if retries == 0 {
+		retries = DefaultRetries
+	}
+	for try := 0; ; try++ {
+		started, err := o.try(ctx, req, emit)
+		if err == nil || started || try >= retries || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		wait := backoff<<try + rand.N(backoff<<try/2+1)
+		select {
+		case <-ctx.Done():
+			return o.cause(ctx, err)
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Why a try failed, for retryable and the public texts.
+var (
+	errTimeout    = errors.New("the answer took longer than the agent timeout")
+	errFirstToken = errors.New("no first token within the first-token timeout")
+	errIdle       = errors.New("no token within the token timeout")
+)
+
+// try makes one request, and reports whether it emitted a token.
+func (o *OpenAI) try(parent context.Context, req Request, emit func(string) error) (started bool, err error) {
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	watchdog := time.AfterFunc(or(o.FirstTokenTimeout, DefaultFirstTokenTimeout), func() { cancel(errFirstToken) })
+	defer func() { watchdog.Stop() }()
+	hreq, err := o.request(ctx, req)
+	if err != nil {
+		return false, err
+	}
+	resp, err := o.client().Do(hreq)
+	if err != nil {
+		return false, o.cause(ctx, &failure{public: "the model upstream could not be reached", detail: err})
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return false, &statusError{failure{public: fmt.Sprintf("the model upstream refused the request (HTTP %d)", resp.StatusCode),
+			detail: fmt.Errorf("%s from %s: %s", resp.Status, hreq.URL.Redacted(), strings.TrimSpace(string(snippet)))}, resp.StatusCode}
+	}
+	tokens := or(o.TokenTimeout, DefaultTokenTimeout)
+	err = readEvents(ctx, resp.Body, func(content string) error {
+		started = true
+		if !watchdog.Stop() { // it fired: the context is cancelled
+			return context.Cause(ctx)
+		}
+		err := emit(content)
+		watchdog = time.AfterFunc(tokens, func() { cancel(errIdle) })
+		return err
+	})
+	return started, o.cause(ctx, err)
+}
+
+func (o *OpenAI) request(ctx context.Context, req Request) (*http.Request, error) {
 	msgs := []chatMessage{}
 	if req.SystemPrompt != "" {
 		msgs = append(msgs, chatMessage{Role: "system", Content: req.SystemPrompt})
@@ -57,34 +153,62 @@ func (o *OpenAI) Stream(ctx context.Context, req Request, emit func(string) erro
 	msgs = append(msgs, chatMessage{Role: "user", Content: req.Query})
 	body, err := json.Marshal(chatRequest{Model: o.Model, Stream: true, Messages: msgs})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(o.URL, "/")+"/chat/completions", bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("bad agent URL: %w", err)
+		return nil, &failure{public: "the agent is misconfigured", detail: err}
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Accept", "text/event-stream")
 	if o.APIKey != "" {
 		hreq.Header.Set("Authorization", "Bearer "+o.APIKey)
 	}
-	client := o.Client
-	if client == nil {
-		client = http.DefaultClient
+	return hreq, nil
+}
+
+// client returns the HTTP client: o.Client, or one whose connection and response
+// headers are bounded by the connect timeout.
+func (o *OpenAI) client() *http.Client {
+	if o.Client != nil {
+		return o.Client
 	}
-	resp, err := client.Do(hreq)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("upstream request failed: %w", err)
+	connect := or(o.ConnectTimeout, DefaultConnectTimeout)
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: connect}).DialContext
+	t.TLSHandshakeTimeout, t.ResponseHeaderTimeout = connect, connect
+	o.Client = &http.Client{Transport: t}
+	return o.Client
+}
+
+// cause turns an error of a try whose context ended into what ended it: the caller's
+// cancel (returned as is, so the server sees its own cause), or a timeout.
+func (o *OpenAI) cause(ctx context.Context, err error) error {
+	switch cause := context.Cause(ctx); {
+	case cause == nil || err == nil:
+		return err
+	case errors.Is(cause, errFirstToken), errors.Is(cause, errIdle), errors.Is(cause, errTimeout):
+		return &failure{public: "the model upstream did not answer in time", detail: cause}
+	default:
+		return cause
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("upstream answered %s: %s", resp.Status, strings.TrimSpace(string(snippet)))
+}
+
+// statusError is an upstream's refusal with its HTTP status.
+type statusError struct {
+	failure
+	status int
+}
+
+// retryable reports whether a failure before the first token may be tried again: no
+// connection or no first token in time, or a status that says try later.
+func retryable(err error) bool {
+	var se *statusError
+	if errors.As(err, &se) {
+		return se.status >= 500 || se.status == http.StatusTooManyRequests
 	}
-	return readEvents(ctx, resp.Body, emit)
+	var f *failure
+	return errors.As(err, &f) && f.public != "the agent is misconfigured"
 }
 
 // readEvents reads the "data:" lines of a server-sent event stream until "[DONE]".
@@ -104,10 +228,10 @@ func readEvents(ctx context.Context, r io.Reader, emit func(string) error) error
 		}
 		var chunk chatChunk
 		if err := json.Unmarshal(data, &chunk); err != nil {
-			return fmt.Errorf("upstream sent an event that is not JSON: %w", err)
+			return &failure{public: "the model upstream sent a malformed answer", detail: fmt.Errorf("an event that is not JSON: %w", err)}
 		}
 		if chunk.Error != nil {
-			return fmt.Errorf("upstream error: %s", chunk.Error.Message)
+			return &failure{public: "the model upstream reported an error", detail: errors.New(chunk.Error.Message)}
 		}
 		for _, c := range chunk.Choices {
 			if c.Delta.Content != "" {
@@ -122,10 +246,10 @@ func readEvents(ctx context.Context, r io.Reader, emit func(string) error) error
 		return err
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("reading the upstream stream: %w", err)
+		return &failure{public: "the model upstream's answer broke off", detail: err}
 	}
 	if !finished {
-		return errors.New("the upstream stream ended before the answer finished")
+		return &failure{public: "the model upstream's answer broke off", detail: errors.New("the stream ended before the answer finished")}
 	}
 	return nil
 }

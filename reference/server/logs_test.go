@@ -135,3 +135,28 @@ func TestEvictionsVisible(t *testing.T) {
 	c3.send(ping)
 	c3.expect("pong")
 }
+
+// STREAM-6: an upstream's failure reaches the client as a public text, without the
+// upstream's address or its own error text; the log has both.
+func TestUpstreamFailureLeaksNothing(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":{"message":"Incorrect API key provided: sk-abc"}}`, http.StatusUnauthorized)
+	}))
+	defer upstream.Close()
+	var logs *logBuffer
+	s := start(t, func(c *server.Config) {
+		logs = logged(c)
+		c.Agent = &agent.OpenAI{URL: upstream.URL, Model: "m"}
+	})
+	c, _ := s.connect(t, "session_id="+newSession(t))
+	c.send(query("hi"))
+	frames := c.stream()
+	f := frames[len(frames)-1]
+	if want := "Query execution failed: the model upstream refused the request (HTTP 401)"; f.str("code") != "query_failed" || f.str("error") != want {
+		t.Errorf("got %v, want query_failed %q", f, want)
+	}
+	eventually(t, "the failure is logged", func() bool { return len(logs.records("query failed")) == 1 })
+	if detail := fmt.Sprint(logs.records("query failed")[0]["err"]); !strings.Contains(detail, "Incorrect API key") || !strings.Contains(detail, upstream.URL) {
+		t.Errorf("the log has %q, want the upstream's text and address", detail)
+	}
+}

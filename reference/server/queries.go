@@ -463,7 +463,7 @@ func (s *session) run(q *query) {
 		s.endQuery(q, msg.ErrorCodeUnavailable, fmt.Sprintf("Query stopped: the server's memory budget (-max-memory-bytes) had no room for its answer for %s", patience))
 	case err != nil:
 		log.Warn("query failed", "err", err, "chunks", n)
-		s.endQuery(q, msg.ErrorCodeQueryFailed, "Query execution failed: "+err.Error())
+		s.endQuery(q, msg.ErrorCodeQueryFailed, "Query execution failed: "+agent.Public(err)) // the detail is the log's
 	default:
 		log.Info("query complete", "chunks", n, "duration", time.Since(start))
 		full := strings.Join(parts, "")

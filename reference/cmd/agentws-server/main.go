@@ -59,6 +59,7 @@ type options struct {
 	agentName  string
 	agentURL   string
 	agentModel string
+	upstream   agent.OpenAI // its bounds, from the -agent-* flags
 	delay      time.Duration
 	logFormat  string
 	logLevel   string
@@ -126,6 +127,11 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	fs.StringVar(&o.agentName, "agent", "fixture", "the agent: `fixture` (deterministic, spec section 13) or openai (an OpenAI-compatible endpoint)")
 	fs.StringVar(&o.agentURL, "agent-url", "", "with -agent openai: the API base `URL`, such as http://localhost:11434/v1")
 	fs.StringVar(&o.agentModel, "agent-model", "", "with -agent openai: the model name")
+	fs.DurationVar(&o.upstream.ConnectTimeout, "agent-connect-timeout", agent.DefaultConnectTimeout, "with -agent openai: the longest wait to connect to the upstream and get its response headers")
+	fs.DurationVar(&o.upstream.FirstTokenTimeout, "agent-first-token-timeout", agent.DefaultFirstTokenTimeout, "with -agent openai: the longest wait from the request to the first token")
+	fs.DurationVar(&o.upstream.TokenTimeout, "agent-token-timeout", agent.DefaultTokenTimeout, "with -agent openai: the longest wait between two tokens")
+	fs.DurationVar(&o.upstream.Timeout, "agent-timeout", agent.DefaultTimeout, "with -agent openai: the longest a whole answer may take")
+	fs.IntVar(&o.upstream.Retries, "agent-retries", agent.DefaultRetries, "with -agent openai: how many times a request that failed before its first token (no connection, HTTP 5xx or 429, no first token in time) is tried again, with backoff; 0: never")
 	fs.DurationVar(&o.delay, "fixture-delay", 0, "with -agent fixture: the pause before each chunk, to emulate a model's token rate")
 	fs.StringVar(&o.authKey, "auth-public-key", "", "turn on bearer-token authentication with the RS256 or ES256 public key in this PEM `file`")
 	fs.StringVar(&o.authIss, "auth-issuer", "", "with authentication: the issuer (iss) tokens must have")
@@ -179,7 +185,20 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 		if key == "" {
 			key = getenv("OPENAI_API_KEY")
 		}
-		o.cfg.Agent = &agent.OpenAI{URL: o.agentURL, Model: o.agentModel, APIKey: key}
+		for name, d := range map[string]time.Duration{"-agent-connect-timeout": o.upstream.ConnectTimeout, "-agent-first-token-timeout": o.upstream.FirstTokenTimeout, "-agent-token-timeout": o.upstream.TokenTimeout, "-agent-timeout": o.upstream.Timeout} {
+			if d <= 0 {
+				return nil, fmt.Errorf("%s must be positive, not %s", name, d)
+			}
+		}
+		if o.upstream.Retries < 0 {
+			return nil, fmt.Errorf("-agent-retries must be 0 or more, not %d", o.upstream.Retries)
+		}
+		up := o.upstream
+		up.URL, up.Model, up.APIKey = o.agentURL, o.agentModel, key
+		if up.Retries == 0 {
+			up.Retries = -1 // the flag's 0 is none; the struct's 0 is the default
+		}
+		o.cfg.Agent = &up
 	default:
 		return nil, fmt.Errorf("-agent: unknown agent %q: want fixture or openai", o.agentName)
 	}

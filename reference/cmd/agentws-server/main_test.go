@@ -104,6 +104,8 @@ func TestBadSettings(t *testing.T) {
 		{[]string{"-agent", "magic"}, nil, `-agent: unknown agent "magic"`},
 		{[]string{"-agent", "openai"}, nil, "-agent openai needs -agent-url and -agent-model"},
 		{[]string{"stray"}, nil, `unexpected argument "stray"`},
+		{[]string{"-agent", "openai", "-agent-url", "http://localhost:1/v1", "-agent-model", "m", "-agent-token-timeout", "-1s"}, nil, "-agent-token-timeout must be positive, not -1s"},
+		{[]string{"-agent", "openai", "-agent-url", "http://localhost:1/v1", "-agent-model", "m", "-agent-retries", "-2"}, nil, "-agent-retries must be 0 or more, not -2"},
 	}
 	for _, tt := range tests {
 		_, err := parse(tt.args, env(tt.env), io.Discard)
@@ -127,7 +129,7 @@ func TestOpenAIKeyFromEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a := o.cfg.Agent.(*agent.OpenAI); a.APIKey != "k1" || a.Model != "m" {
+	if a := o.cfg.Agent.(*agent.OpenAI); a.APIKey != "k1" || a.Model != "m" || a.TokenTimeout != agent.DefaultTokenTimeout || a.Retries != agent.DefaultRetries {
 		t.Errorf("agent %+v", a)
 	}
 }
