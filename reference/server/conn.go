@@ -236,6 +236,7 @@ func (c *conn) closeNow(code websocket.StatusCode, reason string) (unsent []fram
 func (c *conn) writeLoop() {
 	defer close(c.done)
 	for range c.wake {
+	drain:
 		for {
 			f, ok := c.take()
 			if !ok {
@@ -249,7 +250,11 @@ func (c *conn) writeLoop() {
 		}
 		c.mu.Lock()
 		closing, code, reason := c.closing, c.code, c.reason
+		queued := c.flush && len(c.out) > 0 // queued after take found none, before the close
 		c.mu.Unlock()
+		if queued {
+			goto drain
+		}
 		if closing {
 			c.close(code, reason)
 			return

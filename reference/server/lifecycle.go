@@ -106,12 +106,13 @@ func (o *offlineSessions) pop() *session {
 // (the lock order is session, then server).
 func (s *Server) wentOffline(sess *session) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sessions[sess.id] == sess {
+	pushed := s.sessions[sess.id] == sess
+	if pushed {
 		s.offline.push(sess)
-		if s.mem.over() {
-			s.wakeReclaim()
-		}
+	}
+	s.mu.Unlock()
+	if pushed && s.mem.over() {
+		s.wakeReclaim() // without s.mu: starting the reclaimer takes it (track)
 	}
 }
 

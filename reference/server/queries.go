@@ -186,6 +186,7 @@ func (s *session) submit(q msg.Query) *frame {
 	}
 	if !s.runner {
 		if !s.srv.startRunner(s.runQueue) {
+			s.srv.mem.add(-need) // the admission reserved above
 			return s.refusal(msg.ErrorCodeUnavailable, q.QueryId, "Query refused: the server is shutting down")
 		}
 		s.runner = true
