@@ -223,3 +223,36 @@ func (a scripted) Stream(ctx context.Context, req agent.Request, emit func(strin
 	}
 	return agent.Fixture{}.Stream(ctx, req, emit)
 }
+
+// DISC-1 and the memory count: a disconnect right behind pings gets its disconnected
+// frame, and nothing stays counted. The writer once took its last pong, found the
+// queue empty, saw the close only then, and closed without writing what the disconnect
+// had queued meanwhile.
+func TestDisconnectBehindPingsLeavesNothing(t *testing.T) {
+	s := start(t, nil)
+	const conns = 200
+	missing := 0
+	for range conns {
+		c, _ := s.connect(t, "session_id="+newSession(t))
+		for range 3 {
+			c.send(map[string]any{"type": "ping"})
+		}
+		c.send(map[string]any{"type": "disconnect"})
+		got := false
+		for {
+			f, err := c.read()
+			if err != nil {
+				break
+			}
+			got = got || f.str("type") == "disconnected"
+		}
+		if !got {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d connections closed without their disconnected frame (DISC-1)", missing, conns)
+	}
+	eventually(t, "every session ends", func() bool { return s.SessionCount() == 0 && s.health(t).ActiveConnections == 0 })
+	eventually(t, "nothing is counted as held", func() bool { return s.HeldBytes() == 0 })
+}
