@@ -82,16 +82,21 @@ func (c *Config) check() error {
 			errs = append(errs, fmt.Errorf("%s must be positive, not %d", name, v))
 		}
 	}
+	positiveDuration := func(name string, d time.Duration) {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, not %s", name, d))
+		}
+	}
 	positive("buffer size", int64(c.BufferSize))
 	positive("buffer byte limit", int64(c.BufferBytes))
-	positive("session TTL", int64(c.SessionTTL))
-	positive("keepalive interval", int64(c.KeepaliveInterval))
+	positiveDuration("session TTL", c.SessionTTL)
+	positiveDuration("keepalive interval", c.KeepaliveInterval)
 	positive("send queue", int64(c.SendQueue))
 	positive("send queue byte limit", int64(c.SendQueueBytes))
 	positive("query queue byte limit", int64(c.QueueBytes))
 	positive("remembered byte limit", int64(c.RememberedBytes))
-	positive("write timeout", int64(c.WriteTimeout))
-	positive("drain timeout", int64(c.DrainTimeout))
+	positiveDuration("write timeout", c.WriteTimeout)
+	positiveDuration("drain timeout", c.DrainTimeout)
 	positive("session limit", int64(c.MaxSessions))
 	positive("memory byte limit", int64(c.MaxMemoryBytes))
 	if c.MaxConnsPerIP < 0 || c.MaxConnsPerUser < 0 {

@@ -25,8 +25,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -63,6 +65,7 @@ type options struct {
 	delay      time.Duration
 	logFormat  string
 	logLevel   string
+	version    bool
 	authKey    string
 	authIss    string
 	authAud    string
@@ -138,12 +141,25 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	fs.StringVar(&o.authAud, "auth-audience", "", "with authentication: an audience (aud) tokens must have")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.BoolVar(&o.version, "version", false, "print the version (from the build information) and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: agentws-server [flags]\n\nEvery flag can also be set with its environment variable, %sNAME (-session-ttl: %s).\nThe API key of -agent openai comes from %sAGENT_API_KEY or OPENAI_API_KEY.\nBearer-token authentication with an HS256 secret is turned on by %sAUTH_SECRET.\n\n", envPrefix, envName("session-ttl"), envPrefix, envPrefix)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
+	usage := fs.Usage
+	fs.Usage = func() {} // a bad flag gets its error and a hint, not the whole usage
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage()
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w (agentws-server -help lists the flags)", err)
+	}
+	if o.version {
+		return o, nil
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q: every setting is a flag", fs.Arg(0))
@@ -176,10 +192,16 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	}
 	switch o.agentName {
 	case "fixture":
+		if o.delay < 0 {
+			return nil, fmt.Errorf("-fixture-delay must be 0 or more, not %s", o.delay)
+		}
 		o.cfg.Agent = agent.Fixture{Delay: o.delay}
 	case "openai":
 		if o.agentURL == "" || o.agentModel == "" {
 			return nil, errors.New("-agent openai needs -agent-url and -agent-model")
+		}
+		if u, err := url.Parse(o.agentURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("-agent-url %q is not an http:// or https:// URL with a host, such as http://localhost:11434/v1", o.agentURL)
 		}
 		key := getenv(envPrefix + "AGENT_API_KEY")
 		if key == "" {
@@ -241,12 +263,20 @@ func readPublicKey(file string) (crypto.PublicKey, error) {
 	return nil, fmt.Errorf("%s holds no RSA or ECDSA public key in PEM", file)
 }
 
+// readableDurations logs durations as Go writes them (30s, 1m0s), not as nanoseconds.
+func readableDurations(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
+}
+
 func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("-log-level: %w", err)
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
+	opts := &slog.HandlerOptions{Level: lvl, ReplaceAttr: readableDurations}
 	switch format {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
@@ -256,12 +286,43 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("-log-format: unknown format %q: want text or json", format)
 }
 
+// stdout is where -version prints.
+var stdout io.Writer = os.Stdout
+
+// version describes the build: the module's version, the commit and its time when the
+// build recorded them, and the Go version.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "agentws-server (no build information)"
+	}
+	v := "agentws-server " + info.Main.Version
+	vcs := map[string]string{}
+	for _, s := range info.Settings {
+		vcs[s.Key] = s.Value
+	}
+	if rev := vcs["vcs.revision"]; rev != "" {
+		v += " commit " + rev
+		if vcs["vcs.modified"] == "true" {
+			v += " (modified)"
+		}
+		if t := vcs["vcs.time"]; t != "" {
+			v += " of " + t
+		}
+	}
+	return v + ", " + info.GoVersion
+}
+
 // run serves until ctx is done, then drains. When ready is not nil, it receives the
 // address the server listens on.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready chan<- string) error {
 	o, err := parse(args, getenv, stderr)
 	if err != nil {
 		return err
+	}
+	if o.version {
+		fmt.Fprintln(stdout, version())
+		return nil
 	}
 	log, err := newLogger(o.logFormat, o.logLevel, stderr)
 	if err != nil {

@@ -104,16 +104,27 @@ func TestBadSettings(t *testing.T) {
 		{[]string{"-agent", "magic"}, nil, `-agent: unknown agent "magic"`},
 		{[]string{"-agent", "openai"}, nil, "-agent openai needs -agent-url and -agent-model"},
 		{[]string{"stray"}, nil, `unexpected argument "stray"`},
+		{[]string{"-session-ttl", "5"}, nil, `invalid value "5" for flag -session-ttl: parse error (agentws-server -help lists the flags)`},
+		{[]string{"-fixture-delay", "-1s"}, nil, "-fixture-delay must be 0 or more, not -1s"},
+		{[]string{"-agent", "openai", "-agent-url", "localhost:19010/v1", "-agent-model", "m"}, nil, `-agent-url "localhost:19010/v1" is not an http:// or https:// URL with a host`},
 		{[]string{"-agent", "openai", "-agent-url", "http://localhost:1/v1", "-agent-model", "m", "-agent-token-timeout", "-1s"}, nil, "-agent-token-timeout must be positive, not -1s"},
 		{[]string{"-agent", "openai", "-agent-url", "http://localhost:1/v1", "-agent-model", "m", "-agent-retries", "-2"}, nil, "-agent-retries must be 0 or more, not -2"},
 	}
 	for _, tt := range tests {
-		_, err := parse(tt.args, env(tt.env), io.Discard)
+		var stderr strings.Builder
+		_, err := parse(tt.args, env(tt.env), &stderr)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v %v: got %v, want %q", tt.args, tt.env, err, tt.want)
 		}
+		if stderr.Len() > 0 { // the error is the caller's to print, once, without the usage
+			t.Errorf("%v: parse printed %q", tt.args, stderr.String())
+		}
 	}
-	err := run(context.Background(), []string{"-queue-depth", "0", "-addr", "127.0.0.1:0"}, env(nil), io.Discard, nil)
+	err := run(context.Background(), []string{"-session-ttl", "-1s", "-addr", "127.0.0.1:0"}, env(nil), io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "session TTL must be positive, not -1s") {
+		t.Errorf("a negative TTL: got %v, want it as a duration", err)
+	}
+	err = run(context.Background(), []string{"-queue-depth", "0", "-addr", "127.0.0.1:0"}, env(nil), io.Discard, nil)
 	if err == nil || !strings.Contains(err.Error(), "query queue depth must be at least 1") {
 		t.Errorf("queue depth 0: got %v", err)
 	}
@@ -356,5 +367,31 @@ func TestAllowedHosts(t *testing.T) {
 		if diff := cmp.Diff(tt.want, o.cfg.AllowedHosts); diff != "" {
 			t.Errorf("%v %v: allowed hosts (-want +got):\n%s", tt.args, tt.env, diff)
 		}
+	}
+}
+
+// -version prints the build's version; it starts nothing.
+func TestVersion(t *testing.T) {
+	var out strings.Builder
+	stdout = &out
+	defer func() { stdout = os.Stdout }()
+	if err := run(context.Background(), []string{"-version"}, env(nil), io.Discard, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); !strings.HasPrefix(got, "agentws-server ") || !strings.Contains(got, "go1.") {
+		t.Errorf("-version printed %q, want agentws-server, its version and the Go version", got)
+	}
+}
+
+// Durations in JSON logs read as durations, not nanoseconds.
+func TestLogDurations(t *testing.T) {
+	var buf strings.Builder
+	log, err := newLogger("json", "info", &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("x", "timeout", 30*time.Second)
+	if !strings.Contains(buf.String(), `"timeout":"30s"`) {
+		t.Errorf("logged %s, want timeout 30s", buf.String())
 	}
 }
