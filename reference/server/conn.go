@@ -173,6 +173,7 @@ func (c *conn) reply(f frame) bool {
 	}
 	c.mu.Unlock()
 	c.log.Warn("slow consumer: the client sends but does not read; closing it with 4002")
+	c.srv.metrics.closes.WithLabelValues("slow_consumer").Inc()
 	c.srv.dropped(c, closeSlowConsumer, "slow consumer")
 	return false
 }
@@ -294,6 +295,7 @@ func (c *conn) writeFailed(f frame, err error) {
 	defer c.ws.CloseNow()
 	if errors.Is(err, context.DeadlineExceeded) {
 		c.log.Warn("slow consumer: it took no frame for the write timeout; dropping it (4002) and buffering the session's frames", "write_timeout", c.srv.cfg.WriteTimeout)
+		c.srv.metrics.closes.WithLabelValues("slow_consumer").Inc()
 		c.srv.dropped(c, closeSlowConsumer, "slow consumer", f)
 		return
 	}
@@ -312,6 +314,7 @@ func (c *conn) write(f frame) error {
 	}
 	c.lastSent.Store(time.Now().UnixNano())
 	c.srv.stats.sent.Add(1)
+	c.srv.metrics.frames.WithLabelValues(f.typ).Inc()
 	return nil
 }
 

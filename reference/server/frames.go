@@ -20,6 +20,7 @@ type frame struct {
 	evicted int  // for connected: the evictions it announces (BUF-8)
 	answer  bool // queued on a conn as the answer to a client frame
 	held    *charge
+	typ     string // the message's type, for metrics
 }
 
 func timestamp() string { return time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00") }
@@ -43,7 +44,7 @@ func encode(v any) frame {
 	if b.Cap() <= 64<<10 {
 		encoders.Put(b)
 	}
-	return frame{data: data}
+	return frame{data: data, typ: frameType(v)}
 }
 
 // frameBound bounds the bytes a frame carrying strings of n bytes in all takes,

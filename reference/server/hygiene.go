@@ -42,27 +42,27 @@ func (s *Server) checkHost(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	s.log.Warn("host refused", "host", r.Host, "remote", r.RemoteAddr, "allow_with", "-allowed-hosts")
-	httpError(w, http.StatusForbidden, httpapi.HTTPErrorCodeHostNotAllowed, "host %q is not one this server answers to", r.Host)
+	s.refuse(w, http.StatusForbidden, httpapi.HTTPErrorCodeHostNotAllowed, "host %q is not one this server answers to", r.Host)
 	return false
 }
 
 // checkUpgrade refuses, with a JSON body, an upgrade request that breaks RFC 6455
 // section 4.2.1 (HS-9, HS-12), before websocket.Accept would answer it in plain text.
 // It returns false when it refused.
-func checkUpgrade(w http.ResponseWriter, r *http.Request) bool {
+func (s *Server) checkUpgrade(w http.ResponseWriter, r *http.Request) bool {
 	switch {
 	case r.Method != http.MethodGet:
 		w.Header().Set("Allow", http.MethodGet)
-		httpError(w, http.StatusMethodNotAllowed, httpapi.HTTPErrorCodeMethodNotAllowed, "%s does not allow %s: a WebSocket upgrade is a GET", r.URL.Path, r.Method)
+		s.refuse(w, http.StatusMethodNotAllowed, httpapi.HTTPErrorCodeMethodNotAllowed, "%s does not allow %s: a WebSocket upgrade is a GET", r.URL.Path, r.Method)
 	case !isUpgrade(r) || !r.ProtoAtLeast(1, 1):
 		w.Header().Set("Upgrade", "websocket")
 		w.Header().Set("Connection", "Upgrade")
-		httpError(w, http.StatusUpgradeRequired, httpapi.HTTPErrorCodeNotWebsocket, "this endpoint speaks WebSocket: send an HTTP/1.1 upgrade request, not %s %s", r.Proto, r.Method)
+		s.refuse(w, http.StatusUpgradeRequired, httpapi.HTTPErrorCodeNotWebsocket, "this endpoint speaks WebSocket: send an HTTP/1.1 upgrade request, not %s %s", r.Proto, r.Method)
 	case r.Header.Get("Sec-WebSocket-Version") != "13":
 		w.Header().Set("Sec-WebSocket-Version", "13")
-		httpError(w, http.StatusUpgradeRequired, httpapi.HTTPErrorCodeUnsupportedVersion, "Sec-WebSocket-Version %q is not supported: only 13", r.Header.Get("Sec-WebSocket-Version"))
+		s.refuse(w, http.StatusUpgradeRequired, httpapi.HTTPErrorCodeUnsupportedVersion, "Sec-WebSocket-Version %q is not supported: only 13", r.Header.Get("Sec-WebSocket-Version"))
 	case !validKey(r.Header.Values("Sec-WebSocket-Key")):
-		httpError(w, http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidHandshake, "Sec-WebSocket-Key %q is not one 16-byte value in base64", r.Header.Values("Sec-WebSocket-Key"))
+		s.refuse(w, http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidHandshake, "Sec-WebSocket-Key %q is not one 16-byte value in base64", r.Header.Values("Sec-WebSocket-Key"))
 	default:
 		return true
 	}
@@ -135,6 +135,6 @@ func clientAddr(r *http.Request) string {
 }
 
 // tooMany refuses a connection beyond a bound of HS-14.
-func tooMany(w http.ResponseWriter, what string, n int) {
-	httpError(w, http.StatusTooManyRequests, httpapi.HTTPErrorCodeTooManyConnections, "%s holds %d connections, as many as the server allows; close one first", what, n)
+func (s *Server) tooMany(w http.ResponseWriter, what string, n int) {
+	s.refuse(w, http.StatusTooManyRequests, httpapi.HTTPErrorCodeTooManyConnections, "%s holds %d connections, as many as the server allows; close one first", what, n)
 }

@@ -131,19 +131,19 @@ func (s *Server) cameOnline(sess *session) {
 func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, log *slog.Logger, sid, user string, resume resumeRequest) {
 	sess, err := s.join(sid, user)
 	if err != nil {
-		refuse(w, log, err)
+		s.refuseJoin(w, log, err)
 		return
 	}
 	if !s.track(&s.conns) {
 		sess.abandon()
-		refuse(w, log, errShutdown)
+		s.refuseJoin(w, log, errShutdown)
 		return
 	}
 	defer s.conns.Done()
 	c := newConn(s, log)
 	sess, old, err := s.attach(c, sess, user, resume)
 	if err != nil {
-		refuse(w, log, err)
+		s.refuseJoin(w, log, err)
 		return
 	}
 	if old != nil {
@@ -165,17 +165,17 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, log *slog.
 	<-c.done
 }
 
-// refuse answers a handshake that cannot join a session, before the upgrade.
-func refuse(w http.ResponseWriter, log *slog.Logger, err error) {
+// refuseJoin answers a handshake that cannot join a session, before the upgrade.
+func (s *Server) refuseJoin(w http.ResponseWriter, log *slog.Logger, err error) {
 	switch {
 	case errors.Is(err, errUserMismatch):
 		log.Warn("user mismatch")
-		httpError(w, http.StatusForbidden, httpapi.HTTPErrorCodeUserMismatch, "%v", err)
+		s.refuse(w, http.StatusForbidden, httpapi.HTTPErrorCodeUserMismatch, "%v", err)
 	case errors.Is(err, errShutdown):
-		httpError(w, http.StatusServiceUnavailable, httpapi.HTTPErrorCodeDraining, "the server is shutting down and accepts no new connections")
+		s.refuse(w, http.StatusServiceUnavailable, httpapi.HTTPErrorCodeDraining, "the server is shutting down and accepts no new connections")
 	default:
 		log.Warn("session limit reached: refusing a new session", "err", err)
-		httpError(w, http.StatusServiceUnavailable, httpapi.HTTPErrorCodeServerFull, "%v; try again later", err)
+		s.refuse(w, http.StatusServiceUnavailable, httpapi.HTTPErrorCodeServerFull, "%v; try again later", err)
 	}
 }
 

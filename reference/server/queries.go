@@ -134,6 +134,7 @@ func (s *session) known(id string) *query {
 
 // refusal is a connection-scoped error that refuses a client frame.
 func (s *session) refusal(code msg.ErrorCode, queryID, format string, args ...any) *frame {
+	s.srv.metrics.refused.WithLabelValues(string(code)).Inc()
 	f := errorFrame(s.id, code, queryID, fmt.Sprintf(format, args...))
 	return &f
 }
@@ -304,6 +305,7 @@ func (s *session) cancelQuery(id string) *frame {
 	s.queue = slices.Delete(s.queue, i, i+1)
 	s.queued -= q.size
 	q.cancel(errCancelled)
+	s.srv.metrics.queries.WithLabelValues(string(msg.ErrorCodeCancelled)).Inc()
 	s.finishLocked(q, errorBuilder(s.id, q.id, msg.ErrorCodeCancelled, "Query cancelled by the client before it started"), true)
 	return nil
 }
@@ -422,6 +424,9 @@ func (s *session) run(q *query) {
 	size := 0
 	err := s.srv.cfg.Agent.Stream(q.ctx, q.req, func(content string) error {
 		number := len(parts) + 1
+		if number == 1 {
+			s.srv.metrics.firstChunk.Observe(time.Since(start).Seconds())
+		}
 		keep := len(content) + partOverhead
 		need := frameBound(len(content)) + keep
 		if err := s.srv.mem.reserve(need, q.ctx.Done(), patience); err != nil {
@@ -453,20 +458,26 @@ func (s *session) run(q *query) {
 	switch cause := context.Cause(q.ctx); {
 	case errors.Is(cause, errSessionEnded):
 		log.Info("query cancelled: the session ended", "chunks", n)
+		s.srv.metrics.queryEnded("session_ended", start)
 	case errors.Is(cause, errCancelled):
+		s.srv.metrics.queryEnded(string(msg.ErrorCodeCancelled), start)
 		log.Info("query cancelled by the client", "chunks", n)
 		s.endQuery(q, msg.ErrorCodeCancelled, "Query cancelled by the client")
 	case errors.Is(cause, errShutdown):
 		log.Warn("query stopped by the shutdown", "chunks", n)
+		s.srv.metrics.queryEnded(string(msg.ErrorCodeUnavailable), start)
 		s.endQuery(q, msg.ErrorCodeUnavailable, "Query stopped: the server is shutting down")
 	case errors.Is(err, errNoRoom):
 		log.Warn("query stopped: no room in the memory budget for its answer", "chunks", n, "max_memory_bytes", s.srv.cfg.MaxMemoryBytes, "waited", patience)
+		s.srv.metrics.queryEnded(string(msg.ErrorCodeUnavailable), start)
 		s.endQuery(q, msg.ErrorCodeUnavailable, fmt.Sprintf("Query stopped: the server's memory budget (-max-memory-bytes) had no room for its answer for %s", patience))
 	case err != nil:
 		log.Warn("query failed", "err", err, "chunks", n)
+		s.srv.metrics.queryEnded(string(msg.ErrorCodeQueryFailed), start)
 		s.endQuery(q, msg.ErrorCodeQueryFailed, "Query execution failed: "+agent.Public(err)) // the detail is the log's
 	default:
 		log.Info("query complete", "chunks", n, "duration", time.Since(start))
+		s.srv.metrics.queryEnded("complete", start)
 		full := strings.Join(parts, "")
 		parts = nil
 		s.finish(q, reserved, func(seq int) any {

@@ -34,6 +34,7 @@ func (s *Server) readLoop(c *conn, sess *session) {
 		data, charged, err := s.readMessage(r)
 		if errors.Is(err, errNoRoom) {
 			c.log.Warn("message not read: no room in the memory budget", "err", err, "max_memory_bytes", s.cfg.MaxMemoryBytes)
+			s.metrics.refused.WithLabelValues(string(msg.ErrorCodeBusy)).Inc()
 			c.reply(errorFrame(sess.id, msg.ErrorCodeBusy, "", fmt.Sprintf("Message not read: the server's memory budget (-max-memory-bytes) has no room now to read %v; try again later", err)))
 			continue
 		}
@@ -154,6 +155,7 @@ func (s *Server) handle(c *conn, sess *session, data []byte, charged int) bool {
 		if errors.As(err, &verr) {
 			code = msg.ErrorCode(verr.Code())
 		}
+		s.metrics.refused.WithLabelValues(string(code)).Inc()
 		c.reply(errorFrame(sess.id, code, "", "Invalid message: "+err.Error()))
 		return true
 	}

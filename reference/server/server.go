@@ -38,6 +38,7 @@ type Server struct {
 
 	perIP, perUser connLimiter // connections of each client address and user (HS-14)
 
+	metrics *metrics
 	mem     memory    // the bytes all sessions hold, against -max-memory-bytes
 	reclaim reclaimer // takes them back from sessions without a connection
 
@@ -65,6 +66,7 @@ func New(cfg Config) (*Server, error) {
 	s.perIP.max, s.perUser.max = cfg.MaxConnsPerIP, cfg.MaxConnsPerUser
 	s.mem.max, s.mem.wake = int64(cfg.MaxMemoryBytes), s.wakeReclaim
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	s.metrics = newMetrics(s)
 	s.capabilities = []string{"buffering", "error_codes", "query_id", "resume", "cancel"}
 	if cfg.Auth != nil {
 		s.capabilities = append(s.capabilities, "auth")
@@ -79,6 +81,7 @@ func New(cfg Config) (*Server, error) {
 	}()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", s.serveWS)
+	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.HandleFunc("/", fallback(mux))
 	s.handler = httpapi.HandlerFromMux(httpapi.NewStrictHandler(healthAPI{s}, nil), mux)
 	return s, nil
@@ -126,32 +129,32 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	sid, user := q.Get("session_id"), q.Get("user_id")
 	log := s.log.With("session_id", sid, "remote", r.RemoteAddr)
-	if !checkUpgrade(w, r) {
+	if !s.checkUpgrade(w, r) {
 		return
 	}
 	switch {
 	case s.draining.Load():
-		httpError(w, http.StatusServiceUnavailable, httpapi.HTTPErrorCodeDraining, "the server is shutting down and accepts no new connections")
+		s.refuse(w, http.StatusServiceUnavailable, httpapi.HTTPErrorCodeDraining, "the server is shutting down and accepts no new connections")
 		return
 	case sid == "":
-		httpError(w, http.StatusBadRequest, httpapi.HTTPErrorCodeMissingSessionId, "session_id query parameter is required")
+		s.refuse(w, http.StatusBadRequest, httpapi.HTTPErrorCodeMissingSessionId, "session_id query parameter is required")
 		return
 	case !idSyntax.MatchString(sid):
-		httpError(w, http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidSessionId, "session_id %q is not 1 to 128 characters of A-Z a-z 0-9 . _ : ~ -", sid)
+		s.refuse(w, http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidSessionId, "session_id %q is not 1 to 128 characters of A-Z a-z 0-9 . _ : ~ -", sid)
 		return
 	case q.Has("user_id") && !idSyntax.MatchString(user):
-		httpError(w, http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidUserId, "user_id %q is not 1 to 128 characters of A-Z a-z 0-9 . _ : ~ -", user)
+		s.refuse(w, http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidUserId, "user_id %q is not 1 to 128 characters of A-Z a-z 0-9 . _ : ~ -", user)
 		return
 	}
 	resume, err := resumeFrom(q)
 	if err != nil {
-		httpError(w, http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidParameter, "%v", err)
+		s.refuse(w, http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidParameter, "%v", err)
 		return
 	}
 	addr := clientAddr(r)
 	if !s.perIP.acquire(addr) {
 		log.Warn("connections per client address at their bound: refusing", "max_conns_per_ip", s.cfg.MaxConnsPerIP)
-		tooMany(w, "address "+addr, s.cfg.MaxConnsPerIP)
+		s.tooMany(w, "address "+addr, s.cfg.MaxConnsPerIP)
 		return
 	}
 	defer s.perIP.release(addr)
@@ -159,11 +162,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		sub, err := s.cfg.Auth.subject(r)
 		if err != nil {
 			log.Warn("unauthorized", "err", err)
-			httpError(w, http.StatusUnauthorized, httpapi.HTTPErrorCodeUnauthorized, "%v", err)
+			s.refuse(w, http.StatusUnauthorized, httpapi.HTTPErrorCodeUnauthorized, "%v", err)
 			return
 		}
 		if q.Has("user_id") && user != sub {
-			httpError(w, http.StatusForbidden, httpapi.HTTPErrorCodeUserMismatch, "user_id %q is not the token's subject", user)
+			s.refuse(w, http.StatusForbidden, httpapi.HTTPErrorCodeUserMismatch, "user_id %q is not the token's subject", user)
 			return
 		}
 		user = sub // AUTH-2
@@ -171,14 +174,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if user != "" {
 		if !s.perUser.acquire(user) {
 			log.Warn("connections of the user at their bound: refusing", "user_id", user, "max_conns_per_user", s.cfg.MaxConnsPerUser)
-			tooMany(w, "user "+strconv.Quote(user), s.cfg.MaxConnsPerUser)
+			s.tooMany(w, "user "+strconv.Quote(user), s.cfg.MaxConnsPerUser)
 			return
 		}
 		defer s.perUser.release(user)
 	}
 	if origin := r.Header.Get("Origin"); origin != "" && !s.originAllowed(origin, r.Host) {
 		log.Warn("origin refused", "origin", origin, "allow_with", "-allowed-origins="+originHost(origin))
-		httpError(w, http.StatusForbidden, httpapi.HTTPErrorCodeOriginNotAllowed, "origin %q is not allowed", origin)
+		s.refuse(w, http.StatusForbidden, httpapi.HTTPErrorCodeOriginNotAllowed, "origin %q is not allowed", origin)
 		return
 	}
 	s.serveSession(w, r, log, sid, user, resume)

@@ -1,0 +1,111 @@
+package server
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/agentws/agentws/schemas/httpapi"
+	"github.com/agentws/agentws/schemas/msg"
+)
+
+// metrics are the server's Prometheus metrics, served at /metrics. Every label takes
+// values from a closed set (frame types, error codes, refusal codes, outcomes): no
+// session id, user or address is ever a label.
+type metrics struct {
+	registry   *prometheus.Registry
+	queries    *prometheus.CounterVec // outcome: complete or the error code that ended it
+	refused    *prometheus.CounterVec // code: the error code of a refused client frame
+	frames     *prometheus.CounterVec // type: the frame's type
+	firstChunk prometheus.Histogram   // seconds from a query's start to its first chunk
+	duration   prometheus.Histogram   // seconds from a query's start to its end
+	refusals   *prometheus.CounterVec // reason: the HTTP error code of a refused request
+	closes     *prometheus.CounterVec // reason: slow_consumer, replaced
+	authFails  prometheus.Counter
+}
+
+// latencyBuckets span a first token in milliseconds to an answer of minutes.
+var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{registry: prometheus.NewRegistry()}
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "agentws", Name: name, Help: help}, labels)
+		m.registry.MustRegister(c)
+		return c
+	}
+	m.queries = counter("queries_total", "Queries ended, by outcome: complete, or the code of the error that ended them.", "outcome")
+	m.refused = counter("client_frames_refused_total", "Client frames refused with a connection-scoped error (queries that did not run, malformed frames, unknown cancels), by error code.", "code")
+	m.frames = counter("frames_sent_total", "Frames written to clients, by type.", "type")
+	m.refusals = counter("handshake_refusals_total", "Requests to /ws refused before the upgrade, by the code of their HTTP error.", "reason")
+	m.closes = counter("connection_closes_total", "Connections the server closed, by reason: slow_consumer (4002), replaced (4001).", "reason")
+	m.authFails = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agentws", Name: "auth_failures_total", Help: "Handshakes refused for want of a valid token (401)."})
+	m.firstChunk = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "agentws", Name: "first_chunk_seconds", Help: "Time from a query's start to its first chunk.", Buckets: latencyBuckets})
+	m.duration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "agentws", Name: "query_duration_seconds", Help: "Time from a query's start to its terminal frame.", Buckets: latencyBuckets})
+	gauge := func(name, help string, f func() float64) {
+		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "agentws", Name: name, Help: help}, f))
+	}
+	gauge("connections", "Live connections that got connected.", func() float64 { return float64(s.stats.active.Load()) })
+	gauge("sessions", "Sessions held, with or without a connection.", func() float64 { return float64(s.sessionCount()) })
+	gauge("memory_held_bytes", "Bytes held for clients, as -max-memory-bytes counts them.", func() float64 { return float64(s.mem.held.Load()) })
+	gauge("memory_budget_bytes", "The memory budget, -max-memory-bytes.", func() float64 { return float64(s.mem.max) })
+	m.registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "agentws", Name: "buffer_evicted_frames_total", Help: "Frames evicted from offline buffers (BUF-8)."},
+			func() float64 { return float64(s.stats.evicted.Load()) }),
+		m.authFails, m.firstChunk, m.duration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// queryEnded counts a query's end and its duration.
+func (m *metrics) queryEnded(outcome string, start time.Time) {
+	m.queries.WithLabelValues(outcome).Inc()
+	m.duration.Observe(time.Since(start).Seconds())
+}
+
+// refuse answers a refused request with the JSON body of http-error.json, counted by
+// its code.
+func (s *Server) refuse(w http.ResponseWriter, status int, code httpapi.HTTPErrorCode, format string, args ...any) {
+	s.metrics.refusals.WithLabelValues(string(code)).Inc()
+	if code == httpapi.HTTPErrorCodeUnauthorized {
+		s.metrics.authFails.Inc()
+	}
+	httpError(w, status, code, format, args...)
+}
+
+// sessionCount returns the number of sessions held.
+func (s *Server) sessionCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// frameType names the type of a server message, for frames_sent_total.
+func frameType(v any) string {
+	switch m := v.(type) {
+	case msg.Connected:
+		return string(m.Type)
+	case msg.QueryStart:
+		return string(m.Type)
+	case msg.Chunk:
+		return string(m.Type)
+	case msg.Complete:
+		return string(m.Type)
+	case msg.Error:
+		return string(m.Type)
+	case msg.Pong:
+		return string(m.Type)
+	case msg.Keepalive:
+		return string(m.Type)
+	case msg.Disconnected:
+		return string(m.Type)
+	}
+	return "other"
+}
