@@ -36,6 +36,10 @@ type OpenAI struct {
 	Timeout           time.Duration // the whole answer; 0: DefaultTimeout
 	Retries           int           // tries after the first, before any token; negative: none
 	RetryBackoff      time.Duration // the wait before the first retry, doubled each time, with jitter; 0: DefaultRetryBackoff
+
+	// Observe, when set, is told of each request to the upstream as it ends: its
+	// outcome (ok, refused, unreachable, timeout, failed, cancelled) and how long it took.
+	Observe func(outcome string, took time.Duration)
 }
 
 // The defaults of OpenAI's bounds.
@@ -114,6 +118,10 @@ var (
 
 // try makes one request, and reports whether it emitted a token.
 func (o *OpenAI) try(parent context.Context, req Request, emit func(string) error) (started bool, err error) {
+	if o.Observe != nil {
+		t0 := time.Now()
+		defer func() { o.Observe(outcome(err), time.Since(t0)) }()
+	}
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	watchdog := time.AfterFunc(or(o.FirstTokenTimeout, DefaultFirstTokenTimeout), func() { cancel(errFirstToken) })
@@ -192,6 +200,25 @@ func (o *OpenAI) cause(ctx context.Context, err error) error {
 	default:
 		return cause
 	}
+}
+
+// outcome names how a request ended, for Observe.
+func outcome(err error) string {
+	var se *statusError
+	var f *failure
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &se):
+		return "refused"
+	case errors.As(err, &f) && f.public == "the model upstream could not be reached":
+		return "unreachable"
+	case errors.As(err, &f) && f.public == "the model upstream did not answer in time":
+		return "timeout"
+	case errors.As(err, &f):
+		return "failed"
+	}
+	return "cancelled"
 }
 
 // statusError is an upstream's refusal with its HTTP status.

@@ -159,4 +159,7 @@ func TestUpstreamFailureLeaksNothing(t *testing.T) {
 	if detail := fmt.Sprint(logs.records("query failed")[0]["err"]); !strings.Contains(detail, "Incorrect API key") || !strings.Contains(detail, upstream.URL) {
 		t.Errorf("the log has %q, want the upstream's text and address", detail)
 	}
+	if _, m := scrape(t, s.URL+"/metrics"); m[`agentws_upstream_request_seconds_count{outcome="refused"}`] != 1 || m[`agentws_queries_total{outcome="query_failed"}`] != 1 {
+		t.Errorf("metrics: %v upstream requests refused, %v queries failed; want 1 and 1", m[`agentws_upstream_request_seconds_count{outcome="refused"}`], m[`agentws_queries_total{outcome="query_failed"}`])
+	}
 }

@@ -25,6 +25,7 @@ type metrics struct {
 	refusals   *prometheus.CounterVec // reason: the HTTP error code of a refused request
 	closes     *prometheus.CounterVec // reason: slow_consumer, replaced
 	authFails  prometheus.Counter
+	upstream   *prometheus.HistogramVec // outcome: of a request to the model upstream
 }
 
 // latencyBuckets span a first token in milliseconds to an answer of minutes.
@@ -43,6 +44,8 @@ func newMetrics(s *Server) *metrics {
 	m.refusals = counter("handshake_refusals_total", "Requests to /ws refused before the upgrade, by the code of their HTTP error.", "reason")
 	m.closes = counter("connection_closes_total", "Connections the server closed, by reason: slow_consumer (4002), replaced (4001).", "reason")
 	m.authFails = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agentws", Name: "auth_failures_total", Help: "Handshakes refused for want of a valid token (401)."})
+	m.upstream = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "agentws", Name: "upstream_request_seconds", Help: "Requests to the model upstream, by outcome (ok, refused, unreachable, timeout, failed, cancelled), and how long each took.", Buckets: latencyBuckets}, []string{"outcome"})
+	m.registry.MustRegister(m.upstream)
 	m.firstChunk = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "agentws", Name: "first_chunk_seconds", Help: "Time from a query's start to its first chunk.", Buckets: latencyBuckets})
 	m.duration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "agentws", Name: "query_duration_seconds", Help: "Time from a query's start to its terminal frame.", Buckets: latencyBuckets})
 	gauge := func(name, help string, f func() float64) {
