@@ -265,3 +265,23 @@ func BenchmarkNDJSON(b *testing.B) {
 		})
 	}
 }
+
+// The README's example runs as it says: its command on testdata/sent.ndjson prints the
+// lines the README shows, and exits 1.
+func TestREADMEExample(t *testing.T) {
+	t.Chdir("../..")
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut strings.Builder
+	code := run([]string{"-direction", "client", "-strict", "testdata/sent.ndjson"}, nil, &out, &errOut)
+	if code != exitInvalid {
+		t.Errorf("exit status %d, want %d", code, exitInvalid)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()+errOut.String()), "\n") {
+		if !strings.Contains(string(readme), "    "+line+"\n") {
+			t.Errorf("the README does not show the line %q", line)
+		}
+	}
+}
