@@ -54,6 +54,7 @@ func TestAttacks(t *testing.T) {
 		{"many sessions", attackManySessions},
 		{"one-address session churn", attackSessionChurn},
 		{"connected sessions that do not read", attackConnectedHolders},
+		{"idle connections", attackIdleConnections},
 		// Connections and handshakes.
 		{"idle keep-alive connections", attackIdleKeepAlive},
 		{"slowloris", attackSlowloris},
@@ -418,6 +419,33 @@ func attackConnectedHolders(t *testing.T) {
 	}
 	for _, sid := range sids {
 		eventually(t, "the queries finish offline", func() bool { return !s.SessionBusy(sid) })
+	}
+	s.stillServes(t)
+}
+
+// Config.Budget's constants beyond the count, measured: many idle connections, each
+// with its session, grow the live heap and the goroutine stacks by no more than
+// Session + Connection each (the test's own client ends included).
+func attackIdleConnections(t *testing.T) {
+	n := scale(200, 2000)
+	var cfg server.Config
+	s := start(t, func(c *server.Config) { c.MaxConnsPerIP = 0; cfg = *c })
+	heapAndStacks := func() int {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int(m.HeapAlloc + m.StackInuse)
+	}
+	before := heapAndStacks()
+	for range n {
+		s.connect(t, "session_id="+newSession(t))
+	}
+	grown := heapAndStacks() - before
+	b := cfg.Budget()
+	t.Logf("%d idle connections: live heap and goroutine stacks grew %.1f KiB each (client ends included); the budget's constants are %d KiB (session %d, connection %d)",
+		n, float64(grown)/float64(n)/(1<<10), (b.Session+b.Connection)>>10, b.Session>>10, b.Connection>>10)
+	if grown > n*(b.Session+b.Connection) {
+		t.Errorf("the live heap grew %d bytes for %d idle connections, over %d each", grown, n, b.Session+b.Connection)
 	}
 	s.stillServes(t)
 }

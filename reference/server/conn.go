@@ -173,7 +173,6 @@ func (c *conn) reply(f frame) bool {
 	}
 	c.mu.Unlock()
 	c.log.Warn("slow consumer: the client sends but does not read; closing it with 4002")
-	c.srv.metrics.closes.WithLabelValues("slow_consumer").Inc()
 	c.srv.dropped(c, closeSlowConsumer, "slow consumer")
 	return false
 }
@@ -227,6 +226,7 @@ func (c *conn) closeNow(code websocket.StatusCode, reason string) (unsent []fram
 	c.out, c.answers, c.bytes, c.ansB = nil, 0, 0, 0
 	if !c.closing || c.flush {
 		c.closing, c.code, c.reason, c.flush = true, code, reason, false
+		c.srv.metrics.closed(code)
 	}
 	c.signalRoomLocked()
 	c.notify()
@@ -237,7 +237,6 @@ func (c *conn) closeNow(code websocket.StatusCode, reason string) (unsent []fram
 func (c *conn) writeLoop() {
 	defer close(c.done)
 	for range c.wake {
-	drain:
 		for {
 			f, ok := c.take()
 			if !ok {
@@ -249,14 +248,13 @@ func (c *conn) writeLoop() {
 			}
 			f.held.drop()
 		}
+		// A frame queued after take found none, before the close that flushes, is still
+		// written: its queueing woke this loop again.
 		c.mu.Lock()
-		closing, code, reason := c.closing, c.code, c.reason
-		queued := c.flush && len(c.out) > 0 // queued after take found none, before the close
+		done := c.closing && (!c.flush || len(c.out) == 0)
+		code, reason := c.code, c.reason
 		c.mu.Unlock()
-		if queued {
-			goto drain
-		}
-		if closing {
+		if done {
 			c.close(code, reason)
 			return
 		}
@@ -295,7 +293,6 @@ func (c *conn) writeFailed(f frame, err error) {
 	defer c.ws.CloseNow()
 	if errors.Is(err, context.DeadlineExceeded) {
 		c.log.Warn("slow consumer: it took no frame for the write timeout; dropping it (4002) and buffering the session's frames", "write_timeout", c.srv.cfg.WriteTimeout)
-		c.srv.metrics.closes.WithLabelValues("slow_consumer").Inc()
 		c.srv.dropped(c, closeSlowConsumer, "slow consumer", f)
 		return
 	}

@@ -144,10 +144,12 @@ func TestUpstreamFailureLeaksNothing(t *testing.T) {
 	}))
 	defer upstream.Close()
 	var logs *logBuffer
+	up := &agent.OpenAI{URL: upstream.URL, Model: "m"}
 	s := start(t, func(c *server.Config) {
 		logs = logged(c)
-		c.Agent = &agent.OpenAI{URL: upstream.URL, Model: "m"}
+		c.Agent = up
 	})
+	up.Observe = s.ObserveUpstream
 	c, _ := s.connect(t, "session_id="+newSession(t))
 	c.send(query("hi"))
 	frames := c.stream()

@@ -72,11 +72,7 @@ func leaveAnswers(t *testing.T, s *testServer, n int, q string) []string {
 func TestMemoryBudgetRefusesQueriesWhenUnshedable(t *testing.T) {
 	m := 64 << 10
 	gate := make(chan struct{})
-	s := start(t, func(c *server.Config) {
-		c.MaxMessageBytes, c.QueueBytes, c.QueueDepth = int64(m), 64*m, 64
-		c.MaxMemoryBytes = 8 * m
-		c.Agent = gated{gate}
-	})
+	s := start(t, tightBudget(m, gated{gate}, nil))
 	c, _ := s.connect(t, "session_id="+newSession(t))
 	c.send(map[string]any{"type": "query", "query": "first", "query_id": "running"})
 	c.expect("query_start")
@@ -118,6 +114,19 @@ func TestMemoryBudgetRefusesQueriesWhenUnshedable(t *testing.T) {
 	c.send(query("one more"))
 	if got := checkStream(t, c.stream()); got != "Echo: one more" {
 		t.Errorf("once the queries finished: got %q", got)
+	}
+}
+
+// tightBudget is the configuration of a budget of 8 messages of m bytes, the least
+// it may be, whose queues are bounded by the budget alone, with agent a and edit.
+func tightBudget(m int, a agent.Agent, edit func(*server.Config)) func(*server.Config) {
+	return func(c *server.Config) {
+		c.MaxMessageBytes, c.QueueBytes, c.QueueDepth = int64(m), 64*m, 64
+		c.MaxMemoryBytes = 8 * m
+		c.Agent = a
+		if edit != nil {
+			edit(c)
+		}
 	}
 }
 
@@ -168,12 +177,7 @@ func TestMemoryCountReturnsToZero(t *testing.T) {
 func TestMemoryBudgetStopsAStarvedQuery(t *testing.T) {
 	m := 64 << 10
 	release := make(chan struct{})
-	s := start(t, func(c *server.Config) {
-		c.MaxMessageBytes, c.QueueBytes, c.QueueDepth = int64(m), 64*m, 64
-		c.MaxMemoryBytes = 8 * m
-		c.WriteTimeout = 200 * time.Millisecond
-		c.Agent = scripted{release}
-	})
+	s := start(t, tightBudget(m, scripted{release}, func(c *server.Config) { c.WriteTimeout = 200 * time.Millisecond }))
 	a, _ := s.connect(t, "session_id="+newSession(t))
 	a.send(map[string]any{"type": "query", "query": "big", "query_id": "starved"})
 	a.expect("query_start")

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -67,10 +68,37 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
 
-// queryEnded counts a query's end and its duration.
-func (m *metrics) queryEnded(outcome string, start time.Time) {
+// ObserveUpstream counts a request to the model upstream by its outcome, with how long
+// it took, in upstream_request_seconds: an agent.OpenAI's Observe.
+func (s *Server) ObserveUpstream(outcome string, took time.Duration) {
+	s.metrics.upstream.WithLabelValues(outcome).Observe(took.Seconds())
+}
+
+// closed counts a connection the server closed with code, when the code is one of
+// those connection_closes_total names.
+func (m *metrics) closed(code websocket.StatusCode) {
+	switch code {
+	case closeSlowConsumer:
+		m.closes.WithLabelValues("slow_consumer").Inc()
+	case closeSessionReplaced:
+		m.closes.WithLabelValues("replaced").Inc()
+	}
+}
+
+// queryEnded counts a query's end by its terminal message (nil: its session ended
+// first), and its duration when it had begun to run.
+func (m *metrics) queryEnded(terminal any, started time.Time) {
+	outcome := "session_ended"
+	switch t := terminal.(type) {
+	case msg.Complete:
+		outcome = "complete"
+	case msg.Error:
+		outcome = string(t.Code)
+	}
 	m.queries.WithLabelValues(outcome).Inc()
-	m.duration.Observe(time.Since(start).Seconds())
+	if !started.IsZero() {
+		m.duration.Observe(time.Since(started).Seconds())
+	}
 }
 
 // refuse answers a refused request with the JSON body of http-error.json, counted by

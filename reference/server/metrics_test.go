@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bufio"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -24,6 +23,12 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.expect("error")
+	c.send(map[string]any{"type": "query", "query": "__slow__ long enough to cancel", "query_id": "slow"})
+	c.expect("query_start")
+	c.send(map[string]any{"type": "cancel", "query_id": "slow"})
+	if f := c.stream(); f[len(f)-1].str("code") != "cancelled" {
+		t.Fatalf("the cancelled query ended with %v", f[len(f)-1])
+	}
 	s.refused(t, "session_id=bad%20id", nil)
 	s.connect(t, "session_id="+sid) // takes the session over
 	eventually(t, "the replaced connection is gone", func() bool { return s.health(t).ActiveConnections == 1 })
@@ -31,11 +36,12 @@ func TestMetrics(t *testing.T) {
 	body, got := scrape(t, s.URL+"/metrics")
 	for series, want := range map[string]float64{
 		`agentws_queries_total{outcome="complete"}`:                     1,
+		`agentws_queries_total{outcome="cancelled"}`:                    1,
 		`agentws_frames_sent_total{type="pong"}`:                        1,
-		`agentws_frames_sent_total{type="query_start"}`:                 1,
+		`agentws_frames_sent_total{type="query_start"}`:                 2,
 		`agentws_frames_sent_total{type="complete"}`:                    1,
 		`agentws_first_chunk_seconds_count`:                             1,
-		`agentws_query_duration_seconds_count`:                          1,
+		`agentws_query_duration_seconds_count`:                          2,
 		`agentws_handshake_refusals_total{reason="invalid_session_id"}`: 1,
 		`agentws_connection_closes_total{reason="replaced"}`:            1,
 		`agentws_client_frames_refused_total{code="invalid_json"}`:      1,
@@ -58,17 +64,12 @@ func TestMetrics(t *testing.T) {
 // scrape gets a Prometheus text exposition and returns it, and its samples by series.
 func scrape(t *testing.T, url string) (string, map[string]float64) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
-		t.Fatalf("GET /metrics: %s, %s", resp.Status, resp.Header.Get("Content-Type"))
+	code, data := get(t, url)
+	if code != http.StatusOK || !strings.HasPrefix(data, "# HELP ") {
+		t.Fatalf("GET /metrics: %d %.100q, want 200 and the Prometheus text format", code, data)
 	}
 	samples := map[string]float64{}
-	sc := bufio.NewScanner(strings.NewReader(string(data)))
+	sc := bufio.NewScanner(strings.NewReader(data))
 	for sc.Scan() {
 		line := sc.Text()
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -81,5 +82,5 @@ func scrape(t *testing.T, url string) (string, map[string]float64) {
 		}
 		samples[line[:i]] = v
 	}
-	return string(data), samples
+	return data, samples
 }

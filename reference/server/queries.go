@@ -28,6 +28,8 @@ type query struct {
 	// text and the answer's chunks (held), and what was reserved at its admission
 	// for its query_start (start). releaseLocked gives them back.
 	held, start int
+
+	started time.Time // when it began to run; zero while it waits
 }
 
 // finishedQueries remembers a session's last finished queries by query id, oldest
@@ -305,7 +307,6 @@ func (s *session) cancelQuery(id string) *frame {
 	s.queue = slices.Delete(s.queue, i, i+1)
 	s.queued -= q.size
 	q.cancel(errCancelled)
-	s.srv.metrics.queries.WithLabelValues(string(msg.ErrorCodeCancelled)).Inc()
 	s.finishLocked(q, errorBuilder(s.id, q.id, msg.ErrorCodeCancelled, "Query cancelled by the client before it started"), true)
 	return nil
 }
@@ -358,10 +359,13 @@ func (s *session) finish(q *query, reserved int, build func(seq int) any) {
 }
 
 // finishLocked is finish with s.mu held, for the runner or, answer, for a cancel: the
-// bytes q held are given back, and when q was the running query, the next one in the
-// queue becomes the running one.
+// query's end is counted in the metrics by its terminal frame, the bytes q held are
+// given back, and when q was the running query, the next one in the queue becomes the
+// running one.
 func (s *session) finishLocked(q *query, build func(seq int) any, answer bool) {
-	if m := s.emitLocked(build, answer); m != nil {
+	m := s.emitLocked(build, answer)
+	s.srv.metrics.queryEnded(m, q.started)
+	if m != nil {
 		s.useCreditLocked(s.finished.add(q.id, m))
 	}
 	s.releaseLocked(q)
@@ -415,7 +419,8 @@ func (s *session) runQueue() {
 // unavailable (BUF-7).
 func (s *session) run(q *query) {
 	log := s.log.With("query_id", q.id)
-	start := time.Now()
+	q.started = time.Now()
+	start := q.started
 	s.emitPaced(q, nil, 0, 0, func(seq int) any {
 		return msg.QueryStart{Type: msg.QueryStartTypeQueryStart, Query: q.req.Query, SessionId: s.id, QueryId: q.id, Seq: seq, Timestamp: timestamp()}
 	})
@@ -458,26 +463,21 @@ func (s *session) run(q *query) {
 	switch cause := context.Cause(q.ctx); {
 	case errors.Is(cause, errSessionEnded):
 		log.Info("query cancelled: the session ended", "chunks", n)
-		s.srv.metrics.queryEnded("session_ended", start)
+		s.srv.metrics.queryEnded(nil, start)
 	case errors.Is(cause, errCancelled):
-		s.srv.metrics.queryEnded(string(msg.ErrorCodeCancelled), start)
 		log.Info("query cancelled by the client", "chunks", n)
 		s.endQuery(q, msg.ErrorCodeCancelled, "Query cancelled by the client")
 	case errors.Is(cause, errShutdown):
 		log.Warn("query stopped by the shutdown", "chunks", n)
-		s.srv.metrics.queryEnded(string(msg.ErrorCodeUnavailable), start)
 		s.endQuery(q, msg.ErrorCodeUnavailable, "Query stopped: the server is shutting down")
 	case errors.Is(err, errNoRoom):
 		log.Warn("query stopped: no room in the memory budget for its answer", "chunks", n, "max_memory_bytes", s.srv.cfg.MaxMemoryBytes, "waited", patience)
-		s.srv.metrics.queryEnded(string(msg.ErrorCodeUnavailable), start)
 		s.endQuery(q, msg.ErrorCodeUnavailable, fmt.Sprintf("Query stopped: the server's memory budget (-max-memory-bytes) had no room for its answer for %s", patience))
 	case err != nil:
 		log.Warn("query failed", "err", err, "chunks", n)
-		s.srv.metrics.queryEnded(string(msg.ErrorCodeQueryFailed), start)
 		s.endQuery(q, msg.ErrorCodeQueryFailed, "Query execution failed: "+agent.Public(err)) // the detail is the log's
 	default:
 		log.Info("query complete", "chunks", n, "duration", time.Since(start))
-		s.srv.metrics.queryEnded("complete", start)
 		full := strings.Join(parts, "")
 		parts = nil
 		s.finish(q, reserved, func(seq int) any {

@@ -42,7 +42,13 @@ func (s *Server) readLoop(c *conn, sess *session) {
 			s.readEnded(c, err)
 			return
 		}
-		if !s.take(c, sess, data, charged) {
+		if !utf8.Valid(data) {
+			s.mem.add(-charged)
+			c.log.Info("text frame not UTF-8: closing with 1007")
+			s.dropped(c, websocket.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
+			return
+		}
+		if !s.handle(c, sess, data, charged) {
 			return
 		}
 	}
@@ -56,6 +62,16 @@ const (
 	decodeFactor = 6
 )
 
+// reserveNow is tryReserve, with a pass of the reclaimer when there is no room at
+// first. The caller holds no session's mu.
+func (s *Server) reserveNow(n int) bool {
+	if s.mem.tryReserve(n) {
+		return true
+	}
+	s.relieve(n)
+	return s.mem.tryReserve(n)
+}
+
 // readMessage reads the message r gives. Past readFree bytes, each growth of its buffer
 // first reserves decodeFactor bytes a byte of the memory budget, with a pass of the
 // reclaimer when there is no room, but never waiting: the reader must go on answering
@@ -68,7 +84,7 @@ func (s *Server) readMessage(r io.Reader) (data []byte, charged int, err error) 
 		if len(data) == cap(data) {
 			grown := min(2*cap(data), int(s.cfg.MaxMessageBytes)+1)
 			need := decodeFactor * (max(grown-readFree, 0) - max(cap(data)-readFree, 0))
-			if need > 0 && !s.mem.tryReserve(need) && !s.reserveRelieved(need) {
+			if need > 0 && !s.reserveNow(need) {
 				s.mem.add(-charged)
 				n, err := io.Copy(io.Discard, r)
 				if err != nil {
@@ -89,26 +105,6 @@ func (s *Server) readMessage(r io.Reader) (data []byte, charged int, err error) 
 			return nil, 0, err
 		}
 	}
-}
-
-// reserveRelieved is tryReserve after a pass of the reclaimer. The caller holds no
-// session's mu.
-func (s *Server) reserveRelieved(n int) bool {
-	s.relieve(n)
-	return s.mem.tryReserve(n)
-}
-
-// take handles a text frame, for which charged bytes of the memory budget were
-// reserved: one that is not UTF-8 closes the connection with 1007 (ENV-8, RFC 6455
-// section 8.1). It returns false when the connection ends.
-func (s *Server) take(c *conn, sess *session, data []byte, charged int) bool {
-	if !utf8.Valid(data) {
-		s.mem.add(-charged)
-		c.log.Info("text frame not UTF-8: closing with 1007")
-		s.dropped(c, websocket.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
-		return false
-	}
-	return s.handle(c, sess, data, charged)
 }
 
 // readEnded handles a read error: the client went away, closed, sent too much, or

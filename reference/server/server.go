@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/agentws/agentws/reference/agent"
 	"github.com/agentws/agentws/schemas"
@@ -68,11 +67,6 @@ func New(cfg Config) (*Server, error) {
 	s.mem.max, s.mem.wake = int64(cfg.MaxMemoryBytes), s.wakeReclaim
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	s.metrics = newMetrics(s)
-	if up, ok := cfg.Agent.(*agent.OpenAI); ok && up.Observe == nil {
-		up.Observe = func(outcome string, took time.Duration) { // its requests, in the metrics
-			s.metrics.upstream.WithLabelValues(outcome).Observe(took.Seconds())
-		}
-	}
 	s.capabilities = []string{"buffering", "error_codes", "query_id", "resume", "cancel"}
 	if cfg.Auth != nil {
 		s.capabilities = append(s.capabilities, "auth")

@@ -96,7 +96,6 @@ func (s *session) attach(c *conn, r resumeRequest) (old *conn, err error) {
 	var unannounced int
 	if old = s.conn; old != nil {
 		unsent, unannounced = old.closeNow(closeSessionReplaced, "session replaced")
-		s.srv.metrics.closes.WithLabelValues("replaced").Inc()
 		s.srv.release(old)
 	}
 	buffered, evicted := s.buf.take()
@@ -422,7 +421,6 @@ func (s *session) awaitRoom(stop <-chan struct{}) (stalled *conn, stopped bool) 
 // buffers its queued frames. s.mu is held.
 func (s *session) dropSlowLocked(c *conn, why string) {
 	s.log.Warn(why, "send_queue", s.srv.cfg.SendQueue, "write_timeout", s.srv.cfg.WriteTimeout)
-	s.srv.metrics.closes.WithLabelValues("slow_consumer").Inc()
 	s.srv.release(c)
 	unsent, unannounced := c.closeNow(closeSlowConsumer, "slow consumer")
 	s.detachLocked(c, unsent, unannounced)
