@@ -226,7 +226,7 @@ func TestOpenAIErrors(t *testing.T) {
 // quick is an OpenAI agent for url whose bounds are short, for tests of failures.
 func quick(url string) *agent.OpenAI {
 	return &agent.OpenAI{URL: url, Model: "m", FirstTokenTimeout: 200 * time.Millisecond, TokenTimeout: 200 * time.Millisecond,
-		RetryBackoff: time.Millisecond}
+		Retries: agent.DefaultRetries, RetryBackoff: time.Millisecond}
 }
 
 // A failure before the first token that may pass is tried again: the second try's
@@ -310,5 +310,34 @@ func TestFixtureDelay(t *testing.T) {
 	}
 	if took, least := time.Since(start), time.Duration(len(chunks))*delay; took < least {
 		t.Errorf("%d chunks in %v, want at least %v: one delay before each", len(chunks), took, least)
+	}
+}
+
+// One agent serves many queries at once: its client is made once, without a race
+// (go test -race), and every answer arrives whole.
+func TestOpenAIConcurrent(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sse(w, delta("Par"), delta("is"), finish, "[DONE]")
+	}))
+	defer ts.Close()
+	a := &agent.OpenAI{URL: ts.URL, Model: "m"}
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			var answer strings.Builder
+			err := a.Stream(context.Background(), agent.Request{Query: "q"}, func(c string) error {
+				answer.WriteString(c)
+				return nil
+			})
+			if err == nil && answer.String() != "Paris" {
+				err = fmt.Errorf("answer %q, want Paris", answer.String())
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }

@@ -20,11 +20,22 @@ func Public(err error) string {
 	return "the agent failed"
 }
 
-// failure is a PublicError: public for clients, detail for the log.
+// failure is a PublicError: public for clients, detail for the log, and its kind,
+// which says whether a try may be repeated and names its outcome (OpenAI.Observe).
 type failure struct {
+	kind   string // "failed", or unreachable, timeout, refused (with status), misconfigured
+	status int    // the upstream's HTTP status, for refused
 	public string
 	detail error
 }
+
+// The kinds of failure that are not plain "failed".
+const (
+	kindUnreachable   = "unreachable"
+	kindTimeout       = "timeout"
+	kindRefused       = "refused"
+	kindMisconfigured = "misconfigured"
+)
 
 func (f *failure) Error() string {
 	if f.detail == nil {

@@ -17,7 +17,7 @@ const (
 
 // ErrFixtureFailure is the failure the fixture agent reports for FailQuery; its text
 // is public.
-var ErrFixtureFailure error = &failure{public: "the fixture agent fails on " + FailQuery}
+var ErrFixtureFailure error = &failure{kind: "failed", public: "the fixture agent fails on " + FailQuery}
 
 // Fixture is the deterministic agent of the fixture contract: the answer to q is
 // "Echo: " + q.

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -34,12 +35,15 @@ type OpenAI struct {
 	FirstTokenTimeout time.Duration // from the request to the first token; 0: DefaultFirstTokenTimeout
 	TokenTimeout      time.Duration // between two tokens; 0: DefaultTokenTimeout
 	Timeout           time.Duration // the whole answer; 0: DefaultTimeout
-	Retries           int           // tries after the first, before any token; negative: none
+	Retries           int           // tries after the first, before any token; 0: none (agentws-server's -agent-retries defaults to DefaultRetries)
 	RetryBackoff      time.Duration // the wait before the first retry, doubled each time, with jitter; 0: DefaultRetryBackoff
 
 	// Observe, when set, is told of each request to the upstream as it ends: its
 	// outcome (ok, refused, unreachable, timeout, failed, cancelled) and how long it took.
 	Observe func(outcome string, took time.Duration)
+
+	once    sync.Once
+	bounded *http.Client // the client made when Client is nil
 }
 
 // The defaults of OpenAI's bounds.
@@ -91,13 +95,10 @@ type chatChunk struct {
 func (o *OpenAI) Stream(ctx context.Context, req Request, emit func(string) error) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, or(o.Timeout, DefaultTimeout), errTimeout)
 	defer cancel()
-	retries, backoff := o.Retries, or(o.RetryBackoff, DefaultRetryBackoff)
-	if retries == 0 {
-		retries = DefaultRetries
-	}
+	backoff := or(o.RetryBackoff, DefaultRetryBackoff)
 	for try := 0; ; try++ {
 		started, err := o.try(ctx, req, emit)
-		if err == nil || started || try >= retries || !retryable(err) || ctx.Err() != nil {
+		if err == nil || started || try >= o.Retries || !retryable(err) || ctx.Err() != nil {
 			return err
 		}
 		wait := backoff<<try + rand.N(backoff<<try/2+1)
@@ -132,13 +133,13 @@ func (o *OpenAI) try(parent context.Context, req Request, emit func(string) erro
 	}
 	resp, err := o.client().Do(hreq)
 	if err != nil {
-		return false, o.cause(ctx, &failure{public: "the model upstream could not be reached", detail: err})
+		return false, o.cause(ctx, &failure{kind: kindUnreachable, public: "the model upstream could not be reached", detail: err})
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return false, &statusError{failure{public: fmt.Sprintf("the model upstream refused the request (HTTP %d)", resp.StatusCode),
-			detail: fmt.Errorf("%s from %s: %s", resp.Status, hreq.URL.Redacted(), strings.TrimSpace(string(snippet)))}, resp.StatusCode}
+		return false, &failure{kind: kindRefused, status: resp.StatusCode, public: fmt.Sprintf("the model upstream refused the request (HTTP %d)", resp.StatusCode),
+			detail: fmt.Errorf("%s from %s: %s", resp.Status, hreq.URL.Redacted(), strings.TrimSpace(string(snippet)))}
 	}
 	tokens := or(o.TokenTimeout, DefaultTokenTimeout)
 	err = readEvents(ctx, resp.Body, func(content string) error {
@@ -165,7 +166,7 @@ func (o *OpenAI) request(ctx context.Context, req Request) (*http.Request, error
 	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(o.URL, "/")+"/chat/completions", bytes.NewReader(body))
 	if err != nil {
-		return nil, &failure{public: "the agent is misconfigured", detail: err}
+		return nil, &failure{kind: kindMisconfigured, public: "the agent is misconfigured", detail: err}
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Accept", "text/event-stream")
@@ -175,18 +176,20 @@ func (o *OpenAI) request(ctx context.Context, req Request) (*http.Request, error
 	return hreq, nil
 }
 
-// client returns the HTTP client: o.Client, or one whose connection and response
-// headers are bounded by the connect timeout.
+// client returns the HTTP client: o.Client, or one made once, on first use, whose
+// connection and response headers are bounded by the connect timeout.
 func (o *OpenAI) client() *http.Client {
 	if o.Client != nil {
 		return o.Client
 	}
-	connect := or(o.ConnectTimeout, DefaultConnectTimeout)
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.DialContext = (&net.Dialer{Timeout: connect}).DialContext
-	t.TLSHandshakeTimeout, t.ResponseHeaderTimeout = connect, connect
-	o.Client = &http.Client{Transport: t}
-	return o.Client
+	o.once.Do(func() {
+		connect := or(o.ConnectTimeout, DefaultConnectTimeout)
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.DialContext = (&net.Dialer{Timeout: connect}).DialContext
+		t.TLSHandshakeTimeout, t.ResponseHeaderTimeout = connect, connect
+		o.bounded = &http.Client{Transport: t}
+	})
+	return o.bounded
 }
 
 // cause turns an error of a try whose context ended into what ended it: the caller's
@@ -196,46 +199,39 @@ func (o *OpenAI) cause(ctx context.Context, err error) error {
 	case cause == nil || err == nil:
 		return err
 	case errors.Is(cause, errFirstToken), errors.Is(cause, errIdle), errors.Is(cause, errTimeout):
-		return &failure{public: "the model upstream did not answer in time", detail: cause}
+		return &failure{kind: kindTimeout, public: "the model upstream did not answer in time", detail: cause}
 	default:
 		return cause
 	}
 }
 
-// outcome names how a request ended, for Observe.
+// outcome names how a request ended, for Observe: ok, cancelled (the caller's
+// context), or the failure's kind.
 func outcome(err error) string {
-	var se *statusError
 	var f *failure
 	switch {
 	case err == nil:
 		return "ok"
-	case errors.As(err, &se):
-		return "refused"
-	case errors.As(err, &f) && f.public == "the model upstream could not be reached":
-		return "unreachable"
-	case errors.As(err, &f) && f.public == "the model upstream did not answer in time":
-		return "timeout"
 	case errors.As(err, &f):
-		return "failed"
+		return f.kind
 	}
 	return "cancelled"
 }
 
-// statusError is an upstream's refusal with its HTTP status.
-type statusError struct {
-	failure
-	status int
-}
-
-// retryable reports whether a failure before the first token may be tried again: no
-// connection or no first token in time, or a status that says try later.
+// retryable reports whether a failure before the first token may be tried again: any
+// but a refusal whose status does not say try later, and a misconfiguration.
 func retryable(err error) bool {
-	var se *statusError
-	if errors.As(err, &se) {
-		return se.status >= 500 || se.status == http.StatusTooManyRequests
-	}
 	var f *failure
-	return errors.As(err, &f) && f.public != "the agent is misconfigured"
+	if !errors.As(err, &f) {
+		return false
+	}
+	switch f.kind {
+	case kindRefused:
+		return f.status >= 500 || f.status == http.StatusTooManyRequests
+	case kindMisconfigured:
+		return false
+	}
+	return true
 }
 
 // readEvents reads the "data:" lines of a server-sent event stream until "[DONE]".
@@ -255,10 +251,10 @@ func readEvents(ctx context.Context, r io.Reader, emit func(string) error) error
 		}
 		var chunk chatChunk
 		if err := json.Unmarshal(data, &chunk); err != nil {
-			return &failure{public: "the model upstream sent a malformed answer", detail: fmt.Errorf("an event that is not JSON: %w", err)}
+			return &failure{kind: "failed", public: "the model upstream sent a malformed answer", detail: fmt.Errorf("an event that is not JSON: %w", err)}
 		}
 		if chunk.Error != nil {
-			return &failure{public: "the model upstream reported an error", detail: errors.New(chunk.Error.Message)}
+			return &failure{kind: "failed", public: "the model upstream reported an error", detail: errors.New(chunk.Error.Message)}
 		}
 		for _, c := range chunk.Choices {
 			if c.Delta.Content != "" {
@@ -273,10 +269,10 @@ func readEvents(ctx context.Context, r io.Reader, emit func(string) error) error
 		return err
 	}
 	if err := sc.Err(); err != nil {
-		return &failure{public: "the model upstream's answer broke off", detail: err}
+		return &failure{kind: "failed", public: "the model upstream's answer broke off", detail: err}
 	}
 	if !finished {
-		return &failure{public: "the model upstream's answer broke off", detail: errors.New("the stream ended before the answer finished")}
+		return &failure{kind: "failed", public: "the model upstream's answer broke off", detail: errors.New("the stream ended before the answer finished")}
 	}
 	return nil
 }

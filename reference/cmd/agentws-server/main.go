@@ -61,7 +61,7 @@ type options struct {
 	agentName  string
 	agentURL   string
 	agentModel string
-	upstream   agent.OpenAI // its bounds, from the -agent-* flags
+	upstream   *agent.OpenAI // -agent openai, with its bounds from the -agent-* flags
 	delay      time.Duration
 	logFormat  string
 	logLevel   string
@@ -100,7 +100,7 @@ func envName(flagName string) string {
 
 func parse(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
 	d := spec.Defaults()
-	o := &options{cfg: server.DefaultConfig()}
+	o := &options{cfg: server.DefaultConfig(), upstream: &agent.OpenAI{}}
 	fs := flag.NewFlagSet("agentws-server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.addr, "addr", d.ListenAddress, "listen `address`; the default listens on loopback only: use :8050 for every interface")
@@ -215,12 +215,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 		if o.upstream.Retries < 0 {
 			return nil, fmt.Errorf("-agent-retries must be 0 or more, not %d", o.upstream.Retries)
 		}
-		up := o.upstream
-		up.URL, up.Model, up.APIKey = o.agentURL, o.agentModel, key
-		if up.Retries == 0 {
-			up.Retries = -1 // the flag's 0 is none; the struct's 0 is the default
-		}
-		o.cfg.Agent = &up
+		o.upstream.URL, o.upstream.Model, o.upstream.APIKey = o.agentURL, o.agentModel, key
+		o.cfg.Agent = o.upstream
 	default:
 		return nil, fmt.Errorf("-agent: unknown agent %q: want fixture or openai", o.agentName)
 	}
@@ -332,6 +328,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	srv, err := server.New(o.cfg)
 	if err != nil {
 		return err
+	}
+	if o.agentName == "openai" {
+		o.upstream.Observe = srv.ObserveUpstream // before any query
 	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
