@@ -49,7 +49,7 @@ func commandTable() map[string]command {
 		},
 		"drop": {
 			usage:   "drop NAME",
-			summary: "ends connection NAME abruptly: the TCP connection closes without a close frame",
+			summary: "ends connection NAME abruptly, without a close frame: what was sent still reaches the server (the harness ends its side of the TCP connection, waits at most the frame timeout for the server to end its own, then closes)",
 			run:     cmdDrop,
 		},
 		"expect": {

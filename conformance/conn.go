@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	neturl "net/url"
 	"sync/atomic"
@@ -38,6 +39,7 @@ type conn struct {
 	name   string
 	st     *caseState
 	ws     *websocket.Conn
+	raw    net.Conn // the TCP connection under ws
 	in     *inbox
 	stop   context.CancelFunc // ends the connection at once (the reader's Read returns)
 	done   chan struct{}      // closed when the reader has returned
@@ -55,14 +57,26 @@ func (st *caseState) dial(ctx context.Context, name, query string, header http.H
 		url += "?" + query
 	}
 	header = st.authenticate(query, header)
-	ws, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: header, Host: header.Get("Host")}) // Host: HS-13
+	// The TCP connection is kept, so that drop can end the harness's side of it after
+	// what was sent (a close() with frames still unread would reset it and lose them).
+	var raw net.Conn
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.DisableKeepAlives = true
+	dialer := &net.Dialer{}
+	transport.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := dialer.DialContext(ctx, network, addr)
+		raw = nc
+		return nc, err
+	}
+	ws, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: header, Host: header.Get("Host"), HTTPClient: &http.Client{Transport: transport}}) // Host: HS-13
+	transport.CloseIdleConnections()
 	st.wire.note(name, fmt.Sprintf("open %s", query))
 	if err != nil {
 		return nil, resp, err
 	}
 	ws.SetReadLimit(st.opts.readLimit())
 	readCtx, stop := context.WithCancel(st.ctx)
-	c := &conn{name: name, st: st, ws: ws, in: newInbox(), stop: stop, done: make(chan struct{}), first: true}
+	c := &conn{name: name, st: st, ws: ws, raw: raw, in: newInbox(), stop: stop, done: make(chan struct{}), first: true}
 	if q, err := neturl.ParseQuery(query); err == nil {
 		c.sid = q.Get("session_id")
 	}
@@ -161,8 +175,25 @@ func (c *conn) send(typ websocket.MessageType, data []byte) error {
 var errClosedByHarness = errors.New("the harness ended the connection")
 
 // drop ends the connection abruptly, without a close frame.
+//
+// What the harness sent before still reaches the server: the harness ends its side of
+// the TCP connection (a FIN after the data) and waits, at most the frame timeout, for
+// the server to end its side, reading what comes meanwhile; then it closes. A plain
+// close() with frames still unread would reset the connection, and the kernel would
+// throw away what was not yet sent, such as the end of a big message.
 func (c *conn) drop() {
 	c.st.wire.note(c.name, "drop (no close frame)")
+	c.ours.Store(true)
+	if hc, ok := c.raw.(interface{ CloseWrite() error }); ok && hc.CloseWrite() == nil {
+		timer := time.NewTimer(c.st.opts.FrameTimeout)
+		defer timer.Stop()
+		select {
+		case <-c.done:
+		case <-timer.C:
+			c.st.wire.note(c.name, fmt.Sprintf("the server did not end the connection within %v of the harness ending its side", c.st.opts.FrameTimeout))
+		case <-c.st.ctx.Done():
+		}
+	}
 	c.release()
 }
 
