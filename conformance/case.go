@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -109,8 +110,15 @@ func (t *caseT) run(f func(testscript.T)) {
 	if res.Verdict != Pass && t.st.wire != nil {
 		res.WireLog = t.st.wire.String()
 		res.Replay = t.st.wire.Replay(t.c)
+		if !slices.Contains(t.c.Settings, "query-rate") && strings.Contains(res.WireLog, `"code":"rate_limited"`) {
+			res.Failure += "\n" + rateLimitedNote
+		}
 	}
 }
+
+// rateLimitedNote explains a failure of a case whose queries the server refused for
+// its query rate: the run, not the case, went over it.
+const rateLimitedNote = "NOTE: the server refused queries of this case with rate_limited (STREAM-11): the whole run, from one address, sends more queries than the server's bound per client allows. Check the server with its query rate raised or off, and its rate case alone (-case stream_rate_limited -query-rate R -query-burst B)."
 
 // wait waits for the case's goroutine to finish: at the latest a frame timeout after
 // the case's context ends. It reports false when the goroutine is still running.

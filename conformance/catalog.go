@@ -33,7 +33,7 @@ type Case struct {
 
 // settingNames are the settings a case may need, each an Options field, or (anonymous)
 // a server without authentication, whose users are named by user_id.
-var settingNames = []string{"keepalive", "session-ttl", "max-sessions", "shutdown", "token", "anonymous"}
+var settingNames = []string{"keepalive", "session-ttl", "max-sessions", "query-rate", "shutdown", "token", "anonymous"}
 
 // headerKeys are the keys a case's header may have after its summary line.
 var headerKeys = []string{"rules", "level", "needs", "settings"}
@@ -148,6 +148,8 @@ func (c Case) skipReason(caps []string, o *Options) string {
 			return "needs the server's session TTL: give it with -session-ttl"
 		case s == "max-sessions" && o.MaxSessions <= 0:
 			return "needs the server's session limit, and a server of its own: give -max-sessions"
+		case s == "query-rate" && o.QueryRate <= 0:
+			return "needs the server's query rate and burst: give -query-rate and -query-burst (it spends the whole allowance of the harness's address, or user, so it runs after every other case)"
 		case s == "token" && (o.Token == "" || o.ExpiredToken == ""):
 			return "needs a valid and an expired bearer token for the server: give -token and -expired-token"
 		case s == "anonymous" && slices.Contains(caps, "auth"):

@@ -198,11 +198,14 @@ func cmdWSPing(ts *testscript.TestScript, st *caseState, args []string) {
 	}
 }
 
+// maxSendMany is the most frames one sendmany sends.
+const maxSendMany = 10000
+
 func cmdSendMany(ts *testscript.TestScript, st *caseState, args []string) {
 	args = parse(ts, "sendmany", args, 3, 3, nil)
 	n, err := sum(expand(ts, args[1]))
-	if err != nil || n < 1 || n > 10000 {
-		ts.Fatalf("sendmany: COUNT must be a number from 1 to 10000, not %q", args[1])
+	if err != nil || n < 1 || n > maxSendMany {
+		ts.Fatalf("sendmany: COUNT must be a number from 1 to %d, not %q", maxSendMany, args[1])
 	}
 	c := connNamed(ts, st, args[0])
 	for i := 1; i <= n; i++ {

@@ -36,6 +36,9 @@ var (
 	flagBufferBytes  = flag.Int("buffer-bytes", defaults.BufferBytes, "the server's buffer byte limit, per session")
 	flagMaxMessage   = flag.Int("max-message-bytes", defaults.MaxMessageBytes, "the server's client message size limit")
 	flagQueueDepth   = flag.Int("queue-depth", defaults.QueueDepth, "the server's query queue depth")
+	flagMaxSessions  = flag.Int("max-sessions", 0, "the server's session limit, for a server of the case's own; 0: skip the case that fills it")
+	flagQueryRate    = flag.Float64("query-rate", 0, "the server's query rate per client, a second; 0: skip the case that exceeds it")
+	flagQueryBurst   = flag.Int("query-burst", 0, "the server's query burst per client, with -query-rate")
 	flagReport       = flag.String("report", "", "write the JSON report to this file")
 	flagJUnit        = flag.String("junit", "", "write a JUnit XML report to this file")
 	flagSummary      = flag.String("summary", "", "write a Markdown summary, one row per rule, to this file")
@@ -115,6 +118,7 @@ func options(t *testing.T) conformance.Options {
 	opts.BufferSize, opts.BufferBytes = *flagBufferSize, *flagBufferBytes
 	opts.MaxMessageBytes, opts.QueueDepth = *flagMaxMessage, *flagQueueDepth
 	opts.Token, opts.ExpiredToken = *flagToken, *flagExpiredToken
+	opts.MaxSessions, opts.QueryRate, opts.QueryBurst = *flagMaxSessions, *flagQueryRate, *flagQueryBurst
 	return opts
 }
 

@@ -3,6 +3,7 @@ package conformance
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 	"time"
@@ -43,6 +44,8 @@ type Options struct {
 	MaxMessageBytes   int           // ENV-7
 	QueueDepth        int           // STREAM-8
 	MaxSessions       int           // HS-10; 0: unknown
+	QueryRate         float64       // STREAM-11: queries a second per client; 0: unknown
+	QueryBurst        int           // STREAM-11: queries a client may send at once beyond the rate
 	Token             string        // AUTH-2: a valid bearer token; "": unknown
 	ExpiredToken      string        // AUTH-3: an expired token for the same server
 
@@ -123,6 +126,12 @@ func (o *Options) check() error {
 		return fmt.Errorf("frame timeout must be positive, not %v", o.FrameTimeout)
 	case o.CaseTimeout < 0:
 		return fmt.Errorf("case timeout must be positive (or 0 for the default), not %v", o.CaseTimeout)
+	case o.MaxSessions < 0:
+		return fmt.Errorf("max sessions must be positive (or 0, unknown), not %d", o.MaxSessions)
+	case o.QueryRate < 0 || math.IsNaN(o.QueryRate) || math.IsInf(o.QueryRate, 0):
+		return fmt.Errorf("query rate must be a positive number of queries a second (or 0, unknown), not %v", o.QueryRate)
+	case o.QueryRate > 0 && (o.QueryBurst < 1 || o.QueryBurst+o.rateMargin() > maxSendMany):
+		return fmt.Errorf("query burst must be from 1 to %d with a query rate of %v a second, not %d", maxSendMany-o.rateMargin(), o.QueryRate, o.QueryBurst)
 	case o.Update && o.Dir == "":
 		return errors.New("update rewrites case files: give the directory of the cases")
 	}
@@ -165,6 +174,12 @@ func (o *Options) offlineWait() time.Duration {
 		return o.SessionTTL / 2
 	}
 	return fixtureSettle
+}
+
+// rateMargin is how many queries beyond the burst a case sends to be over a client's
+// query rate (STREAM-11): as many as the rate brings back in a frame timeout, and one.
+func (o *Options) rateMargin() int {
+	return int(math.Ceil(min(o.QueryRate*o.FrameTimeout.Seconds(), maxSendMany))) + 1
 }
 
 // bigQueryBytes is the size of a query frame that the server accepts and whose stream

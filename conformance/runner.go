@@ -103,7 +103,21 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		defer close(sampled)
 		r.inv.sampleHealth(sampling, &opts, healthSampleInterval)
 	}()
-	err = r.runScripts(files)
+	// The cases that spend the client's query allowance run after all the others,
+	// which it would otherwise starve (STREAM-11).
+	var first, last []string
+	for i, c := range cases {
+		if slices.Contains(c.Settings, "query-rate") {
+			last = append(last, files[i])
+		} else {
+			first = append(first, files[i])
+		}
+	}
+	for _, group := range [][]string{first, last} {
+		if len(group) > 0 && err == nil {
+			err = r.runScripts(group)
+		}
+	}
 	stopSampling()
 	<-sampled
 	if err != nil {
@@ -323,6 +337,8 @@ func (r *runner) setup(env *testscript.Env) error {
 	env.Setenv("QUEUE_DEPTH", strconv.Itoa(r.opts.QueueDepth))
 	env.Setenv("BUFFER_BYTES", strconv.Itoa(r.opts.BufferBytes))
 	env.Setenv("MAX_SESSIONS", strconv.Itoa(r.opts.MaxSessions))
+	env.Setenv("QUERY_BURST", strconv.Itoa(r.opts.QueryBurst))
+	env.Setenv("QUERY_RATE_MARGIN", strconv.Itoa(r.opts.rateMargin()))
 	env.Setenv("TOKEN", r.opts.Token)
 	env.Setenv("EXPIRED_TOKEN", r.opts.ExpiredToken)
 	env.Setenv("KEEPALIVE_WINDOW", r.opts.keepaliveWindow().String())

@@ -24,6 +24,8 @@ type Settings struct {
 	// connection may take or sit idle before it is closed.
 	MaxConnsPerIP     int           // connections at once per client address (HS-14)
 	MaxConnsPerUser   int           // connections at once per user (HS-14)
+	QueryRate         float64       // queries a second per client: user, or address without auth (STREAM-11)
+	QueryBurst        int           // queries at once per client beyond the rate (STREAM-11)
 	ReadHeaderTimeout time.Duration // to read a request's headers
 	ReadTimeout       time.Duration // to read a whole request
 	HTTPWriteTimeout  time.Duration // to write a plain HTTP answer
@@ -51,6 +53,8 @@ func Defaults() Settings {
 		MaxMemoryBytes:     1 << 30,
 		MaxConnsPerIP:      128,
 		MaxConnsPerUser:    32,
+		QueryRate:          5,
+		QueryBurst:         200,
 		ReadHeaderTimeout:  10 * time.Second,
 		ReadTimeout:        30 * time.Second,
 		HTTPWriteTimeout:   30 * time.Second,

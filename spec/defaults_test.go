@@ -72,6 +72,8 @@ func spelled(d spec.Settings) map[string]string {
 		"memory byte limit for all clients": bytes(d.MaxMemoryBytes),
 		"connections per client address":    fmt.Sprint(d.MaxConnsPerIP),
 		"connections per user":              fmt.Sprint(d.MaxConnsPerUser),
+		"query rate per client":             fmt.Sprintf("%g per second", d.QueryRate),
+		"query burst per client":            fmt.Sprint(d.QueryBurst),
 		"HTTP request header timeout":       duration(d.ReadHeaderTimeout),
 		"HTTP request timeout":              duration(d.ReadTimeout),
 		"HTTP response write timeout":       duration(d.HTTPWriteTimeout),

@@ -50,7 +50,7 @@ func stuckSession(t *testing.T, limit int) (*Server, *session, *conn, floodAgent
 	if _, err := sess.attach(c, resumeRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	sess.submit(msg.Query{Type: msg.QueryTypeQuery, Query: "flood", QueryId: "q"})
+	sess.submit(msg.Query{Type: msg.QueryTypeQuery, Query: "flood", QueryId: "q"}, nil)
 	synctest.Wait()
 	return srv, sess, c, a
 }
@@ -131,7 +131,7 @@ func TestRoomWaitNeverWithoutConnection(t *testing.T) {
 		sess, c := joined(t, srv, "offline")
 		srv.dropped(c, closeSlowConsumer, "")
 		start := time.Now()
-		sess.submit(msg.Query{Type: msg.QueryTypeQuery, Query: "buffered at once"})
+		sess.submit(msg.Query{Type: msg.QueryTypeQuery, Query: "buffered at once"}, nil)
 		synctest.Wait()
 		if d := time.Since(start); d != 0 || sess.busy() {
 			t.Errorf("the query took %v, busy %v: want it done at once", d, sess.busy())
@@ -158,7 +158,7 @@ func TestRoomWaitInBytes(t *testing.T) {
 		if _, err := sess.attach(c, resumeRequest{}); err != nil {
 			t.Fatal(err)
 		}
-		sess.submit(msg.Query{Type: msg.QueryTypeQuery, Query: "flood", QueryId: "q"})
+		sess.submit(msg.Query{Type: msg.QueryTypeQuery, Query: "flood", QueryId: "q"}, nil)
 		for round := range 2 {
 			synctest.Wait()
 			c.mu.Lock()

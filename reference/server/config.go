@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path"
 	"time"
 
@@ -35,6 +36,8 @@ type Config struct {
 	MaxConnsPerIP   int      // connections at once from one client address; 0: no bound
 	MaxConnsPerUser int      // connections at once of one user; 0: no bound
 	AllowedHosts    []string // Host patterns answered besides IP addresses and localhost (HS-13); "*": any
+	QueryRate       float64  // queries a second per client, its user with Auth, its address without (STREAM-11); 0: no bound
+	QueryBurst      int      // queries a client may send at once beyond the rate
 
 	Agent  agent.Agent // answers the queries
 	Auth   *Auth       // bearer-token authentication; nil: off
@@ -62,6 +65,8 @@ func DefaultConfig() Config {
 		MaxMemoryBytes:    d.MaxMemoryBytes,
 		MaxConnsPerIP:     d.MaxConnsPerIP,
 		MaxConnsPerUser:   d.MaxConnsPerUser,
+		QueryRate:         d.QueryRate,
+		QueryBurst:        d.QueryBurst,
 		Agent:             agent.Fixture{},
 	}
 }
@@ -101,6 +106,12 @@ func (c *Config) check() error {
 	positive("memory byte limit", int64(c.MaxMemoryBytes))
 	if c.MaxConnsPerIP < 0 || c.MaxConnsPerUser < 0 {
 		errs = append(errs, fmt.Errorf("connection bounds must be 0 (none) or positive, not %d per address and %d per user", c.MaxConnsPerIP, c.MaxConnsPerUser))
+	}
+	switch {
+	case c.QueryRate < 0 || math.IsNaN(c.QueryRate) || math.IsInf(c.QueryRate, 0):
+		errs = append(errs, fmt.Errorf("query rate must be 0 (none) or a positive number of queries a second, not %v", c.QueryRate))
+	case c.QueryRate > 0 && c.QueryBurst < 1:
+		errs = append(errs, fmt.Errorf("query burst must be at least 1 when the query rate is bounded, not %d", c.QueryBurst))
 	}
 	for _, p := range c.AllowedHosts {
 		if _, err := path.Match(p, ""); err != nil || p == "" {

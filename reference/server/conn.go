@@ -36,10 +36,12 @@ type conn struct {
 	flush   bool          // write what is queued before closing
 	counted bool          // counted in active_connections
 	sess    *session      // the session it belongs to, once attached
+	rate    *queryRate    // its client's queries (STREAM-11); nil: no bound
 	answers int           // queued frames that answer a client frame
 	ansB    int           // their bytes
 	writing bool          // the writer took a frame and writes it
 	room    chan struct{} // closed when out drops below limit or c closes; nil when none waits
+	ansRoom chan struct{} // closed when one more answer may be queued or c closes; nil when none waits
 
 	lastSent atomic.Int64 // when the writer last wrote a frame, in Unix nanoseconds
 
@@ -144,11 +146,56 @@ func (c *conn) stalled() bool {
 	return !c.closing && c.fullLocked() && !c.writing
 }
 
-// signalRoomLocked wakes a runner waiting for room. c.mu is held.
+// signalRoomLocked wakes a runner waiting for room, and the reader waiting to queue
+// an answer. c.mu is held.
 func (c *conn) signalRoomLocked() {
 	if c.room != nil {
 		close(c.room)
 		c.room = nil
+	}
+	c.signalAnswerRoomLocked()
+}
+
+// signalAnswerRoomLocked wakes the reader waiting to queue an answer. c.mu is held.
+func (c *conn) signalAnswerRoomLocked() {
+	if c.ansRoom != nil {
+		close(c.ansRoom)
+		c.ansRoom = nil
+	}
+}
+
+// awaitAnswerRoom waits, before the reader reads the next client frame, until one
+// more answer to it may be queued (reserveLocked) or c closes. A client that reads
+// gets its answers as fast as the writer writes them, however many frames it sends
+// at once, while its frames wait in the network; one that does not read stops the
+// writer, which drops it as a slow consumer (4002) when a write takes the write
+// timeout. awaitAnswerRoom drops it too if the reserve stays full that long, and
+// then returns false.
+func (c *conn) awaitAnswerRoom() bool {
+	var timeout <-chan time.Time
+	for {
+		c.mu.Lock()
+		if c.closing || c.reserveLocked() {
+			c.mu.Unlock()
+			return true
+		}
+		if c.ansRoom == nil {
+			c.ansRoom = make(chan struct{})
+		}
+		room := c.ansRoom
+		c.mu.Unlock()
+		if timeout == nil {
+			t := time.NewTimer(c.srv.cfg.WriteTimeout)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-room:
+		case <-timeout:
+			c.log.Warn("slow consumer: the client sends but does not read its answers; closing it with 4002", "write_timeout", c.srv.cfg.WriteTimeout)
+			c.srv.dropped(c, closeSlowConsumer, "slow consumer")
+			return false
+		}
 	}
 }
 
@@ -276,6 +323,9 @@ func (c *conn) take() (frame, bool) {
 	if f.answer {
 		c.answers--
 		c.ansB -= len(f.data)
+		if c.reserveLocked() {
+			c.signalAnswerRoomLocked()
+		}
 	}
 	c.bytes -= len(f.data)
 	c.writing = true

@@ -128,7 +128,7 @@ func (s *Server) cameOnline(sess *session) {
 // answers: a client that got its 101 has taken the session over, so the connection it
 // opens next is newer in the server's eyes too (TAKE-1). Every refusal is an HTTP
 // error before the upgrade.
-func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, log *slog.Logger, sid, user string, resume resumeRequest) {
+func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, log *slog.Logger, sid, user string, resume resumeRequest, rate *queryRate) {
 	sess, err := s.join(sid, user)
 	if err != nil {
 		s.refuseJoin(w, log, err)
@@ -141,6 +141,7 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, log *slog.
 	}
 	defer s.conns.Done()
 	c := newConn(s, log)
+	c.rate = rate
 	sess, old, err := s.attach(c, sess, user, resume)
 	if err != nil {
 		s.refuseJoin(w, log, err)

@@ -148,8 +148,9 @@ func (s *session) refusal(code msg.ErrorCode, queryID, format string, args ...an
 //
 // An accepted query reserves its text and its query_start in the memory budget; a
 // replayed end reserves its frame. With no room even after the reclaimer ran, it is
-// refused with busy (BUF-7).
-func (s *session) submit(q msg.Query) *frame {
+// refused with busy (BUF-7). Every query counts against its client's rate, but one whose
+// query_id the session knows (STREAM-11).
+func (s *session) submit(q msg.Query, rate *queryRate) *frame {
 	need := admission(q)
 	s.srv.relieve(max(need, s.replayNeed(q.QueryId))) // before s.mu: it locks other sessions
 	s.mu.Lock()
@@ -177,6 +178,9 @@ func (s *session) submit(q msg.Query) *frame {
 			return s.refusal(msg.ErrorCodeResultDropped, q.QueryId, "Query not run again: query %q finished, and its result is no longer held (-remembered-bytes)", q.QueryId)
 		}
 	}
+	if ok, wait := rate.take(time.Now()); !ok {
+		return s.rateLimited(q.QueryId, wait)
+	}
 	switch {
 	case q.SessionId != "" && q.SessionId != s.id:
 		return s.refusal(msg.ErrorCodeSessionMismatch, q.QueryId, "Query refused: its session_id %q is not this connection's %q", q.SessionId, s.id)
@@ -203,6 +207,18 @@ func (s *session) submit(q msg.Query) *frame {
 		s.queued += qu.size
 	}
 	return nil
+}
+
+// rateLimited refuses a query over its client's rate (STREAM-11): the client may send
+// one again after wait.
+func (s *session) rateLimited(queryID string, wait time.Duration) *frame {
+	ms := max(1, int((wait+time.Millisecond-1)/time.Millisecond))
+	s.srv.metrics.refused.WithLabelValues(string(msg.ErrorCodeRateLimited)).Inc()
+	f := encode(msg.Error{
+		Type: msg.ErrorTypeError, Code: msg.ErrorCodeRateLimited, SessionId: s.id, QueryId: queryID, Timestamp: timestamp(), RetryAfterMs: ms,
+		Error: fmt.Sprintf("Query refused: this client sends queries faster than the server allows (%g a second, in bursts of %d); retry in %v", s.srv.cfg.QueryRate, s.srv.cfg.QueryBurst, time.Duration(ms)*time.Millisecond),
+	})
+	return &f
 }
 
 // admission is what an accepted query reserves of the memory budget: its text, held

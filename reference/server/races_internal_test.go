@@ -130,8 +130,8 @@ func TestCancelRacesResend(t *testing.T) {
 	srv := testServer(t, func(c *Config) { c.Agent = blockAgent{} })
 	for i := range 500 {
 		sess, _ := joined(t, srv, fmt.Sprintf("cancel-%d", i))
-		sess.submit(msg.Query{Type: msg.QueryTypeQuery, Query: "running", QueryId: "q1"})
-		sess.submit(msg.Query{Type: msg.QueryTypeQuery, Query: "queued", QueryId: "q2"})
+		sess.submit(msg.Query{Type: msg.QueryTypeQuery, Query: "running", QueryId: "q1"}, nil)
+		sess.submit(msg.Query{Type: msg.QueryTypeQuery, Query: "queued", QueryId: "q2"}, nil)
 		var wg sync.WaitGroup
 		var done atomic.Bool
 		wg.Go(func() {
@@ -140,7 +140,7 @@ func TestCancelRacesResend(t *testing.T) {
 		})
 		wg.Go(func() { // sent again and again until the cancel is over
 			for !done.Load() {
-				sess.submit(msg.Query{Type: msg.QueryTypeQuery, Query: "queued", QueryId: "q2"})
+				sess.submit(msg.Query{Type: msg.QueryTypeQuery, Query: "queued", QueryId: "q2"}, nil)
 			}
 		})
 		wg.Wait()
@@ -189,11 +189,11 @@ func TestQueueCountsOnlyWaiting(t *testing.T) {
 		for i := range 50 {
 			sess, _ := joined(t, srv, fmt.Sprintf("queue-%d-%d", depth, i))
 			for n := range depth + 1 {
-				if refusal := sess.submit(msg.Query{Type: msg.QueryTypeQuery, Query: fmt.Sprint(n)}); refusal != nil {
+				if refusal := sess.submit(msg.Query{Type: msg.QueryTypeQuery, Query: fmt.Sprint(n)}, nil); refusal != nil {
 					t.Fatalf("depth %d, query %d of %d sent at once: refused with %s", depth, n+1, depth+1, refusal.data)
 				}
 			}
-			if refusal := sess.submit(msg.Query{Type: msg.QueryTypeQuery, Query: "one too many"}); refusal == nil {
+			if refusal := sess.submit(msg.Query{Type: msg.QueryTypeQuery, Query: "one too many"}, nil); refusal == nil {
 				t.Fatalf("depth %d: query %d accepted, want busy", depth, depth+2)
 			}
 			sess.end(errSessionEnded)

@@ -18,9 +18,14 @@ import (
 // a text frame that is not UTF-8 with 1007 (ENV-8, RFC 6455 section 8.1). It always runs, so that WebSocket pings and
 // close frames are answered at once, whatever the session is doing (KA-2). It is not
 // cancelled: it ends when the writer closes the connection, so that a close frame
-// (1001 on shutdown) always goes out first.
+// (1001 on shutdown) always goes out first. It reads the next frame once one more
+// answer to it may be queued: while the writer is behind on the answers, the client's
+// frames wait in the network (awaitAnswerRoom).
 func (s *Server) readLoop(c *conn, sess *session) {
 	for {
+		if !c.awaitAnswerRoom() {
+			return
+		}
 		typ, r, err := c.ws.Reader(context.Background())
 		if err != nil {
 			s.readEnded(c, err)
@@ -157,7 +162,7 @@ func (s *Server) handle(c *conn, sess *session, data []byte, charged int) bool {
 	}
 	switch m := m.(type) {
 	case *msg.Query:
-		if refusal := sess.submit(*m); refusal != nil {
+		if refusal := sess.submit(*m, c.rate); refusal != nil {
 			c.reply(*refusal)
 		}
 	case *msg.Ping:

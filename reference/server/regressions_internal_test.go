@@ -17,7 +17,7 @@ func TestRefusedQueryReleasesItsReservation(t *testing.T) {
 	sess, c := joined(t, srv, "s1")
 	before := srv.mem.held.Load()
 	srv.stop()
-	refusal := sess.submit(msg.Query{Type: msg.QueryTypeQuery, Query: "hello"})
+	refusal := sess.submit(msg.Query{Type: msg.QueryTypeQuery, Query: "hello"}, nil)
 	if refusal == nil {
 		t.Fatal("want a refusal")
 	}

@@ -37,6 +37,7 @@ type Server struct {
 	stopping bool            // set under mu when the drain starts: nothing new is tracked after
 
 	perIP, perUser connLimiter // connections of each client address and user (HS-14)
+	rates          *queryRates // queries of each client (STREAM-11)
 
 	metrics *metrics
 	mem     memory    // the bytes all sessions hold, against -max-memory-bytes
@@ -64,6 +65,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, validator: v, sessions: map[string]*session{}}
 	s.perIP.max, s.perUser.max = cfg.MaxConnsPerIP, cfg.MaxConnsPerUser
+	s.rates = newQueryRates(cfg.QueryRate, cfg.QueryBurst)
 	s.mem.max, s.mem.wake = int64(cfg.MaxMemoryBytes), s.wakeReclaim
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	s.metrics = newMetrics(s)
@@ -171,6 +173,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 		user = sub // AUTH-2
 	}
+	// A client is its user with authentication, its address without: a user_id alone
+	// proves nothing (STREAM-11).
+	client := "address " + addr
+	if s.cfg.Auth != nil {
+		client = "user " + user
+	}
 	if user != "" {
 		if !s.perUser.acquire(user) {
 			log.Warn("connections of the user at their bound: refusing", "user_id", user, "max_conns_per_user", s.cfg.MaxConnsPerUser)
@@ -184,7 +192,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, http.StatusForbidden, httpapi.HTTPErrorCodeOriginNotAllowed, "origin %q is not allowed", origin)
 		return
 	}
-	s.serveSession(w, r, log, sid, user, resume)
+	rate := s.rates.acquire(client)
+	defer s.rates.release(rate)
+	s.serveSession(w, r, log, sid, user, resume, rate)
 }
 
 func isUpgrade(r *http.Request) bool {

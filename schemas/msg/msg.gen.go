@@ -406,6 +406,9 @@ type Error struct {
 	// Replayed Extension query_id: true when this frame answers a query sent again with the id of a query that had already failed (rule QID-4).
 	Replayed *bool `json:"replayed,omitempty"`
 
+	// RetryAfterMs With code rate_limited: how long, in milliseconds, until the server would accept a query of this client (rule STREAM-11).
+	RetryAfterMs int `json:"retry_after_ms,omitempty"`
+
 	// Seq The per-session sequence number of a session-scoped frame (extension resume), from 1.
 	Seq Seq `json:"seq,omitempty"`
 

@@ -33,6 +33,9 @@ func Start(t testing.TB, edit func(*server.Config)) (string, *server.Server) {
 	cfg.KeepaliveInterval = Keepalive
 	cfg.SessionTTL = SessionTTL
 	cfg.BufferSize = BufferSize
+	// The whole catalogue, from one address, sends more queries than a burst; the case
+	// of the query rate runs on a server of its own (OwnServerCases).
+	cfg.QueryRate = 0
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -55,13 +58,19 @@ func Options(url string) conformance.Options {
 	return opts
 }
 
-// OwnServerMaxSessions is the reference server's session limit in the case that needs one.
-const OwnServerMaxSessions = 3
+// The reference server's session limit, query rate and burst in the cases that need
+// them.
+const (
+	OwnServerMaxSessions = 3
+	OwnServerQueryRate   = 2
+	OwnServerQueryBurst  = 20
+)
 
 // OwnServerCases runs, each on a fresh reference server of its own, the selected
-// cases that need one, and returns their results and what the run-wide checks found: the session limit (a server holding only the case's sessions),
-// the shutdown cases (which end the server), and the auth cases (a server that
-// refuses every connection without a token).
+// cases that need one, and returns their results and what the run-wide checks found:
+// the session limit (a server holding only the case's sessions), the query rate (a
+// client's whole allowance), the shutdown cases (which end the server), and the auth
+// cases (a server that refuses every connection without a token).
 func OwnServerCases(t testing.TB, opts conformance.Options) ([]*conformance.CaseResult, []conformance.Finding) {
 	t.Helper()
 	cases, err := conformance.Catalog("")
@@ -72,7 +81,7 @@ func OwnServerCases(t testing.TB, opts conformance.Options) ([]*conformance.Case
 	var findings []conformance.Finding
 	for _, c := range cases {
 		auth := slices.Contains(c.Needs, "auth")
-		if !auth && !slices.Contains(c.Settings, "max-sessions") && !slices.Contains(c.Settings, "shutdown") {
+		if !auth && !slices.ContainsFunc(c.Settings, func(s string) bool { return s == "max-sessions" || s == "shutdown" || s == "query-rate" }) {
 			continue
 		}
 		if len(opts.Cases) > 0 && !slices.ContainsFunc(opts.Cases, func(p string) bool { return strings.HasPrefix(c.Name, p) }) {
@@ -81,12 +90,14 @@ func OwnServerCases(t testing.TB, opts conformance.Options) ([]*conformance.Case
 		secret := []byte("the in-process conformance run's secret")
 		url, srv := Start(t, func(cfg *server.Config) {
 			cfg.MaxSessions = OwnServerMaxSessions
+			cfg.QueryRate, cfg.QueryBurst = OwnServerQueryRate, OwnServerQueryBurst
 			if auth {
 				cfg.Auth = &server.Auth{Secret: secret}
 			}
 		})
 		own := opts
 		own.URL, own.Cases, own.MaxSessions = url, []string{c.Name}, OwnServerMaxSessions
+		own.QueryRate, own.QueryBurst = OwnServerQueryRate, OwnServerQueryBurst
 		own.Shutdown = func() { srv.Drain(context.Background()) }
 		if auth {
 			own.Token = Sign(t, secret, time.Hour)
