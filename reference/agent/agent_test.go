@@ -341,3 +341,50 @@ func TestOpenAIConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// Check asks the upstream for its models with the key: it passes when they are
+// served, and fails, with a public text that leaks nothing, when the upstream refuses
+// (a wrong key), cannot be reached, or does not answer within the connect timeout.
+func TestOpenAICheck(t *testing.T) {
+	var status atomic.Int32
+	status.Store(http.StatusOK)
+	hang := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path != "/v1/models":
+			http.NotFound(w, r)
+		case r.Header.Get("Authorization") != "Bearer secret":
+			http.Error(w, `{"error":{"message":"Incorrect API key provided"}}`, http.StatusUnauthorized)
+		case status.Load() == 0:
+			select {
+			case <-hang:
+			case <-r.Context().Done():
+			}
+		default:
+			w.WriteHeader(int(status.Load()))
+			w.Write([]byte(`{"object":"list","data":[{"id":"m1","object":"model"}]}`))
+		}
+	}))
+	defer ts.Close()
+	defer close(hang)
+	a := &agent.OpenAI{URL: ts.URL + "/v1", Model: "m1", APIKey: "secret", ConnectTimeout: 200 * time.Millisecond}
+	if err := a.Check(context.Background()); err != nil {
+		t.Fatalf("a serving upstream: %v", err)
+	}
+	for _, tt := range []struct {
+		name   string
+		edit   func()
+		public string
+	}{
+		{"a wrong key", func() { a.APIKey = "wrong" }, "the model upstream refused the request (HTTP 401)"},
+		{"a server error", func() { a.APIKey = "secret"; status.Store(http.StatusBadGateway) }, "the model upstream refused the request (HTTP 502)"},
+		{"no answer", func() { status.Store(0) }, "the model upstream did not answer in time"},
+		{"unreachable", func() { a = &agent.OpenAI{URL: "http://127.0.0.1:1/v1", Model: "m1"} }, "the model upstream could not be reached"},
+	} {
+		tt.edit()
+		err := a.Check(context.Background())
+		if err == nil || agent.Public(err) != tt.public {
+			t.Errorf("%s: got %v (public %q), want %q", tt.name, err, agent.Public(err), tt.public)
+		}
+	}
+}

@@ -22,3 +22,10 @@ type Agent interface {
 	// emit failed, or when ctx was cancelled (then ctx's error).
 	Stream(ctx context.Context, req Request, emit func(chunk string) error) error
 }
+
+// A Checker is an agent that can tell, without answering a query, whether it could
+// answer one: the reference server's upstream check, which /readyz reports, asks it.
+// Check returns nil, or why not, as Stream would fail (see Public).
+type Checker interface {
+	Check(ctx context.Context) error
+}

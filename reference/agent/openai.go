@@ -133,6 +133,9 @@ func (o *OpenAI) try(parent context.Context, req Request, emit func(string) erro
 	}
 	resp, err := o.client().Do(hreq)
 	if err != nil {
+		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil { // no response headers within the connect timeout
+			return false, &failure{kind: kindTimeout, public: "the model upstream did not answer in time", detail: err}
+		}
 		return false, o.cause(ctx, &failure{kind: kindUnreachable, public: "the model upstream could not be reached", detail: err})
 	}
 	defer resp.Body.Close()
@@ -174,6 +177,36 @@ func (o *OpenAI) request(ctx context.Context, req Request) (*http.Request, error
 		hreq.Header.Set("Authorization", "Bearer "+o.APIKey)
 	}
 	return hreq, nil
+}
+
+// Check asks the upstream for its models (GET URL/models), bounded by the connect
+// timeout: it fails when the upstream cannot be reached or refuses the request (a
+// wrong key, a wrong URL), the way a query would fail before its first token.
+func (o *OpenAI) Check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, or(o.ConnectTimeout, DefaultConnectTimeout))
+	defer cancel()
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(o.URL, "/")+"/models", nil)
+	if err != nil {
+		return &failure{kind: kindMisconfigured, public: "the agent is misconfigured", detail: err}
+	}
+	if o.APIKey != "" {
+		hreq.Header.Set("Authorization", "Bearer "+o.APIKey)
+	}
+	resp, err := o.client().Do(hreq)
+	if err != nil {
+		var ne net.Error
+		if ctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) {
+			return &failure{kind: kindTimeout, public: "the model upstream did not answer in time", detail: err}
+		}
+		return &failure{kind: kindUnreachable, public: "the model upstream could not be reached", detail: err}
+	}
+	defer resp.Body.Close()
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode/100 != 2 {
+		return &failure{kind: kindRefused, status: resp.StatusCode, public: fmt.Sprintf("the model upstream refused the request (HTTP %d)", resp.StatusCode),
+			detail: fmt.Errorf("%s from %s: %s", resp.Status, hreq.URL.Redacted(), strings.TrimSpace(string(snippet)))}
+	}
+	return nil
 }
 
 // client returns the HTTP client: o.Client, or one made once, on first use, whose

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/netip"
 	"path"
 	"time"
 
@@ -36,8 +37,15 @@ type Config struct {
 	MaxConnsPerIP   int      // connections at once from one client address; 0: no bound
 	MaxConnsPerUser int      // connections at once of one user; 0: no bound
 	AllowedHosts    []string // Host patterns answered besides IP addresses and localhost (HS-13); "*": any
-	QueryRate       float64  // queries a second per client, its user with Auth, its address without (STREAM-11); 0: no bound
-	QueryBurst      int      // queries a client may send at once beyond the rate
+	// TrustedProxies are the peers whose X-Forwarded-For names the client (its
+	// address for MaxConnsPerIP, QueryRate and the logs); nil: none, every client is its peer.
+	TrustedProxies []netip.Prefix
+	QueryRate      float64 // queries a second per client, its user with Auth, its address without (STREAM-11); 0: no bound
+	QueryBurst     int     // queries a client may send at once beyond the rate
+
+	// UpstreamCheckInterval is how often the agent, when it is an agent.Checker, is
+	// asked whether it could answer; while the last check failed, /readyz fails. 0: never.
+	UpstreamCheckInterval time.Duration
 
 	Agent  agent.Agent // answers the queries
 	Auth   *Auth       // bearer-token authentication; nil: off
@@ -106,6 +114,9 @@ func (c *Config) check() error {
 	positive("memory byte limit", int64(c.MaxMemoryBytes))
 	if c.MaxConnsPerIP < 0 || c.MaxConnsPerUser < 0 {
 		errs = append(errs, fmt.Errorf("connection bounds must be 0 (none) or positive, not %d per address and %d per user", c.MaxConnsPerIP, c.MaxConnsPerUser))
+	}
+	if c.UpstreamCheckInterval < 0 {
+		errs = append(errs, fmt.Errorf("upstream check interval must be 0 (none) or positive, not %v", c.UpstreamCheckInterval))
 	}
 	switch {
 	case c.QueryRate < 0 || math.IsNaN(c.QueryRate) || math.IsInf(c.QueryRate, 0):

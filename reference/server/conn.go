@@ -25,23 +25,24 @@ type conn struct {
 	ws  *websocket.Conn
 	log *slog.Logger
 
-	mu      sync.Mutex
-	out     []frame // frames waiting to be written
-	bytes   int     // the bytes of out
-	limit   int     // the most frames out may hold for the runner to offer one more
-	maxB    int     // the most bytes out may hold for the runner to offer one more, and answers may hold
-	closing bool    // no more frames are accepted
-	code    websocket.StatusCode
-	reason  string
-	flush   bool          // write what is queued before closing
-	counted bool          // counted in active_connections
-	sess    *session      // the session it belongs to, once attached
-	rate    *queryRate    // its client's queries (STREAM-11); nil: no bound
-	answers int           // queued frames that answer a client frame
-	ansB    int           // their bytes
-	writing bool          // the writer took a frame and writes it
-	room    chan struct{} // closed when out drops below limit or c closes; nil when none waits
-	ansRoom chan struct{} // closed when one more answer may be queued or c closes; nil when none waits
+	mu       sync.Mutex
+	out      []frame // frames waiting to be written
+	bytes    int     // the bytes of out
+	limit    int     // the most frames out may hold for the runner to offer one more
+	maxB     int     // the most bytes out may hold for the runner to offer one more, and answers may hold
+	closing  bool    // no more frames are accepted
+	code     websocket.StatusCode
+	reason   string
+	flush    bool          // write what is queued before closing
+	counted  bool          // counted in active_connections
+	sess     *session      // the session it belongs to, once attached
+	rate     *queryRate    // its client's queries (STREAM-11); nil: no bound
+	refusals refusalLog    // bounds the log lines of its refused frames
+	answers  int           // queued frames that answer a client frame
+	ansB     int           // their bytes
+	writing  bool          // the writer took a frame and writes it
+	room     chan struct{} // closed when out drops below limit or c closes; nil when none waits
+	ansRoom  chan struct{} // closed when one more answer may be queued or c closes; nil when none waits
 
 	lastSent atomic.Int64 // when the writer last wrote a frame, in Unix nanoseconds
 
@@ -204,6 +205,9 @@ func (c *conn) awaitAnswerRoom() bool {
 // keeps sending fills even the reserve, and is closed with 4002; reply then returns
 // false.
 func (c *conn) reply(f frame) bool {
+	if f.refusal != nil {
+		c.logRefusal(f.refusal)
+	}
 	if f.held == nil {
 		c.srv.mem.charge(&f)
 		defer f.held.drop()

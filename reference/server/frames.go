@@ -20,7 +20,8 @@ type frame struct {
 	evicted int  // for connected: the evictions it announces (BUF-8)
 	answer  bool // queued on a conn as the answer to a client frame
 	held    *charge
-	typ     string // the message's type, for metrics
+	typ     string   // the message's type, for metrics
+	refusal *refusal // for the refusal of a client frame: what the log says of it
 }
 
 func timestamp() string { return time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00") }
@@ -68,5 +69,7 @@ func disconnectedFrame(sessionID string) frame {
 // errorFrame is a connection-scoped error: the refusal of a client frame, carrying the
 // query_id of the query it refuses, if any (QID-1).
 func errorFrame(sessionID string, code msg.ErrorCode, queryID, text string) frame {
-	return encode(msg.Error{Type: msg.ErrorTypeError, Error: text, Code: code, SessionId: sessionID, QueryId: queryID, Timestamp: timestamp()})
+	f := encode(msg.Error{Type: msg.ErrorTypeError, Error: text, Code: code, SessionId: sessionID, QueryId: queryID, Timestamp: timestamp()})
+	f.refusal = &refusal{code: code, queryID: queryID, text: text}
+	return f
 }

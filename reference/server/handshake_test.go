@@ -155,6 +155,32 @@ func TestOrigins(t *testing.T) {
 	}
 }
 
+// HS-8: Origin null (a page opened from a file, a sandboxed frame) is refused, also
+// when every origin is allowed (*), and allowed by name; the log's hint says so, and
+// what allowing it lets in.
+func TestNullOrigin(t *testing.T) {
+	null := http.Header{"Origin": {"null"}}
+	for _, allowed := range [][]string{nil, {"*"}, {"*.example.com"}} {
+		var logs *logBuffer
+		s := start(t, func(c *server.Config) { c.AllowedOrigins = allowed; logs = logged(c) })
+		if status, he := s.refused(t, "session_id="+newSession(t), null); status != http.StatusForbidden || he.Code != httpapi.HTTPErrorCodeOriginNotAllowed {
+			t.Errorf("allowed %q: Origin null got %d %s, want 403 origin_not_allowed", allowed, status, he.Code)
+		}
+		r := logs.records("origin refused")
+		if len(r) != 1 || !strings.HasPrefix(r[0]["allow_with"].(string), "-allowed-origins=null, which lets in any page") {
+			t.Errorf("allowed %q: origin log %v, want a hint of -allowed-origins=null and its risk", allowed, r)
+		}
+	}
+	s := start(t, func(c *server.Config) { c.AllowedOrigins = []string{"app.example.com", "null"} })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, s.wsURL("session_id="+newSession(t)), &websocket.DialOptions{HTTPHeader: null})
+	if err != nil {
+		t.Fatalf("Origin null with null allowed: %v", err)
+	}
+	ws.CloseNow()
+}
+
 // HS-6: a session belongs to its first user; another user (or none) is refused, and
 // the refusal leaves the session and its connection alone.
 func TestUserBinding(t *testing.T) {

@@ -49,5 +49,8 @@ func (a healthAPI) GetReadyz(context.Context, httpapi.GetReadyzRequestObject) (h
 	if a.s.draining.Load() {
 		return httpapi.GetReadyz503TextResponse("draining"), nil
 	}
+	if why := a.s.upstreamFailure(); why != "" {
+		return httpapi.GetReadyz503TextResponse("upstream unavailable: " + why), nil
+	}
 	return httpapi.GetReadyz200TextResponse("ready"), nil
 }

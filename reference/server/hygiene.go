@@ -126,12 +126,46 @@ func (l *connLimiter) count(key string) int {
 	return l.n[key]
 }
 
-// clientAddr returns the IP address of a request's client.
-func clientAddr(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
+// clientAddr returns the address of the client: the peer's, or, when the peer is a
+// trusted proxy (Config.TrustedProxies), the last address of X-Forwarded-For that is
+// not a trusted proxy itself, read from the right, where each proxy appended the
+// address it got the request from. Entries left of it could be anything a client
+// wrote, and are never taken.
+func (s *Server) clientAddr(r *http.Request) string {
+	peer := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(peer); err == nil {
+		peer = host
 	}
-	return r.RemoteAddr
+	if len(s.cfg.TrustedProxies) == 0 || !s.trusted(peer) {
+		return peer
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		a, err := netip.ParseAddr(hop)
+		if err != nil {
+			return peer // a malformed entry: what lies left of it is unknown
+		}
+		if !s.trusted(a.Unmap().String()) {
+			return a.Unmap().String()
+		}
+	}
+	return peer // only proxies: the request began at one
+}
+
+// trusted reports whether addr is one of the trusted proxies.
+func (s *Server) trusted(addr string) bool {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // tooMany refuses a connection beyond a bound of HS-14.

@@ -150,7 +150,9 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, log *slog.
 	if old != nil {
 		log.Info("session taken over by a new connection")
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
+	// serveWS checked the Origin (originAllowed, HS-8), which allows null by name as the
+	// library's own check cannot; the library's check would only repeat it.
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		log.Warn("upgrade failed", "err", err)
 		s.release(c)

@@ -39,9 +39,10 @@ type Server struct {
 	perIP, perUser connLimiter // connections of each client address and user (HS-14)
 	rates          *queryRates // queries of each client (STREAM-11)
 
-	metrics *metrics
-	mem     memory    // the bytes all sessions hold, against -max-memory-bytes
-	reclaim reclaimer // takes them back from sessions without a connection
+	metrics  *metrics
+	upstream upstream  // the latest check of the agent
+	mem      memory    // the bytes all sessions hold, against -max-memory-bytes
+	reclaim  reclaimer // takes them back from sessions without a connection
 
 	draining   atomic.Bool    // what health, the handshake and attach read
 	conns      sync.WaitGroup // connection handlers, added under mu while !stopping
@@ -81,6 +82,14 @@ func New(cfg Config) (*Server, error) {
 		defer s.background.Done()
 		s.keepalive()
 	}()
+	if c, ok := cfg.Agent.(agent.Checker); ok && cfg.UpstreamCheckInterval > 0 {
+		s.metrics.upstreamUp()
+		s.background.Add(1)
+		go func() {
+			defer s.background.Done()
+			s.checkUpstream(c, cfg.UpstreamCheckInterval)
+		}()
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", s.serveWS)
 	mux.Handle("GET /metrics", s.metrics.handler())
@@ -95,6 +104,11 @@ func (s *Server) Capabilities() []string { return slices.Clone(s.capabilities) }
 // ServeHTTP serves /ws, /ws/health, /livez and /readyz, to requests whose Host it
 // answers to (HS-13).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/ws" { // a handshake: one line of the access log each
+		a := newAccessLog(w, r, s.log, s.clientAddr(r))
+		defer a.done()
+		w = a
+	}
 	if s.checkHost(w, r) {
 		s.handler.ServeHTTP(w, r)
 	}
@@ -153,7 +167,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidParameter, "%v", err)
 		return
 	}
-	addr := clientAddr(r)
+	addr := s.clientAddr(r)
+	if len(s.cfg.TrustedProxies) > 0 {
+		log = log.With("client", addr)
+	}
 	if !s.perIP.acquire(addr) {
 		log.Warn("connections per client address at their bound: refusing", "max_conns_per_ip", s.cfg.MaxConnsPerIP)
 		s.tooMany(w, "address "+addr, s.cfg.MaxConnsPerIP)
@@ -188,7 +205,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		defer s.perUser.release(user)
 	}
 	if origin := r.Header.Get("Origin"); origin != "" && !s.originAllowed(origin, r.Host) {
-		log.Warn("origin refused", "origin", origin, "allow_with", "-allowed-origins="+originHost(origin))
+		hint := "-allowed-origins=" + originHost(origin)
+		if origin == "null" {
+			hint = "-allowed-origins=null, which lets in any page that puts itself in a sandboxed frame: rather serve the page over http(s) and allow its origin"
+		}
+		log.Warn("origin refused", "origin", origin, "allow_with", hint)
 		s.refuse(w, http.StatusForbidden, httpapi.HTTPErrorCodeOriginNotAllowed, "origin %q is not allowed", origin)
 		return
 	}
@@ -223,6 +244,9 @@ func resumeFrom(q url.Values) (resumeRequest, error) {
 
 // originAllowed applies HS-8: the request's own host, or an allowed host pattern.
 func (s *Server) originAllowed(origin, host string) bool {
+	if origin == "null" { // an opaque origin: allowed by name only, never by a pattern (HS-8)
+		return slices.Contains(s.cfg.AllowedOrigins, "null")
+	}
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" {
 		return false

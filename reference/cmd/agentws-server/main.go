@@ -17,6 +17,7 @@ package main
 import (
 	"context"
 	"crypto"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -69,6 +70,9 @@ type options struct {
 	authKey    string
 	authIss    string
 	authAud    string
+	tlsCert    string
+	tlsKey     string
+	proxies    string
 }
 
 // httpLimits bound an HTTP connection before it is upgraded or between requests.
@@ -115,7 +119,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	fs.IntVar(&o.cfg.QueueBytes, "queue-bytes", o.cfg.QueueBytes, "bytes of query text a session may have waiting behind the running one; a query that would take it past the bound gets busy (one query may always wait)")
 	fs.IntVar(&o.cfg.RememberedBytes, "remembered-bytes", o.cfg.RememberedBytes, "bytes of finished queries' results a session keeps to answer a repeated query_id; beyond them the oldest results are dropped, their ids kept: a repeat gets result_dropped and never runs again")
 	fs.DurationVar(&o.cfg.WriteTimeout, "write-timeout", o.cfg.WriteTimeout, "the longest a client may take no frame: then it is a slow consumer, dropped with 4002, and its session's frames go to the buffer")
-	fs.StringVar(&o.origins, "allowed-origins", "", "comma-separated host `patterns` of browser origins allowed besides the server's own, such as localhost:3000,*.example.com")
+	fs.StringVar(&o.origins, "allowed-origins", "", "comma-separated host `patterns` of browser origins allowed besides the server's own, such as localhost:3000,*.example.com; null, by that name only, allows pages opened from a file, and any page in a sandboxed frame")
 	fs.DurationVar(&o.cfg.DrainTimeout, "drain-timeout", o.cfg.DrainTimeout, "how long running queries may finish on shutdown")
 	fs.IntVar(&o.cfg.MaxSessions, "max-sessions", o.cfg.MaxSessions, "sessions held at once; at the bound the one without a connection the longest makes room, and a new one gets 503 only when all have a connection")
 	fs.IntVar(&o.cfg.MaxMemoryBytes, "max-memory-bytes", o.cfg.MaxMemoryBytes, "bytes held for all clients together: frames (once, in buffers, histories and send queues), remembered results, query text, answers being built, messages being read; at least 8 × -max-message-bytes. Over it sessions lose their oldest kept frames and results (offline the longest first, evictions counted), and what cannot be dropped makes new queries get busy and running ones wait for room (unavailable after -write-timeout)")
@@ -123,6 +127,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	fs.IntVar(&o.cfg.MaxConnsPerUser, "max-conns-per-user", o.cfg.MaxConnsPerUser, "connections at once of one user (user_id, or the token's subject); one more gets 429 (0: no bound)")
 	fs.Float64Var(&o.cfg.QueryRate, "query-rate", o.cfg.QueryRate, "queries a second each client may send, its user with authentication, its address without; one more gets rate_limited (0: no bound)")
 	fs.IntVar(&o.cfg.QueryBurst, "query-burst", o.cfg.QueryBurst, "queries a client may send at once beyond -query-rate")
+	fs.StringVar(&o.proxies, "trusted-proxies", "", "comma-separated addresses or CIDR `prefixes` of reverse proxies whose X-Forwarded-For names the client, such as 127.0.0.1,10.0.0.0/8: the client's address then bounds its connections and queries and is logged; from any other peer the header is ignored")
 	fs.StringVar(&o.hosts, "allowed-hosts", "", "comma-separated host `patterns` the Host header may name besides IP addresses, localhost and the -addr host, such as agent.example.com,*.example.com; * allows any")
 	fs.DurationVar(&o.http.readHeaderTimeout, "read-header-timeout", d.ReadHeaderTimeout, "the longest a client may take to send a request's headers")
 	fs.DurationVar(&o.http.readTimeout, "read-timeout", d.ReadTimeout, "the longest a client may take to send a whole HTTP request (not a WebSocket connection)")
@@ -136,8 +141,11 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	fs.DurationVar(&o.upstream.FirstTokenTimeout, "agent-first-token-timeout", agent.DefaultFirstTokenTimeout, "with -agent openai: the longest wait from the request to the first token")
 	fs.DurationVar(&o.upstream.TokenTimeout, "agent-token-timeout", agent.DefaultTokenTimeout, "with -agent openai: the longest wait between two tokens")
 	fs.DurationVar(&o.upstream.Timeout, "agent-timeout", agent.DefaultTimeout, "with -agent openai: the longest a whole answer may take")
+	fs.DurationVar(&o.cfg.UpstreamCheckInterval, "agent-check-interval", 0, "with -agent openai: how often to ask the upstream for its models (GET /models, with the key); while the last check failed, /readyz fails and upstream_up is 0 (0: no check)")
 	fs.IntVar(&o.upstream.Retries, "agent-retries", agent.DefaultRetries, "with -agent openai: how many times a request that failed before its first token (no connection, HTTP 5xx or 429, no first token in time) is tried again, with backoff; 0: never")
 	fs.DurationVar(&o.delay, "fixture-delay", 0, "with -agent fixture: the pause before each chunk, to emulate a model's token rate")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve TLS (wss://, https://) with the PEM certificate chain in this `file`, with -tls-key; both are read again when they change, at most once a second")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key `file` of -tls-cert")
 	fs.StringVar(&o.authKey, "auth-public-key", "", "turn on bearer-token authentication with the RS256 or ES256 public key in this PEM `file`")
 	fs.StringVar(&o.authIss, "auth-issuer", "", "with authentication: the issuer (iss) tokens must have")
 	fs.StringVar(&o.authAud, "auth-audience", "", "with authentication: an audience (aud) tokens must have")
@@ -179,6 +187,20 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return nil, errors.New("-tls-cert and -tls-key go together: give both, or neither for plain ws://")
+	}
+	for _, p := range splitList(o.proxies) {
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			a, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				return nil, fmt.Errorf("-trusted-proxies: %q is not an IP address or a CIDR prefix such as 10.0.0.0/8", p)
+			}
+			prefix = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		o.cfg.TrustedProxies = append(o.cfg.TrustedProxies, prefix.Masked())
+	}
 	o.cfg.AllowedOrigins = splitList(o.origins)
 	o.cfg.AllowedHosts = append(splitList(o.hosts), listenHost(o.addr)...)
 	if secret, key := getenv(envPrefix+"AUTH_SECRET"), o.authKey; secret != "" || key != "" {
@@ -197,6 +219,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 		if o.delay < 0 {
 			return nil, fmt.Errorf("-fixture-delay must be 0 or more, not %s", o.delay)
 		}
+		if o.cfg.UpstreamCheckInterval != 0 {
+			return nil, errors.New("-agent-check-interval checks a model upstream: it needs -agent openai")
+		}
 		o.cfg.Agent = agent.Fixture{Delay: o.delay}
 	case "openai":
 		if o.agentURL == "" || o.agentModel == "" {
@@ -213,6 +238,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 			if d <= 0 {
 				return nil, fmt.Errorf("%s must be positive, not %s", name, d)
 			}
+		}
+		if o.cfg.UpstreamCheckInterval < 0 {
+			return nil, fmt.Errorf("-agent-check-interval must be 0 (no check) or positive, not %s", o.cfg.UpstreamCheckInterval)
 		}
 		if o.upstream.Retries < 0 {
 			return nil, fmt.Errorf("-agent-retries must be 0 or more, not %d", o.upstream.Retries)
@@ -327,6 +355,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	o.cfg.Logger = log
+	ws, web := "ws://", "http://"
+	var tlsConfig *tls.Config
+	if o.tlsCert != "" {
+		certs, err := loadCertFiles(o.tlsCert, o.tlsKey, log)
+		if err != nil {
+			return err
+		}
+		tlsConfig, ws, web = certs.tlsConfig(), "wss://", "https://"
+	}
 	srv, err := server.New(o.cfg)
 	if err != nil {
 		return err
@@ -334,15 +371,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if o.agentName == "openai" {
 		o.upstream.Observe = srv.ObserveUpstream // before any query
 	}
+	hs := newHTTPServer(srv, o.http)
+	if tlsConfig != nil {
+		// HTTP/1.1 only: browsers open WebSocket connections on it (RFC 6455); the
+		// reference does not serve WebSocket over HTTP/2 (RFC 8441).
+		hs.TLSConfig, hs.Protocols = tlsConfig, new(http.Protocols)
+		hs.Protocols.SetHTTP1(true)
+	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
+		srv.Close()
 		return err
 	}
-	hs := newHTTPServer(srv, o.http)
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
+	go func() {
+		if hs.TLSConfig != nil {
+			served <- hs.ServeTLS(ln, "", "")
+			return
+		}
+		served <- hs.Serve(ln)
+	}()
 	log.Info("agentws reference server listening",
-		"url", "ws://"+displayAddr(ln.Addr())+"/ws", "health", "http://"+displayAddr(ln.Addr())+"/ws/health",
+		"url", ws+displayAddr(ln.Addr())+"/ws", "health", web+displayAddr(ln.Addr())+"/ws/health",
 		"agent", o.agentName, "capabilities", srv.Capabilities())
 	if o.cfg.Auth == nil && !loopback(ln.Addr()) {
 		log.Warn("OPEN TO THE NETWORK WITH AUTHENTICATION OFF: anyone who can reach " + ln.Addr().String() +

@@ -109,6 +109,9 @@ func TestBadSettings(t *testing.T) {
 		{[]string{"-agent", "openai", "-agent-url", "localhost:19010/v1", "-agent-model", "m"}, nil, `-agent-url "localhost:19010/v1" is not an http:// or https:// URL with a host`},
 		{[]string{"-agent", "openai", "-agent-url", "http://localhost:1/v1", "-agent-model", "m", "-agent-token-timeout", "-1s"}, nil, "-agent-token-timeout must be positive, not -1s"},
 		{[]string{"-agent", "openai", "-agent-url", "http://localhost:1/v1", "-agent-model", "m", "-agent-retries", "-2"}, nil, "-agent-retries must be 0 or more, not -2"},
+		{[]string{"-agent", "openai", "-agent-url", "http://localhost:1/v1", "-agent-model", "m", "-agent-check-interval", "-1s"}, nil, "-agent-check-interval must be 0 (no check) or positive, not -1s"},
+		{[]string{"-agent-check-interval", "10s"}, nil, "-agent-check-interval checks a model upstream: it needs -agent openai"},
+		{[]string{"-trusted-proxies", "127.0.0.1,proxy.example"}, nil, `-trusted-proxies: "proxy.example" is not an IP address or a CIDR prefix such as 10.0.0.0/8`},
 	}
 	for _, tt := range tests {
 		var stderr strings.Builder
