@@ -43,6 +43,9 @@ type Config struct {
 	QueryRate      float64 // queries a second per client, its user with Auth, its address without (STREAM-11); 0: no bound
 	QueryBurst     int     // queries a client may send at once beyond the rate
 
+	// Console serves the browser console at / and the JavaScript client at /agentws.js.
+	Console bool
+
 	// UpstreamCheckInterval is how often the agent, when it is an agent.Checker, is
 	// asked whether it could answer; while the last check failed, /readyz fails. 0: never.
 	UpstreamCheckInterval time.Duration
@@ -75,6 +78,7 @@ func DefaultConfig() Config {
 		MaxConnsPerUser:   d.MaxConnsPerUser,
 		QueryRate:         d.QueryRate,
 		QueryBurst:        d.QueryBurst,
+		Console:           true,
 		Agent:             agent.Fixture{},
 	}
 }

@@ -48,3 +48,22 @@ func (s *Server) EvictedFrames() int64 { return s.stats.evicted.Load() }
 
 // HeldBytes returns the bytes all sessions hold, as -max-memory-bytes counts them.
 func (s *Server) HeldBytes() int64 { return s.mem.held.Load() }
+
+// DropConnection ends the session's connection abruptly, as a network failure would:
+// no close frame. It reports whether the session had one.
+func (s *Server) DropConnection(id string) bool {
+	s.mu.Lock()
+	sess := s.sessions[id]
+	s.mu.Unlock()
+	if sess == nil {
+		return false
+	}
+	sess.mu.Lock()
+	c := sess.conn
+	sess.mu.Unlock()
+	if c == nil || c.lastSent.Load() == 0 { // the atomic store after c.ws was set, in start
+		return false
+	}
+	c.ws.CloseNow()
+	return true
+}

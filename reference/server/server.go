@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 
 	"github.com/agentws/agentws/reference/agent"
+	"github.com/agentws/agentws/reference/web"
 	"github.com/agentws/agentws/schemas"
 	"github.com/agentws/agentws/schemas/httpapi"
 )
@@ -93,6 +94,9 @@ func New(cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", s.serveWS)
 	mux.Handle("GET /metrics", s.metrics.handler())
+	if cfg.Console {
+		web.Register(mux)
+	}
 	mux.HandleFunc("/", fallback(mux))
 	s.handler = httpapi.HandlerFromMux(httpapi.NewStrictHandler(healthAPI{s}, nil), mux)
 	return s, nil
@@ -101,7 +105,7 @@ func New(cfg Config) (*Server, error) {
 // Capabilities returns the capabilities the server claims in connected.
 func (s *Server) Capabilities() []string { return slices.Clone(s.capabilities) }
 
-// ServeHTTP serves /ws, /ws/health, /livez and /readyz, to requests whose Host it
+// ServeHTTP serves /ws, /ws/health, /livez, /readyz, /metrics and (with Console) the console at / and /agentws.js, to requests whose Host it
 // answers to (HS-13).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/ws" { // a handshake: one line of the access log each

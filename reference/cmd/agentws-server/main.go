@@ -144,6 +144,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	fs.DurationVar(&o.cfg.UpstreamCheckInterval, "agent-check-interval", 0, "with -agent openai: how often to ask the upstream for its models (GET /models, with the key); while the last check failed, /readyz fails and upstream_up is 0 (0: no check)")
 	fs.IntVar(&o.upstream.Retries, "agent-retries", agent.DefaultRetries, "with -agent openai: how many times a request that failed before its first token (no connection, HTTP 5xx or 429, no first token in time) is tried again, with backoff; 0: never")
 	fs.DurationVar(&o.delay, "fixture-delay", 0, "with -agent fixture: the pause before each chunk, to emulate a model's token rate")
+	fs.BoolVar(&o.cfg.Console, "console", o.cfg.Console, "serve the browser console at / and the JavaScript client at /agentws.js (-console=false: neither)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve TLS (wss://, https://) with the PEM certificate chain in this `file`, with -tls-key; both are read again when they change, at most once a second")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key `file` of -tls-cert")
 	fs.StringVar(&o.authKey, "auth-public-key", "", "turn on bearer-token authentication with the RS256 or ES256 public key in this PEM `file`")
