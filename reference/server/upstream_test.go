@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,18 +11,6 @@ import (
 	"github.com/agentws/agentws/reference/agent"
 	"github.com/agentws/agentws/reference/server"
 )
-
-// readyz returns the status and body of GET /readyz.
-func readyz(t *testing.T, s *testServer) (int, string) {
-	t.Helper()
-	resp, err := http.Get(s.URL + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
-}
 
 // With the upstream check on, /readyz fails while the model upstream fails its check,
 // saying why in words that leak nothing, and passes again once it passes; the log has
@@ -51,12 +38,12 @@ func TestUpstreamCheck(t *testing.T) {
 		c.UpstreamCheckInterval = 10 * time.Millisecond
 	})
 	eventually(t, "the first check", func() bool { return checks.Load() > 0 })
-	if status, body := readyz(t, s); status != http.StatusOK {
+	if status, body := get(t, s.URL+"/readyz"); status != http.StatusOK {
 		t.Fatalf("with the upstream up: %d %q", status, body)
 	}
 	down.Store(true)
-	eventually(t, "readiness fails", func() bool { status, _ := readyz(t, s); return status == http.StatusServiceUnavailable })
-	if _, body := readyz(t, s); body != "upstream unavailable: the model upstream refused the request (HTTP 401)" {
+	eventually(t, "readiness fails", func() bool { status, _ := get(t, s.URL+"/readyz"); return status == http.StatusServiceUnavailable })
+	if _, body := get(t, s.URL+"/readyz"); body != "upstream unavailable: the model upstream refused the request (HTTP 401)" {
 		t.Errorf("the body says %q", body)
 	}
 	if _, m := scrape(t, s.URL+"/metrics"); m["agentws_upstream_up"] != 0 {
@@ -68,7 +55,7 @@ func TestUpstreamCheck(t *testing.T) {
 		t.Errorf("failure logs %v: want one, with the upstream's text", r)
 	}
 	down.Store(false)
-	eventually(t, "readiness again", func() bool { status, _ := readyz(t, s); return status == http.StatusOK })
+	eventually(t, "readiness again", func() bool { status, _ := get(t, s.URL+"/readyz"); return status == http.StatusOK })
 	if _, m := scrape(t, s.URL+"/metrics"); m["agentws_upstream_up"] != 1 {
 		t.Errorf("upstream_up %v with the upstream back, want 1", m["agentws_upstream_up"])
 	}
@@ -86,7 +73,7 @@ func TestNoUpstreamCheck(t *testing.T) {
 	}))
 	defer upstream.Close()
 	s := start(t, func(c *server.Config) { c.Agent = &agent.OpenAI{URL: upstream.URL, Model: "m"} })
-	if status, body := readyz(t, s); status != http.StatusOK || asked.Load() != 0 {
+	if status, body := get(t, s.URL+"/readyz"); status != http.StatusOK || asked.Load() != 0 {
 		t.Errorf("readyz %d %q after %d requests upstream; want 200 and none", status, body, asked.Load())
 	}
 	if _, m := scrape(t, s.URL+"/metrics"); func() bool { _, ok := m["agentws_upstream_up"]; return ok }() {
