@@ -33,8 +33,9 @@ func Start(t testing.TB, edit func(*server.Config)) (string, *server.Server) {
 	cfg.KeepaliveInterval = Keepalive
 	cfg.SessionTTL = SessionTTL
 	cfg.BufferSize = BufferSize
-	// The whole catalogue, from one address, sends more queries than a burst; the case
-	// of the query rate runs on a server of its own (OwnServerCases).
+	// The catalogue sends about 160 queries from one address, close to a burst: no
+	// bound, so that its size never decides a case. The case of the query rate runs on
+	// a server of its own (OwnServerCases).
 	cfg.QueryRate = 0
 	if edit != nil {
 		edit(&cfg)
