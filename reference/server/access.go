@@ -90,16 +90,20 @@ func (a *accessLog) write() {
 		attrs = append(attrs, "last_seq", q.Get("last_seq"), "epoch", q.Get("epoch"))
 	}
 	if o := a.r.Header.Get("Origin"); o != "" {
-		attrs = append(attrs, "origin", o)
+		attrs = append(attrs, "origin", clip(o, maxLogValue))
 	}
 	if ua := a.r.Header.Get("User-Agent"); ua != "" {
-		attrs = append(attrs, "user_agent", ua)
+		attrs = append(attrs, "user_agent", clip(ua, maxLogValue))
 	}
 	if a.code != "" {
-		attrs = append(attrs, "code", a.code, "error", a.reason)
+		attrs = append(attrs, "code", a.code, "error", clip(a.reason, maxLogValue))
 	}
 	a.log.Info("handshake", attrs...)
 }
+
+// maxLogValue bounds a value a client chose (a header, a refusal's text quoting its
+// frame) in a log line, so that a line stays small whatever the client sent.
+const maxLogValue = 256
 
 // refusalLog bounds the log lines of a connection's refused frames: a client that
 // keeps sending frames the server refuses (a flood over the query rate, malformed
@@ -131,7 +135,7 @@ func (c *conn) logRefusal(r *refusal) {
 	unlogged := c.refusals.unlogged
 	c.refusals.unlogged = 0
 	c.mu.Unlock()
-	attrs := []any{"code", r.code, "error", r.text}
+	attrs := []any{"code", r.code, "error", clip(r.text, maxLogValue)}
 	if r.queryID != "" {
 		attrs = append(attrs, "query_id", r.queryID)
 	}

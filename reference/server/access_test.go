@@ -3,6 +3,7 @@ package server_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -125,4 +126,26 @@ func TestRefusalLog(t *testing.T) {
 		}
 		ws.Close(websocket.StatusNormalClosure, "")
 	})
+}
+
+// What a client chooses (a header, a value a refusal quotes) is cut short in log lines
+// and refusals: a line stays small whatever the client sent.
+func TestLogLinesStaySmall(t *testing.T) {
+	var logs *logBuffer
+	s := start(t, func(c *server.Config) { logs = logged(c) })
+	huge := strings.Repeat("!", 100_000)
+	s.refused(t, "session_id="+newSession(t), http.Header{"Origin": {"http://" + strings.Repeat("a", 30_000) + ".example"}, "User-Agent": {huge}})
+	c, _ := s.connect(t, "session_id="+newSession(t))
+	c.send(map[string]any{"type": "query", "query": "hi", "query_id": huge})
+	if f := c.expect("error"); len(f.str("error")) > 600 {
+		t.Errorf("the refusal's text is %d bytes long, want it cut to about 512", len(f.str("error")))
+	}
+	eventually(t, "the refusal is logged", func() bool { return len(logs.records("client frame refused")) == 1 })
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	for _, line := range strings.Split(logs.buf.String(), "\n") {
+		if len(line) > 2000 {
+			t.Errorf("a log line of %d bytes: %.200s…", len(line), line)
+		}
+	}
 }

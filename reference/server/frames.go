@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/agentws/agentws/schemas/msg"
 )
@@ -69,7 +70,20 @@ func disconnectedFrame(sessionID string) frame {
 // errorFrame is a connection-scoped error: the refusal of a client frame, carrying the
 // query_id of the query it refuses, if any (QID-1).
 func errorFrame(sessionID string, code msg.ErrorCode, queryID, text string) frame {
+	text = errorText(text) // it may quote what the client sent
 	f := encode(msg.Error{Type: msg.ErrorTypeError, Error: text, Code: code, SessionId: sessionID, QueryId: queryID, Timestamp: timestamp()})
 	f.refusal = &refusal{code: code, queryID: queryID, text: text}
 	return f
+}
+
+// clip returns s cut to at most n bytes, at a rune boundary, marked with "…" when cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n - len("…")
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
 }

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/agentws/agentws/reference/agent"
 	"github.com/agentws/agentws/schemas/msg"
@@ -160,7 +159,7 @@ func (s *session) submit(q msg.Query, rate *queryRate) *frame {
 	}
 	if q.QueryId != "" {
 		if s.known(q.QueryId) != nil {
-			s.log.Info("query sent again while it runs or waits: not run again", "query_id", q.QueryId)
+			s.log.Debug("query sent again while it runs or waits: not run again", "query_id", q.QueryId) // Debug: a client may repeat it at will
 			return nil
 		}
 		switch terminal, ok := s.finished.lookup(q.QueryId); {
@@ -169,7 +168,7 @@ func (s *session) submit(q msg.Query, rate *queryRate) *frame {
 			if !s.srv.mem.tryReserve(replay) {
 				return s.overBudget(q.QueryId)
 			}
-			s.log.Info("query sent again after it finished: its end replayed", "query_id", q.QueryId)
+			s.log.Debug("query sent again after it finished: its end replayed", "query_id", q.QueryId)
 			s.spendLocked(nil, replay, 0, func() any {
 				return s.emitLocked(func(seq int) any { return replayed(terminal, seq) }, true)
 			})
@@ -209,9 +208,13 @@ func (s *session) submit(q msg.Query, rate *queryRate) *frame {
 	return nil
 }
 
+// maxRetryAfter bounds retry_after_ms: at a vanishing rate the wait is infinite.
+const maxRetryAfter = 24 * time.Hour
+
 // rateLimited refuses a query over its client's rate (STREAM-11): the client may send
 // one again after wait.
 func (s *session) rateLimited(queryID string, wait time.Duration) *frame {
+	wait = min(wait, maxRetryAfter) // a rate so low that the next query is ages away
 	ms := max(1, int((wait+time.Millisecond-1)/time.Millisecond))
 	s.srv.metrics.refused.WithLabelValues(string(msg.ErrorCodeRateLimited)).Inc()
 	text := fmt.Sprintf("Query refused: this client sends queries faster than the server allows (%g a second, in bursts of %d); retry in %v", s.srv.cfg.QueryRate, s.srv.cfg.QueryBurst, time.Duration(ms)*time.Millisecond)
@@ -334,21 +337,12 @@ func (s *session) endQuery(q *query, code msg.ErrorCode, text string) {
 	s.finish(q, 0, errorBuilder(s.id, q.id, code, errorText(text)))
 }
 
-// maxErrorText bounds the text of an error frame that ends a query, which may quote
-// the agent's error.
+// maxErrorText bounds the text of an error frame: one that ends a query may quote the
+// agent's error, a refusal the client's frame.
 const maxErrorText = 512
 
 // errorText cuts text to maxErrorText bytes, at a character boundary.
-func errorText(text string) string {
-	if len(text) <= maxErrorText {
-		return text
-	}
-	cut := maxErrorText - len("…")
-	for cut > 0 && !utf8.RuneStart(text[cut]) {
-		cut--
-	}
-	return text[:cut] + "…"
-}
+func errorText(text string) string { return clip(text, maxErrorText) }
 
 // errorBuilder builds the error frame that ends a query, for a seq.
 func errorBuilder(sessionID, queryID string, code msg.ErrorCode, text string) func(seq int) any {

@@ -193,3 +193,16 @@ func TestPipelinedFramesAreAllAnswered(t *testing.T) {
 		t.Errorf("%d rate_limited and %d pongs, want %d of each", limited, pongs, n/2)
 	}
 }
+
+// At a vanishing rate the wait is infinite: retry_after_ms says a day, the bound, not
+// an overflow.
+func TestQueryRateRetryAfterBound(t *testing.T) {
+	s := start(t, func(c *server.Config) { c.QueryRate, c.QueryBurst = 1e-12, 1 })
+	c, _ := s.connect(t, "session_id="+newSession(t))
+	c.send(query("the burst"))
+	checkStream(t, c.stream())
+	c.send(query("one more"))
+	if f := c.expect("error"); f.str("code") != "rate_limited" || f.num("retry_after_ms") != 86_400_000 {
+		t.Errorf("got %v, want rate_limited with retry_after_ms 86400000 (a day)", f)
+	}
+}

@@ -124,7 +124,7 @@ var idSyntax = regexp.MustCompile(`^[A-Za-z0-9._:~-]{1,128}$`)
 func httpError(w http.ResponseWriter, status int, code httpapi.HTTPErrorCode, format string, args ...any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(httpapi.HTTPError{Code: code, Error: fmt.Sprintf(format, args...)})
+	json.NewEncoder(w).Encode(httpapi.HTTPError{Code: code, Error: errorText(fmt.Sprintf(format, args...))}) // it may quote the request
 }
 
 // fallback answers a request no route of mux takes with a JSON error (HS-11): 405 when
@@ -213,7 +213,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		if origin == "null" {
 			hint = "-allowed-origins=null, which lets in any page that puts itself in a sandboxed frame: rather serve the page over http(s) and allow its origin"
 		}
-		log.Warn("origin refused", "origin", origin, "allow_with", hint)
+		log.Warn("origin refused", "origin", clip(origin, maxLogValue), "allow_with", clip(hint, 2*maxLogValue))
 		s.refuse(w, http.StatusForbidden, httpapi.HTTPErrorCodeOriginNotAllowed, "origin %q is not allowed", origin)
 		return
 	}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"sync/atomic"
 	"time"
 
@@ -23,9 +22,7 @@ func (s *Server) checkUpstream(c agent.Checker, interval time.Duration) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
-		ctx, cancel := context.WithTimeout(s.ctx, interval)
-		err := c.Check(ctx)
-		cancel()
+		err := c.Check(s.ctx) // bounded by the agent itself (the connect timeout), not the interval
 		if s.ctx.Err() != nil {
 			return
 		}

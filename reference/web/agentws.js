@@ -37,6 +37,21 @@ export class AgentWSError extends Error {
 
 const closeReplaced = 4001;
 
+// Close codes that say reconnecting would get the same again: the client sent what the
+// server refuses (a protocol error, a binary or non-UTF-8 frame, a policy refusal, a
+// message too big). The client stops, as after 4001.
+const permanentCloses = new Map([
+  [1002, "protocol_error"],
+  [1003, "unsupported_data"],
+  [1007, "invalid_payload"],
+  [1008, "policy_violation"],
+  [1009, "message_too_big"],
+]);
+
+// A connection that stays up this long resets the backoff; one that drops sooner makes
+// the next wait longer, so that a server that keeps closing is not hammered.
+const stableMs = 5000;
+
 /** One query: an async iterator of its chunks, and result, a promise of its answer. */
 export class Query {
   constructor(client, text, queryId, options) {
@@ -268,6 +283,7 @@ export class Client {
   finish(err) {
     this.closed = true;
     clearTimeout(this.timer);
+    clearTimeout(this.stable);
     for (const q of this.queries.values()) q.fail(err);
     this.queries.clear();
     this.order = [];
@@ -320,7 +336,7 @@ export class Client {
   // queryOf finds the query a frame is about: by query_id, or, from a server without
   // query_id, the oldest unfinished one (the first not started, for a query_start).
   queryOf(f, starting) {
-    if (this.has("query_id") && f.query_id) return this.queries.get(f.query_id);
+    if (this.has("query_id")) return f.query_id ? this.queries.get(f.query_id) : undefined; // an error of no query: the connection's
     if (starting) return this.order.find((q) => !q.started);
     return this.order.find((q) => !q.done);
   }
@@ -340,7 +356,8 @@ export class Client {
     const resumedFrom = this.lastSeq;
     if (epochChanged) this.lastSeq = 0;
     this.epoch = f.epoch;
-    this.attempt = 0;
+    clearTimeout(this.stable);
+    this.stable = setTimeout(() => (this.attempt = 0), stableMs);
     if (!first) {
       // What a reconnection means for the answers in flight.
       let lost = null;
@@ -374,8 +391,12 @@ export class Client {
     if (ws !== this.ws) return;
     this.gotConnected = false;
     if (this.closed) return;
+    clearTimeout(this.stable);
     if (code === closeReplaced) {
       return this.finish(new AgentWSError("replaced", "another connection took the session over (4001): not reconnecting"));
+    }
+    if (permanentCloses.has(code)) {
+      return this.finish(new AgentWSError(permanentCloses.get(code), `the server closed the connection with ${code}${reason ? " (" + reason + ")" : ""}: not reconnecting, as it would close it again`));
     }
     if (this.pendingConnect && !this.gotConnectedOnce) {
       // The first handshake failed: a refusal, or no server. Say so rather than retry.
