@@ -133,16 +133,11 @@ func (o *OpenAI) try(parent context.Context, req Request, emit func(string) erro
 	}
 	resp, err := o.client().Do(hreq)
 	if err != nil {
-		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil { // no response headers within the connect timeout
-			return false, &failure{kind: kindTimeout, public: "the model upstream did not answer in time", detail: err}
-		}
-		return false, o.cause(ctx, &failure{kind: kindUnreachable, public: "the model upstream could not be reached", detail: err})
+		return false, o.cause(ctx, sendFailure(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return false, &failure{kind: kindRefused, status: resp.StatusCode, public: fmt.Sprintf("the model upstream refused the request (HTTP %d)", resp.StatusCode),
-			detail: fmt.Errorf("%s from %s: %s", resp.Status, hreq.URL.Redacted(), strings.TrimSpace(string(snippet)))}
+		return false, refusedBy(resp, hreq)
 	}
 	tokens := or(o.TokenTimeout, DefaultTokenTimeout)
 	err = readEvents(ctx, resp.Body, func(content string) error {
@@ -194,19 +189,30 @@ func (o *OpenAI) Check(ctx context.Context) error {
 	}
 	resp, err := o.client().Do(hreq)
 	if err != nil {
-		var ne net.Error
-		if ctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) {
-			return &failure{kind: kindTimeout, public: "the model upstream did not answer in time", detail: err}
-		}
-		return &failure{kind: kindUnreachable, public: "the model upstream could not be reached", detail: err}
+		return sendFailure(err) // a timeout too when ctx's deadline ended it
 	}
 	defer resp.Body.Close()
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if resp.StatusCode/100 != 2 {
-		return &failure{kind: kindRefused, status: resp.StatusCode, public: fmt.Sprintf("the model upstream refused the request (HTTP %d)", resp.StatusCode),
-			detail: fmt.Errorf("%s from %s: %s", resp.Status, hreq.URL.Redacted(), strings.TrimSpace(string(snippet)))}
+		return refusedBy(resp, hreq)
 	}
 	return nil
+}
+
+// sendFailure is why a request got no response: none within the connect timeout (no
+// response headers, or the caller's deadline), or no connection at all.
+func sendFailure(err error) *failure {
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		return &failure{kind: kindTimeout, public: "the model upstream did not answer in time", detail: err}
+	}
+	return &failure{kind: kindUnreachable, public: "the model upstream could not be reached", detail: err}
+}
+
+// refusedBy is the failure of a request the upstream answered with an error status:
+// the client learns the status, the log the upstream's words too.
+func refusedBy(resp *http.Response, req *http.Request) *failure {
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	return &failure{kind: kindRefused, status: resp.StatusCode, public: fmt.Sprintf("the model upstream refused the request (HTTP %d)", resp.StatusCode),
+		detail: fmt.Errorf("%s from %s: %s", resp.Status, req.URL.Redacted(), strings.TrimSpace(string(snippet)))}
 }
 
 // client returns the HTTP client: o.Client, or one made once, on first use, whose

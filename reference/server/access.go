@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"log/slog"
 	"net"
 	"net/http"
@@ -51,14 +50,9 @@ func (a *accessLog) Write(p []byte) (int, error) {
 	return a.ResponseWriter.Write(p)
 }
 
-// Unwrap gives http.ResponseController, and the WebSocket library, the connection to
-// hijack.
+// Unwrap gives http.ResponseController, and the WebSocket library, which follows it,
+// the connection to hijack.
 func (a *accessLog) Unwrap() http.ResponseWriter { return a.ResponseWriter }
-
-// Hijack hijacks the connection of the response underneath.
-func (a *accessLog) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return http.NewResponseController(a.ResponseWriter).Hijack()
-}
 
 // refused notes the code and text of the refusal about to be written.
 func (a *accessLog) refused(code httpapi.HTTPErrorCode, reason string) {

@@ -133,3 +133,52 @@ func TestConsoleOff(t *testing.T) {
 		}
 	}
 }
+
+// The console's other controls, in a real Chromium, against a server with
+// authentication: it connects with a token, shows health, drops its own connection
+// (the client reconnects and resumes), and cancels a streaming answer.
+func TestConsoleControls(t *testing.T) {
+	ctx := browser(t)
+	s := start(t, func(c *server.Config) {
+		c.Auth = &server.Auth{Secret: secret, Issuer: "agentws-tests", Audience: "agentws"}
+	})
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.URL+"/"),
+		chromedp.WaitVisible(chromedp.ID("connect")),
+		chromedp.SetValue(chromedp.ID("session"), newSession(t)),
+		chromedp.SetValue(chromedp.ID("token"), token(t, secret, valid("console-user"))),
+		chromedp.Click(chromedp.ID("connect")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the console connects with the token", `document.getElementById("state").textContent === "open"`)
+	waitJS(t, ctx, "health shows", `JSON.parse(document.getElementById("health").textContent).status === "healthy"`)
+
+	// An answer first, so that the reconnection has frames to resume from.
+	if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.ID("query"), "hello"), chromedp.Click(chromedp.ID("ask"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the first answer completes", `document.getElementById("outcome").dataset.state === "complete"`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("drop"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the client reconnects and resumes", `document.querySelectorAll('#frames tr.in[data-type="connected"]').length === 2 && document.getElementById("state").textContent === "open" && document.getElementById("resume").textContent.includes("resumed true")`)
+
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("query"), "__slow__ an answer long enough to be cancelled in the middle of it"),
+		chromedp.Click(chromedp.ID("ask")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the answer streams", `document.getElementById("answer").textContent.length > 0`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("cancel"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the query ends", `document.getElementById("outcome").dataset.state !== "streaming"`)
+	if outcome, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("outcome"))); err != nil || !strings.HasPrefix(outcome, "error cancelled:") {
+		t.Errorf("after cancel the page says %q (%v), want error cancelled", outcome, err)
+	}
+	if sent, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#frames tr.out[data-type="cancel"]').length`)); err != nil || sent != 1 {
+		t.Errorf("%d cancel frames sent (%v), want 1", sent, err)
+	}
+}

@@ -2,11 +2,16 @@ package server
 
 // Test hooks: what the end-to-end tests poll instead of sleeping.
 
+// lookup returns the session the server holds by id, or nil.
+func (s *Server) lookup(id string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[id]
+}
+
 // SessionBusy reports whether the session has a query running or queued.
 func (s *Server) SessionBusy(id string) bool {
-	s.mu.Lock()
-	sess := s.sessions[id]
-	s.mu.Unlock()
+	sess := s.lookup(id)
 	return sess != nil && sess.busy()
 }
 
@@ -28,9 +33,7 @@ func (s *Server) SessionCount() int {
 // BufferedFrames returns the frames waiting in the session's offline buffer, oldest
 // first.
 func (s *Server) BufferedFrames(id string) [][]byte {
-	s.mu.Lock()
-	sess := s.sessions[id]
-	s.mu.Unlock()
+	sess := s.lookup(id)
 	if sess == nil {
 		return nil
 	}
@@ -52,9 +55,7 @@ func (s *Server) HeldBytes() int64 { return s.mem.held.Load() }
 // DropConnection ends the session's connection abruptly, as a network failure would:
 // no close frame. It reports whether the session had one.
 func (s *Server) DropConnection(id string) bool {
-	s.mu.Lock()
-	sess := s.sessions[id]
-	s.mu.Unlock()
+	sess := s.lookup(id)
 	if sess == nil {
 		return false
 	}

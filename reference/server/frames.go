@@ -70,9 +70,16 @@ func disconnectedFrame(sessionID string) frame {
 // errorFrame is a connection-scoped error: the refusal of a client frame, carrying the
 // query_id of the query it refuses, if any (QID-1).
 func errorFrame(sessionID string, code msg.ErrorCode, queryID, text string) frame {
-	text = errorText(text) // it may quote what the client sent
-	f := encode(msg.Error{Type: msg.ErrorTypeError, Error: text, Code: code, SessionId: sessionID, QueryId: queryID, Timestamp: timestamp()})
-	f.refusal = &refusal{code: code, queryID: queryID, text: text}
+	return refusalFrame(msg.Error{Code: code, SessionId: sessionID, QueryId: queryID, Error: text})
+}
+
+// refusalFrame encodes e, the refusal of a client frame, with its type and timestamp
+// and its text cut short (it may quote what the client sent), noting for the log what
+// it says.
+func refusalFrame(e msg.Error) frame {
+	e.Type, e.Timestamp, e.Error = msg.ErrorTypeError, timestamp(), errorText(e.Error)
+	f := encode(e)
+	f.refusal = &refusal{code: e.Code, queryID: e.QueryId, text: e.Error}
 	return f
 }
 

@@ -136,29 +136,24 @@ func (s *Server) clientAddr(r *http.Request) string {
 	if host, _, err := net.SplitHostPort(peer); err == nil {
 		peer = host
 	}
-	if len(s.cfg.TrustedProxies) == 0 || !s.trusted(peer) {
+	if a, err := netip.ParseAddr(peer); err != nil || !s.trusted(a) {
 		return peer
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
-		hop := strings.TrimSpace(hops[i])
-		a, err := netip.ParseAddr(hop)
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
 		if err != nil {
 			return peer // a malformed entry: what lies left of it is unknown
 		}
-		if !s.trusted(a.Unmap().String()) {
+		if !s.trusted(a) {
 			return a.Unmap().String()
 		}
 	}
 	return peer // only proxies: the request began at one
 }
 
-// trusted reports whether addr is one of the trusted proxies.
-func (s *Server) trusted(addr string) bool {
-	a, err := netip.ParseAddr(addr)
-	if err != nil {
-		return false
-	}
+// trusted reports whether a is one of the trusted proxies.
+func (s *Server) trusted(a netip.Addr) bool {
 	a = a.Unmap()
 	for _, p := range s.cfg.TrustedProxies {
 		if p.Contains(a) {

@@ -18,7 +18,6 @@ import (
 // values from a closed set (frame types, error codes, refusal codes, outcomes): no
 // session id, user or address is ever a label.
 type metrics struct {
-	s          *Server
 	registry   *prometheus.Registry
 	queries    *prometheus.CounterVec // outcome: complete or the error code that ended it
 	refused    *prometheus.CounterVec // code: the error code of a refused client frame
@@ -35,7 +34,7 @@ type metrics struct {
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
 
 func newMetrics(s *Server) *metrics {
-	m := &metrics{s: s, registry: prometheus.NewRegistry()}
+	m := &metrics{registry: prometheus.NewRegistry()}
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
 		c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "agentws", Name: name, Help: help}, labels)
 		m.registry.MustRegister(c)
@@ -67,10 +66,10 @@ func newMetrics(s *Server) *metrics {
 }
 
 // upstreamUp registers upstream_up, with the upstream check on.
-func (m *metrics) upstreamUp() {
+func (m *metrics) upstreamUp(s *Server) {
 	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "agentws", Name: "upstream_up", Help: "1 when the last check of the model upstream passed (or none ran yet), 0 when it failed; /readyz fails with it."},
 		func() float64 {
-			if m.s.upstreamFailure() != "" {
+			if s.upstreamFailure() != "" {
 				return 0
 			}
 			return 1
@@ -121,10 +120,11 @@ func (s *Server) refuse(w http.ResponseWriter, status int, code httpapi.HTTPErro
 	if code == httpapi.HTTPErrorCodeUnauthorized {
 		s.metrics.authFails.Inc()
 	}
+	text := fmt.Sprintf(format, args...)
 	if a, ok := w.(*accessLog); ok {
-		a.refused(code, fmt.Sprintf(format, args...))
+		a.refused(code, text)
 	}
-	httpError(w, status, code, format, args...)
+	httpError(w, status, code, "%s", text)
 }
 
 // sessionCount returns the number of sessions held.

@@ -217,11 +217,10 @@ func (s *session) rateLimited(queryID string, wait time.Duration) *frame {
 	wait = min(wait, maxRetryAfter) // a rate so low that the next query is ages away
 	ms := max(1, int((wait+time.Millisecond-1)/time.Millisecond))
 	s.srv.metrics.refused.WithLabelValues(string(msg.ErrorCodeRateLimited)).Inc()
-	text := fmt.Sprintf("Query refused: this client sends queries faster than the server allows (%g a second, in bursts of %d); retry in %v", s.srv.cfg.QueryRate, s.srv.cfg.QueryBurst, time.Duration(ms)*time.Millisecond)
-	f := encode(msg.Error{
-		Type: msg.ErrorTypeError, Code: msg.ErrorCodeRateLimited, SessionId: s.id, QueryId: queryID, Timestamp: timestamp(), RetryAfterMs: ms, Error: text,
+	f := refusalFrame(msg.Error{
+		Code: msg.ErrorCodeRateLimited, SessionId: s.id, QueryId: queryID, RetryAfterMs: ms,
+		Error: fmt.Sprintf("Query refused: this client sends queries faster than the server allows (%g a second, in bursts of %d); retry in %v", s.srv.cfg.QueryRate, s.srv.cfg.QueryBurst, time.Duration(ms)*time.Millisecond),
 	})
-	f.refusal = &refusal{code: msg.ErrorCodeRateLimited, queryID: queryID, text: text}
 	return &f
 }
 

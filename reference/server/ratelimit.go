@@ -74,13 +74,6 @@ func (r *queryRates) sweepLocked(now time.Time) {
 	}
 }
 
-// held returns how many clients have a bucket.
-func (r *queryRates) held() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.clients)
-}
-
 // take spends one query of the bucket; when none is left it returns how long until
 // one is. A nil bucket (no bound) always has one.
 func (q *queryRate) take(now time.Time) (ok bool, wait time.Duration) {

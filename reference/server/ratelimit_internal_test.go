@@ -5,6 +5,13 @@ import (
 	"time"
 )
 
+// held returns how many clients have a bucket.
+func (r *queryRates) held() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.clients)
+}
+
 // A client's bucket outlives its connections until it is full again, so that
 // reconnecting does not restore the allowance; then it is forgotten (STREAM-11).
 func TestQueryRatesForgetFullBuckets(t *testing.T) {

@@ -84,7 +84,7 @@ func New(cfg Config) (*Server, error) {
 		s.keepalive()
 	}()
 	if c, ok := cfg.Agent.(agent.Checker); ok && cfg.UpstreamCheckInterval > 0 {
-		s.metrics.upstreamUp()
+		s.metrics.upstreamUp(s)
 		s.background.Add(1)
 		go func() {
 			defer s.background.Done()

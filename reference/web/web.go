@@ -12,12 +12,6 @@ import (
 //go:embed agentws.js console.html
 var files embed.FS
 
-// Client is agentws.js.
-func Client() []byte {
-	b, _ := files.ReadFile("agentws.js")
-	return b
-}
-
 // Register serves the console at / and the client at /agentws.js on mux.
 func Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", serve("console.html", "text/html; charset=utf-8"))
