@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/netip"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/agentws/agentws/reference/agent"
@@ -50,6 +51,16 @@ type Config struct {
 	// asked whether it could answer; while the last check failed, /readyz fails. 0: never.
 	UpstreamCheckInterval time.Duration
 
+	// Store is where the sessions live: "" for this process's memory, or a redis:// (or
+	// rediss://) URL of the Redis that many nodes share (spec section 9.3).
+	Store string
+	// NodeID names this node in the Redis store; "": its host name and a random suffix.
+	NodeID string
+	// NodeLease is how long the other nodes wait, after this node last renewed its
+	// lease in the Redis store, before they end the queries it ran with unavailable and
+	// take its connections' sessions offline.
+	NodeLease time.Duration
+
 	Agent  agent.Agent // answers the queries
 	Auth   *Auth       // bearer-token authentication; nil: off
 	Logger *slog.Logger
@@ -79,6 +90,7 @@ func DefaultConfig() Config {
 		QueryRate:         d.QueryRate,
 		QueryBurst:        d.QueryBurst,
 		Console:           true,
+		NodeLease:         5 * time.Second,
 		Agent:             agent.Fixture{},
 	}
 }
@@ -150,6 +162,15 @@ func (c *Config) check() error {
 	if c.Auth != nil {
 		if err := c.Auth.check(); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if c.Store != "" {
+		if !strings.HasPrefix(c.Store, "redis://") && !strings.HasPrefix(c.Store, "rediss://") && !strings.HasPrefix(c.Store, "unix://") {
+			errs = append(errs, fmt.Errorf("session store %q is not a redis://, rediss:// or unix:// URL (none: this process's memory)", clip(c.Store, maxLogValue)))
+		}
+		positiveDuration("node lease", c.NodeLease)
+		if c.NodeID != "" && !idSyntax.MatchString(c.NodeID) {
+			errs = append(errs, fmt.Errorf("node id %q is not 1 to 128 characters of A-Z a-z 0-9 . _ : ~ -", clip(c.NodeID, maxLogValue)))
 		}
 	}
 	if c.Agent == nil {

@@ -25,6 +25,11 @@ type conn struct {
 	ws  *websocket.Conn
 	log *slog.Logger
 
+	// sent is the seq of the last session-scoped frame the writer took (or, for a
+	// connection of the Redis store, was given by its backlog): what the session's
+	// next connection without last_seq need not get again. Guarded by mu.
+	sent int
+
 	mu       sync.Mutex
 	out      []frame // frames waiting to be written
 	bytes    int     // the bytes of out
@@ -35,7 +40,7 @@ type conn struct {
 	reason   string
 	flush    bool          // write what is queued before closing
 	counted  bool          // counted in active_connections
-	sess     *session      // the session it belongs to, once attached
+	sess     liveSession   // the session it belongs to, once attached
 	rate     *queryRate    // its client's queries (STREAM-11); nil: no bound
 	refusals refusalLog    // bounds the log lines of its refused frames
 	answers  int           // queued frames that answer a client frame
@@ -230,7 +235,7 @@ func (c *conn) reply(f frame) bool {
 
 // join records that c joined sess, which counts it as active (HEALTH-4). sess.mu is
 // held.
-func (c *conn) join(sess *session) {
+func (c *conn) join(sess liveSession) {
 	c.mu.Lock()
 	c.sess, c.counted = sess, true
 	c.mu.Unlock()
@@ -322,6 +327,9 @@ func (c *conn) take() (frame, bool) {
 		return frame{}, false
 	}
 	f := c.out[0]
+	if f.session {
+		c.sent = f.seq
+	}
 	c.out[0] = frame{}
 	c.out = c.out[1:]
 	if f.answer {

@@ -42,6 +42,9 @@ func (s *Server) Close() {
 	s.runners.Wait()
 	s.conns.Wait()
 	s.background.Wait()
+	if s.redis != nil {
+		s.redis.close()
+	}
 	for _, sess := range s.snapshot() {
 		sess.mu.Lock()
 		if sess.expiry != nil {
@@ -54,13 +57,8 @@ func (s *Server) Close() {
 // closeConnections closes every live connection with 1001; their sessions live on, and
 // buffer what their queries still produce (SHUT-2).
 func (s *Server) closeConnections() {
-	for _, sess := range s.snapshot() {
-		sess.mu.Lock()
-		c := sess.conn
-		sess.mu.Unlock()
-		if c != nil {
-			s.dropped(c, websocket.StatusGoingAway, "server shutting down")
-		}
+	for _, c := range s.liveConns() {
+		s.dropped(c, websocket.StatusGoingAway, "server shutting down")
 	}
 }
 

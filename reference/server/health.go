@@ -22,6 +22,10 @@ func (s *Server) Stats() httpapi.Health {
 		ActiveConnections: int(s.stats.active.Load()),
 		TotalMessagesSent: int(s.stats.sent.Load()),
 	}
+	if s.redis != nil {
+		s.redis.clusterStats(&h)
+		return h
+	}
 	s.mu.Lock()
 	sessions := make([]*session, 0, len(s.sessions))
 	for _, sess := range s.sessions {
@@ -48,6 +52,9 @@ func (a healthAPI) GetLivez(context.Context, httpapi.GetLivezRequestObject) (htt
 func (a healthAPI) GetReadyz(context.Context, httpapi.GetReadyzRequestObject) (httpapi.GetReadyzResponseObject, error) {
 	if a.s.draining.Load() {
 		return httpapi.GetReadyz503TextResponse("draining"), nil
+	}
+	if st := a.s.redis; st != nil && !st.up.Load() {
+		return httpapi.GetReadyz503TextResponse("session store unavailable: " + st.where), nil
 	}
 	if why := a.s.upstreamFailure(); why != "" {
 		return httpapi.GetReadyz503TextResponse("upstream unavailable: " + why), nil

@@ -7,11 +7,8 @@ import "time"
 func (s *Server) broadcast(f frame, exclude func(c *conn) bool) {
 	s.mem.charge(&f)
 	defer f.held.drop()
-	for _, sess := range s.snapshot() {
-		sess.mu.Lock()
-		c := sess.conn
-		sess.mu.Unlock()
-		if c != nil && !exclude(c) {
+	for _, c := range s.liveConns() {
+		if !exclude(c) {
 			c.reply(f)
 		}
 	}

@@ -129,6 +129,10 @@ func (s *Server) cameOnline(sess *session) {
 // opens next is newer in the server's eyes too (TAKE-1). Every refusal is an HTTP
 // error before the upgrade.
 func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, log *slog.Logger, sid, user string, resume resumeRequest, rate *queryRate) {
+	if s.redis != nil {
+		s.serveRedis(w, r, log, sid, user, resume, rate)
+		return
+	}
 	sess, err := s.join(sid, user)
 	if err != nil {
 		s.refuseJoin(w, log, err)
@@ -216,6 +220,9 @@ func (s *Server) release(c *conn) {
 	c.mu.Unlock()
 	if counted {
 		s.stats.active.Add(-1)
+		if s.redis != nil {
+			s.redis.countChanged()
+		}
 	}
 }
 

@@ -129,6 +129,11 @@ func (s *Server) refuse(w http.ResponseWriter, status int, code httpapi.HTTPErro
 
 // sessionCount returns the number of sessions held.
 func (s *Server) sessionCount() int {
+	if s.redis != nil { // those whose connection this node holds
+		s.redis.mu.Lock()
+		defer s.redis.mu.Unlock()
+		return len(s.redis.bySID)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.sessions)

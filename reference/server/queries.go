@@ -135,8 +135,13 @@ func (s *session) known(id string) *query {
 
 // refusal is a connection-scoped error that refuses a client frame.
 func (s *session) refusal(code msg.ErrorCode, queryID, format string, args ...any) *frame {
-	s.srv.metrics.refused.WithLabelValues(string(code)).Inc()
-	f := errorFrame(s.id, code, queryID, fmt.Sprintf(format, args...))
+	return s.srv.refusal(s.id, code, queryID, format, args...)
+}
+
+// refusal is a connection-scoped error of session sid that refuses a client frame.
+func (s *Server) refusal(sid string, code msg.ErrorCode, queryID, format string, args ...any) *frame {
+	s.metrics.refused.WithLabelValues(string(code)).Inc()
+	f := errorFrame(sid, code, queryID, fmt.Sprintf(format, args...))
 	return &f
 }
 
@@ -214,12 +219,16 @@ const maxRetryAfter = 24 * time.Hour
 // rateLimited refuses a query over its client's rate (STREAM-11): the client may send
 // one again after wait.
 func (s *session) rateLimited(queryID string, wait time.Duration) *frame {
+	return s.srv.rateLimited(s.id, queryID, wait)
+}
+
+func (s *Server) rateLimited(sid, queryID string, wait time.Duration) *frame {
 	wait = min(wait, maxRetryAfter) // a rate so low that the next query is ages away
 	ms := max(1, int((wait+time.Millisecond-1)/time.Millisecond))
-	s.srv.metrics.refused.WithLabelValues(string(msg.ErrorCodeRateLimited)).Inc()
+	s.metrics.refused.WithLabelValues(string(msg.ErrorCodeRateLimited)).Inc()
 	f := refusalFrame(msg.Error{
-		Code: msg.ErrorCodeRateLimited, SessionId: s.id, QueryId: queryID, RetryAfterMs: ms,
-		Error: fmt.Sprintf("Query refused: this client sends queries faster than the server allows (%g a second, in bursts of %d); retry in %v", s.srv.cfg.QueryRate, s.srv.cfg.QueryBurst, time.Duration(ms)*time.Millisecond),
+		Code: msg.ErrorCodeRateLimited, SessionId: sid, QueryId: queryID, RetryAfterMs: ms,
+		Error: fmt.Sprintf("Query refused: this client sends queries faster than the server allows (%g a second, in bursts of %d); retry in %v", s.cfg.QueryRate, s.cfg.QueryBurst, time.Duration(ms)*time.Millisecond),
 	})
 	return &f
 }

@@ -87,3 +87,17 @@ func (q *queryRate) take(now time.Time) (ok bool, wait time.Duration) {
 	}
 	return true, 0
 }
+
+// takeOrRefund is take, and when it spent a query, a refund that gives it back: for a
+// query found to be a repeat of a known query_id only after the take.
+func (q *queryRate) takeOrRefund(now time.Time) (ok bool, wait time.Duration, refund func()) {
+	if q == nil {
+		return true, 0, func() {}
+	}
+	res := q.lim.ReserveN(now, 1)
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return false, d, func() {}
+	}
+	return true, 0, func() { res.CancelAt(now) }
+}

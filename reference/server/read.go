@@ -21,7 +21,7 @@ import (
 // (1001 on shutdown) always goes out first. It reads the next frame once one more
 // answer to it may be queued: while the writer is behind on the answers, the client's
 // frames wait in the network (awaitAnswerRoom).
-func (s *Server) readLoop(c *conn, sess *session) {
+func (s *Server) readLoop(c *conn, sess liveSession) {
 	for {
 		if !c.awaitAnswerRoom() {
 			return
@@ -40,7 +40,7 @@ func (s *Server) readLoop(c *conn, sess *session) {
 		if errors.Is(err, errNoRoom) {
 			c.log.Warn("message not read: no room in the memory budget", "err", err, "max_memory_bytes", s.cfg.MaxMemoryBytes)
 			s.metrics.refused.WithLabelValues(string(msg.ErrorCodeBusy)).Inc()
-			c.reply(errorFrame(sess.id, msg.ErrorCodeBusy, "", fmt.Sprintf("Message not read: the server's memory budget (-max-memory-bytes) has no room now to read %v; try again later", err)))
+			c.reply(errorFrame(sess.sessionID(), msg.ErrorCodeBusy, "", fmt.Sprintf("Message not read: the server's memory budget (-max-memory-bytes) has no room now to read %v; try again later", err)))
 			continue
 		}
 		if err != nil {
@@ -145,7 +145,7 @@ func transportFailed(err error) bool {
 // reserved; it returns false when the connection ends. It acts
 // on the document the validator checked, member names matched exactly
 // (schemas.DecodeClient), never on a second decoding of the frame.
-func (s *Server) handle(c *conn, sess *session, data []byte, charged int) bool {
+func (s *Server) handle(c *conn, sess liveSession, data []byte, charged int) bool {
 	m, err := s.validator.DecodeClient(data)
 	// Once decoded, the message's bytes and the decoder's are garbage: what lives on
 	// is the decoded message, whose query text an accepted query reserves anew.
@@ -157,7 +157,7 @@ func (s *Server) handle(c *conn, sess *session, data []byte, charged int) bool {
 			code = msg.ErrorCode(verr.Code())
 		}
 		s.metrics.refused.WithLabelValues(string(code)).Inc()
-		c.reply(errorFrame(sess.id, code, "", "Invalid message: "+err.Error()))
+		c.reply(errorFrame(sess.sessionID(), code, "", "Invalid message: "+err.Error()))
 		return true
 	}
 	switch m := m.(type) {
@@ -171,7 +171,7 @@ func (s *Server) handle(c *conn, sess *session, data []byte, charged int) bool {
 		c.log.Info("disconnect: ending the session")
 		sess.end(errSessionEnded)
 		s.release(c)
-		c.reply(disconnectedFrame(sess.id))
+		c.reply(disconnectedFrame(sess.sessionID()))
 		c.closeAfter(websocket.StatusNormalClosure, "")
 		return false
 	case *msg.Cancel:

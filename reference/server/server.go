@@ -40,6 +40,7 @@ type Server struct {
 	perIP, perUser connLimiter // connections of each client address and user (HS-14)
 	rates          *queryRates // queries of each client (STREAM-11)
 
+	redis    *redisStore // the shared session store; nil: sessions live in this process's memory
 	metrics  *metrics
 	upstream upstream  // the latest check of the agent
 	mem      memory    // the bytes all sessions hold, against -max-memory-bytes
@@ -77,6 +78,19 @@ func New(cfg Config) (*Server, error) {
 	}
 	if _, ok := cfg.Agent.(agent.Fixture); ok {
 		s.capabilities = append(s.capabilities, "fixture")
+	}
+	if cfg.Store != "" {
+		st, err := newRedisStore(s, cfg.Store, cfg.NodeID)
+		if err != nil {
+			return nil, err
+		}
+		s.redis = st
+		if err := st.start(); err != nil {
+			s.cancel(errShutdown)
+			s.background.Wait()
+			st.close()
+			return nil, err
+		}
 	}
 	s.background.Add(1)
 	go func() {

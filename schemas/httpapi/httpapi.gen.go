@@ -27,6 +27,7 @@ const (
 	HTTPErrorCodeNotWebsocket       HTTPErrorCode = "not_websocket"
 	HTTPErrorCodeOriginNotAllowed   HTTPErrorCode = "origin_not_allowed"
 	HTTPErrorCodeServerFull         HTTPErrorCode = "server_full"
+	HTTPErrorCodeStoreUnavailable   HTTPErrorCode = "store_unavailable"
 	HTTPErrorCodeTooManyConnections HTTPErrorCode = "too_many_connections"
 	HTTPErrorCodeUnauthorized       HTTPErrorCode = "unauthorized"
 	HTTPErrorCodeUnsupportedVersion HTTPErrorCode = "unsupported_version"
@@ -59,6 +60,8 @@ func (e HTTPErrorCode) Valid() bool {
 	case HTTPErrorCodeOriginNotAllowed:
 		return true
 	case HTTPErrorCodeServerFull:
+		return true
+	case HTTPErrorCodeStoreUnavailable:
 		return true
 	case HTTPErrorCodeTooManyConnections:
 		return true

@@ -1,0 +1,26 @@
+-- finish: the terminal frame of query qid, which node runs, is kept, delivered and
+-- remembered (QID-4), and the next queued query becomes the running one, run by node,
+-- unless node drains: then the node of the session's connection is told to run it
+-- (or the next connection's node will, open).
+-- KEYS: s h q f fo. ARGV: sid node qid maxn maxb pre suf remember_n remember_bytes draining.
+-- Returns {'next', entry} or {'idle'} or {'lost'}.
+local s, h, q, f, fo = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local sid, node, qid = ARGV[1], ARGV[2], ARGV[3]
+local m = redis.call('HMGET', s, 'running', 'runner')
+if m[1] ~= qid or m[2] ~= node then return {'lost'} end
+local seq, fr = emit(s, h, ARGV[6], ARGV[7], tonumber(ARGV[4]), tonumber(ARGV[5]))
+keep_ttl(s, h)
+deliver(s, sid, seq, {fr})
+remember(s, f, fo, qid, fr, tonumber(ARGV[8]), tonumber(ARGV[9]))
+redis.call('SREM', runs(node), sid)
+if ARGV[10] == '1' then
+  redis.call('HDEL', s, 'running', 'runner', 'cancel')
+  local owner = redis.call('HGET', s, 'owner')
+  if owner and owner ~= node and redis.call('LLEN', q) > 0 then
+    redis.call('PUBLISH', node_chan(owner), 'W ' .. sid)
+  end
+  return {'idle'}
+end
+local e = claim(s, q, sid, node)
+if e then return {'next', e} end
+return {'idle'}

@@ -1,0 +1,529 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/agentws/agentws/schemas/httpapi"
+)
+
+// The Redis store keeps every session in Redis, so that many nodes serve one set of
+// sessions (spec/PROTOCOL.md section 9.3). Each change of a session is one Lua script
+// (lua/*.lua), atomic in Redis; a node is told of what concerns it on its channel
+// (agentws:node:<id>): the frames of the sessions whose connection it holds (F), a
+// takeover of one of them (R) and its answer (D), a cancel (C) or the end (E) of a
+// session whose query it runs, and a query left to run by a draining node (W). A frame
+// is delivered at most once by the channel and then, should the channel have missed
+// it, fetched from the session's history by seq: a connection never misses one.
+//
+// A node renews its lease in the sorted set agentws:nodes; when a node's lease lapses
+// (-node-lease), the others end the queries it ran with unavailable, and its
+// connections' sessions go offline as after a drop.
+
+//go:embed lua/*.lua
+var luaFiles embed.FS
+
+type redisScripts struct {
+	open, backlog, rangeOf, detach, end, submit, emit, finish, cancel, orphan, stats *rueidis.Lua
+}
+
+func loadScripts() redisScripts {
+	read := func(name string) string {
+		b, err := luaFiles.ReadFile("lua/" + name + ".lua")
+		if err != nil {
+			panic(err)
+		}
+		return string(b)
+	}
+	common := read("common")
+	load := func(name string) *rueidis.Lua { return rueidis.NewLuaScript(common + "\n" + read(name)) }
+	return redisScripts{
+		open: load("open"), backlog: load("backlog"), rangeOf: load("range"), detach: load("detach"),
+		end: load("end"), submit: load("submit"), emit: load("emit"), finish: load("finish"),
+		cancel: load("cancel"), orphan: load("orphan"), stats: load("stats"),
+	}
+}
+
+// Keys of the Redis store (lua/common.lua).
+const (
+	redisPrefix   = "agentws:"
+	redisNodes    = redisPrefix + "nodes"
+	redisSent     = redisPrefix + "sent"
+	redisSessions = redisPrefix + "sessions"
+	redisActive   = redisPrefix + "active" // a hash: the connections of each node (HEALTH-4)
+)
+
+func sessionKeys(sid string) []string {
+	return []string{redisPrefix + "s:" + sid, redisPrefix + "h:" + sid, redisPrefix + "q:" + sid, redisPrefix + "f:" + sid, redisPrefix + "fo:" + sid}
+}
+
+// errStoreDown is why a node cannot serve: the session store does not answer.
+var errStoreDown = errors.New("the session store (Redis) cannot be reached")
+
+// handoffTimeout bounds how long a connection that takes a session over from another
+// node waits for that node to close the older connection (4001) and say what it was
+// given; past it, the new connection gets the frames after those recorded when the
+// older one last left a session (spec section 9.3).
+const handoffTimeout = time.Second
+
+// storeCallTimeout bounds one call to Redis.
+const storeCallTimeout = 5 * time.Second
+
+type redisStore struct {
+	srv    *Server
+	client rueidis.Client
+	node   string
+	where  string // the store's URL without its password, for messages
+	lua    redisScripts
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	bySID    map[string]*redisSession // the sessions whose connection this node holds
+	byToken  map[string]*redisSession // the same, and those being taken over here, by connection token
+	handoffs map[string]chan int      // connections waiting for a takeover's answer, by token
+	queries  map[string]*redisQuery   // the queries this node runs, by session id
+
+	countMu   sync.Mutex    // orders the writes of the node's connection count
+	countWake chan struct{} // the count changed
+
+	up         atomic.Bool  // the last call to Redis succeeded
+	dirty      atomic.Bool  // a change this node owed Redis failed: reconcile its sessions
+	sentCount  atomic.Int64 // of the server's frames written, those added to the cluster's count
+	sentTotal  atomic.Int64 // the cluster's count when last read
+	subscribed chan struct{}
+}
+
+// newRedisStore connects to the Redis of url and checks that it answers.
+func newRedisStore(srv *Server, rawURL, node string) (*redisStore, error) {
+	where := redactURL(rawURL)
+	opt, err := rueidis.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("session store %s: %w", where, err)
+	}
+	opt.DisableCache = true
+	opt.Dialer.Timeout = storeCallTimeout
+	client, err := rueidis.NewClient(opt)
+	if err != nil {
+		return nil, fmt.Errorf("session store %s cannot be reached: %w", where, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
+	defer cancel()
+	if err := client.Do(ctx, client.B().Ping().Build()).Error(); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("session store %s does not answer PING: %w", where, err)
+	}
+	if node == "" {
+		node = defaultNodeID()
+	}
+	st := &redisStore{
+		srv: srv, client: client, node: node, where: where, lua: loadScripts(),
+		log:   srv.log.With("node", node),
+		bySID: map[string]*redisSession{}, byToken: map[string]*redisSession{},
+		handoffs: map[string]chan int{}, queries: map[string]*redisQuery{},
+		subscribed: make(chan struct{}), countWake: make(chan struct{}, 1),
+	}
+	st.up.Store(true)
+	return st, nil
+}
+
+// defaultNodeID names this node by its host and a random suffix.
+func defaultNodeID() string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "node"
+	}
+	return host + "-" + randomHex(4)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// redactURL drops the password of a store URL.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(an invalid URL)"
+	}
+	return u.Redacted()
+}
+
+// start runs the store's background work until the server stops: the subscription to
+// the node's channel, and the lease with the sweep of lapsed nodes. It returns once
+// the node is subscribed, or with the error that kept it from subscribing.
+func (st *redisStore) start() error {
+	st.srv.background.Add(3)
+	go func() {
+		defer st.srv.background.Done()
+		for {
+			select {
+			case <-st.countWake:
+				st.writeCount()
+			case <-st.srv.ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() {
+		defer st.srv.background.Done()
+		st.subscribe()
+	}()
+	go func() {
+		defer st.srv.background.Done()
+		st.leaseLoop()
+	}()
+	select {
+	case <-st.subscribed:
+		return nil
+	case <-time.After(storeCallTimeout):
+		return fmt.Errorf("session store %s: subscribing to the node's channel took over %v", st.where, storeCallTimeout)
+	}
+}
+
+// close leaves the cluster: the node's lease and connection count go, so that no node
+// sweeps after it; then the client closes.
+func (st *redisStore) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
+	defer cancel()
+	st.client.DoMulti(ctx,
+		st.client.B().Zrem().Key(redisNodes).Member(st.node).Build(),
+		st.client.B().Hdel().Key(redisActive).Field(st.node).Build())
+	st.client.Close()
+}
+
+// call runs a script with the store's call timeout, and records whether Redis answered.
+func (st *redisStore) call(lua *rueidis.Lua, keys []string, args ...string) ([]rueidis.RedisMessage, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
+	defer cancel()
+	resp := lua.Exec(ctx, st.client, keys, args)
+	err := resp.Error()
+	st.noteCall(err)
+	var re *rueidis.RedisError
+	switch {
+	case errors.As(err, &re):
+		return nil, fmt.Errorf("session store script failed: %w", err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", errStoreDown, err)
+	}
+	if res, err := resp.ToArray(); err == nil {
+		return res, nil
+	}
+	m, _ := resp.ToMessage()
+	return []rueidis.RedisMessage{m}, nil
+}
+
+// noteCall records whether a call reached Redis; a Redis error reply is a fault of
+// this program, not of the store's reachability.
+func (st *redisStore) noteCall(err error) {
+	var re *rueidis.RedisError
+	switch {
+	case err == nil, errors.As(err, &re):
+		if !st.up.Swap(true) {
+			st.log.Info("session store reachable again", "store", st.where)
+		}
+	default:
+		if st.up.Swap(false) {
+			st.log.Error("session store unreachable: refusing new connections and queries until it answers", "store", st.where, "err", err)
+		}
+		st.dirty.Store(true)
+	}
+}
+
+func str(m rueidis.RedisMessage) string {
+	s, _ := m.ToString()
+	return s
+}
+
+func num(m rueidis.RedisMessage) int {
+	if n, err := m.ToInt64(); err == nil {
+		return int(n)
+	}
+	n, _ := m.AsInt64()
+	return int(n)
+}
+
+// subscribe keeps the node subscribed to its channel; after a lost subscription every
+// connection of the node fetches from the histories what it may have missed.
+func (st *redisStore) subscribe() {
+	channel := redisPrefix + "node:" + st.node
+	first := true
+	backoff := 50 * time.Millisecond
+	for st.srv.ctx.Err() == nil {
+		dc, release := st.client.Dedicate()
+		ready := make(chan struct{}, 1)
+		wait := dc.SetPubSubHooks(rueidis.PubSubHooks{
+			OnMessage: func(m rueidis.PubSubMessage) { st.onMessage(m.Message) },
+			OnSubscription: func(s rueidis.PubSubSubscription) {
+				if s.Kind == "subscribe" {
+					select {
+					case ready <- struct{}{}:
+					default:
+					}
+				}
+			},
+		})
+		ctx, cancel := context.WithTimeout(st.srv.ctx, storeCallTimeout)
+		err := dc.Do(ctx, dc.B().Subscribe().Channel(channel).Build()).Error()
+		cancel()
+		if err == nil {
+			select {
+			case <-ready:
+			case err = <-wait:
+			case <-time.After(storeCallTimeout):
+				err = errors.New("no confirmation of the subscription")
+			}
+		}
+		if err == nil {
+			backoff = 50 * time.Millisecond
+			if first {
+				close(st.subscribed)
+				first = false
+			} else {
+				st.log.Info("subscribed again to the node's channel: every connection fetches what it missed")
+				st.fetchAll()
+			}
+			select {
+			case err = <-wait:
+			case <-st.srv.ctx.Done():
+			}
+		}
+		release()
+		if st.srv.ctx.Err() != nil {
+			return
+		}
+		st.noteCall(err)
+		st.log.Warn("subscription to the node's channel lost; subscribing again", "err", err, "retry_in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-st.srv.ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// onMessage handles a message of the node's channel.
+func (st *redisStore) onMessage(m string) {
+	head, body, _ := strings.Cut(m, "\n")
+	f := strings.Fields(head)
+	if len(f) == 0 {
+		return
+	}
+	switch {
+	case f[0] == "F" && len(f) == 3:
+		first, _ := strconv.Atoi(f[2])
+		st.mu.Lock()
+		rs := st.bySID[f[1]]
+		st.mu.Unlock()
+		if rs != nil {
+			rs.push(first, strings.Split(body, "\n"))
+		}
+	case f[0] == "R" && len(f) == 5:
+		st.replaced(f[1], f[2], f[3], f[4])
+	case f[0] == "D" && len(f) == 3:
+		written, _ := strconv.Atoi(f[2])
+		st.mu.Lock()
+		ch := st.handoffs[f[1]]
+		st.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- written:
+			default:
+			}
+		}
+	case f[0] == "C" && len(f) == 3:
+		st.stopQuery(f[1], f[2], errCancelled)
+	case f[0] == "E" && len(f) == 2:
+		st.stopQuery(f[1], "", errSessionEnded)
+	case f[0] == "W" && len(f) == 2:
+		st.claim(f[1])
+	}
+}
+
+// replaced closes the connection token of session sid with 4001 (TAKE-1): a connection
+// on node next took it over, and is told which frames this one was given.
+func (st *redisStore) replaced(sid, token, next, nextToken string) {
+	st.mu.Lock()
+	rs := st.byToken[token]
+	st.mu.Unlock()
+	written := -1
+	if rs != nil {
+		written = rs.replace()
+	}
+	st.publish(next, "D "+nextToken+" "+strconv.Itoa(written))
+}
+
+func (st *redisStore) publish(node, message string) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
+	defer cancel()
+	err := st.client.Do(ctx, st.client.B().Publish().Channel(redisPrefix+"node:"+node).Message(message).Build()).Error()
+	st.noteCall(err)
+	if err != nil {
+		st.log.Warn("could not tell a node", "to", node, "err", err)
+	}
+}
+
+// fetchAll makes every connection of the node fetch the frames it may have missed.
+func (st *redisStore) fetchAll() {
+	st.mu.Lock()
+	all := make([]*redisSession, 0, len(st.bySID))
+	for _, rs := range st.bySID {
+		all = append(all, rs)
+	}
+	st.mu.Unlock()
+	for _, rs := range all {
+		rs.markGap()
+	}
+}
+
+// conns returns the node's connections that joined a session.
+func (st *redisStore) conns() []*conn {
+	st.mu.Lock()
+	all := make([]*redisSession, 0, len(st.byToken))
+	for _, rs := range st.byToken {
+		all = append(all, rs)
+	}
+	st.mu.Unlock()
+	out := make([]*conn, 0, len(all))
+	for _, rs := range all { // the lock order is a session's, then the store's
+		rs.mu.Lock()
+		if rs.conn != nil && !rs.gone {
+			out = append(out, rs.conn)
+		}
+		rs.mu.Unlock()
+	}
+	return out
+}
+
+// leaseLoop renews the node's lease, adds its frames to the cluster's count, sweeps
+// the nodes whose lease lapsed and, after a failed call, reconciles what Redis records
+// of this node with what it holds.
+func (st *redisStore) leaseLoop() {
+	lease := st.srv.cfg.NodeLease
+	tick := time.NewTicker(max(lease/4, 10*time.Millisecond))
+	defer tick.Stop()
+	st.renew()
+	for {
+		select {
+		case <-st.srv.ctx.Done():
+			st.flushSent()
+			return
+		case <-tick.C:
+		}
+		if !st.renew() {
+			continue
+		}
+		st.flushSent()
+		if st.dirty.Swap(false) {
+			st.reconcile()
+		}
+		st.sweep()
+	}
+}
+
+func (st *redisStore) renew() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
+	defer cancel()
+	now := time.Now().UnixMilli()
+	err := st.client.Do(ctx, st.client.B().Zadd().Key(redisNodes).ScoreMember().ScoreMember(float64(now), st.node).Build()).Error()
+	st.noteCall(err)
+	return err == nil
+}
+
+// flushSent adds the frames written since the last flush to the cluster's count, and
+// returns the count (HEALTH-3).
+func (st *redisStore) flushSent() (int64, error) {
+	sent := st.srv.stats.sent.Load()
+	delta := sent - st.sentCount.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
+	defer cancel()
+	total, err := st.client.Do(ctx, st.client.B().Incrby().Key(redisSent).Increment(delta).Build()).AsInt64()
+	st.noteCall(err)
+	if err != nil {
+		return st.sentTotal.Load() + delta, err
+	}
+	st.sentCount.Add(delta)
+	for {
+		old := st.sentTotal.Load()
+		if total <= old || st.sentTotal.CompareAndSwap(old, total) {
+			break
+		}
+	}
+	return st.sentTotal.Load(), nil
+}
+
+// reconcile detaches the sessions Redis records as this node's that it no longer
+// holds: their detach failed while Redis was away.
+func (st *redisStore) reconcile() {
+	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
+	defer cancel()
+	owned, err := st.client.Do(ctx, st.client.B().Smembers().Key(redisPrefix+"n:"+st.node+":owns").Build()).AsStrSlice()
+	st.noteCall(err)
+	if err != nil {
+		st.dirty.Store(true)
+		return
+	}
+	for _, sid := range owned {
+		st.mu.Lock()
+		rs := st.bySID[sid]
+		st.mu.Unlock()
+		if rs == nil {
+			st.orphan(sid, st.node, "")
+		}
+	}
+}
+
+// clusterStats fills in the figures of GET /ws/health that are the cluster's (spec
+// section 9.3): the frames sent by every node, and the frames buffered for the
+// sessions without a connection. When Redis does not answer they are this node's last
+// reading, its own frames since added: total_messages_sent still never decreases.
+func (st *redisStore) clusterStats(h *httpapi.Health) {
+	total, _ := st.flushSent()
+	h.TotalMessagesSent = int(total)
+	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
+	defer cancel()
+	lapsed := strconv.FormatInt(time.Now().Add(-st.srv.cfg.NodeLease).UnixMilli(), 10)
+	res, err := st.lua.stats.Exec(ctx, st.client, []string{redisSessions, redisNodes, redisActive}, []string{lapsed}).ToArray()
+	st.noteCall(err)
+	if err == nil && len(res) == 3 {
+		h.TotalBufferedMessages, h.SessionsWithBuffer, h.ActiveConnections = num(res[0]), num(res[1]), num(res[2])
+	}
+}
+
+// countChanged asks for the node's connection count to be written to Redis; it never
+// waits.
+func (st *redisStore) countChanged() {
+	select {
+	case st.countWake <- struct{}{}:
+	default:
+	}
+}
+
+// writeCount writes the node's connection count to Redis, for the cluster's
+// active_connections (HEALTH-4). The writes are ordered, each with the count when it
+// is made: the last one written is the newest.
+func (st *redisStore) writeCount() {
+	st.countMu.Lock()
+	defer st.countMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
+	defer cancel()
+	n := st.srv.stats.active.Load()
+	err := st.client.Do(ctx, st.client.B().Hset().Key(redisActive).FieldValue().FieldValue(st.node, strconv.FormatInt(n, 10)).Build()).Error()
+	st.noteCall(err)
+}
