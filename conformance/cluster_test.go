@@ -5,6 +5,7 @@ import (
 
 	"github.com/agentws/agentws/conformance"
 	"github.com/agentws/agentws/conformance/internal/reftest"
+	"github.com/agentws/agentws/reference/clustertest"
 	"github.com/agentws/agentws/reference/redistest"
 )
 
@@ -16,7 +17,7 @@ func TestConformanceCluster(t *testing.T) {
 	r := redistest.Start(t)
 	a := reftest.StartNode(t, r.URL(), "node-a")
 	b := reftest.StartNode(t, r.URL(), "node-b")
-	p := reftest.StartProxy(t, a.Addr, b.Addr)
+	p := clustertest.StartProxy(t, a.Addr, b.Addr)
 	opts := reftest.Options("ws://" + p.Addr + "/ws")
 	rep, err := conformance.Run(t.Context(), opts)
 	if rep == nil {

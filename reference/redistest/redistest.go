@@ -41,6 +41,14 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// Pid is the server's process id, while it runs.
+func (s *Server) Pid() int {
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // URL is the server's address as a -store URL.
 func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
 
@@ -58,7 +66,7 @@ func (s *Server) launch() {
 	_, port, _ := net.SplitHostPort(s.Addr)
 	s.cmd = exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", s.dir, "--daemonize", "no", "--loglevel", "warning")
-	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
+	s.cmd.Stderr = os.Stderr // its log (of warnings) goes to stdout, left out
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("redis-server: %v", err)
 	}
@@ -80,7 +88,7 @@ func (s *Server) launch() {
 	}
 }
 
-// Stop stops the server; it may be started again with Restart.
+// Stop kills the server; Launch starts it again.
 func (s *Server) Stop() {
 	if s.cmd == nil {
 		return
@@ -90,12 +98,13 @@ func (s *Server) Stop() {
 	s.cmd = nil
 }
 
-// Restart stops the server and starts an empty one on the same port: what a Redis
+// Launch starts the server again, empty, on the same port, after Stop: what a Redis
 // without persistence that restarts looks like.
-func (s *Server) Restart() {
+func (s *Server) Launch() {
 	s.t.Helper()
-	s.Stop()
-	s.launch()
+	if s.cmd == nil {
+		s.launch()
+	}
 }
 
 // Do sends one command and returns its reply line (a status, an error or an integer;

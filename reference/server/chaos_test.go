@@ -36,6 +36,7 @@ type chaosMode struct {
 	cancel    float64 // the chance that a query is cancelled, at once or later, and that a second query is pipelined behind it
 	dup       float64 // the chance, on each frame, of sending a known query_id again
 	lossy     bool    // a small buffer: frames may be lost, each loss announced by evicted (BUF-8)
+	nodes     []string // a cluster's nodes (ws:// URLs) to dial at random instead of the test server
 	edit      func(*server.Config)
 }
 
@@ -53,7 +54,7 @@ var chaosModes = []chaosMode{
 type chaosStats struct {
 	queries, frames, aborts, takeovers, slowCloses, resumes, gapResumes atomic.Int64
 	cancels, cancelled, resent, replays, lost, announced, misannounced  atomic.Int64
-	duplicated                                                          atomic.Int64
+	duplicated, unavailable                                             atomic.Int64
 
 	// sent, when not nil, is closed once sentMark queries were sent.
 	sent     chan struct{}
@@ -61,10 +62,10 @@ type chaosStats struct {
 }
 
 func (s *chaosStats) String() string {
-	return fmt.Sprintf("%d queries, %d frames, %d forced drops (%d abrupt, %d takeovers, %d slow-consumer closes), %d resumes (%d with a gap), %d cancels (%d queries cancelled), %d query_ids sent again (%d replays), %d frames lost, %d announced as evicted, %d losses not announced exactly, %d duplicated",
+	return fmt.Sprintf("%d queries, %d frames, %d forced drops (%d abrupt, %d takeovers, %d slow-consumer closes), %d resumes (%d with a gap), %d cancels (%d queries cancelled), %d query_ids sent again (%d replays), %d queries ended unavailable, %d frames lost, %d announced as evicted, %d losses not announced exactly, %d duplicated",
 		s.queries.Load(), s.frames.Load(), s.drops(), s.aborts.Load(), s.takeovers.Load(), s.slowCloses.Load(),
 		s.resumes.Load(), s.gapResumes.Load(), s.cancels.Load(), s.cancelled.Load(), s.resent.Load(), s.replays.Load(),
-		s.lost.Load(), s.announced.Load(), s.misannounced.Load(), s.duplicated.Load())
+		s.unavailable.Load(), s.lost.Load(), s.announced.Load(), s.misannounced.Load(), s.duplicated.Load())
 }
 
 func (s *chaosStats) drops() int64 { return s.aborts.Load() + s.takeovers.Load() + s.slowCloses.Load() }
@@ -148,7 +149,7 @@ func runChaos(t *testing.T, s *testServer, mode chaosMode, clients, queries int,
 		wg.Go(func() {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			cl := &chaosClient{s: s, mode: mode, ctx: ctx, sid: fmt.Sprintf("%s-%d", newSession(t), i), stats: stats,
+			cl := &chaosClient{s: s, nodes: mode.nodes, mode: mode, ctx: ctx, sid: fmt.Sprintf("%s-%d", newSession(t), i), stats: stats,
 				rng: rand.New(rand.NewPCG(uint64(i), 42)), frames: map[string][]frame{}, ends: map[string]frame{},
 				texts: map[string]string{}}
 			err := cl.run(queries)
@@ -188,6 +189,7 @@ var errDraining = errors.New("the server is draining")
 
 type chaosClient struct {
 	s     *testServer
+	nodes []string // with a cluster: the nodes' ws:// URLs, each dial to one at random
 	mode  chaosMode
 	ctx   context.Context
 	sid   string
@@ -226,6 +228,9 @@ func (c *chaosClient) dial() (*chaosConn, error) {
 	if c.mode.resume && c.epoch != "" {
 		q += fmt.Sprintf("&last_seq=%d&epoch=%s", c.lastSeq, c.epoch)
 	}
+	if len(c.nodes) > 0 {
+		return c.dialNode(q)
+	}
 	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 	defer cancel()
 	ws, resp, err := websocket.Dial(ctx, c.s.wsURL(q), &websocket.DialOptions{HTTPClient: smallBuffersClient})
@@ -235,10 +240,41 @@ func (c *chaosClient) dial() (*chaosConn, error) {
 		}
 		return nil, err
 	}
+	return c.open(ws), nil
+}
+
+// dialNode dials the nodes of a cluster in a random order until one takes the
+// connection: a node that drains refuses it, one that was killed does not answer.
+func (c *chaosClient) dialNode(q string) (*chaosConn, error) {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var errs []error
+		for _, i := range c.rng.Perm(len(c.nodes)) {
+			ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+			ws, _, err := websocket.Dial(ctx, c.nodes[i]+"?"+q, &websocket.DialOptions{HTTPClient: smallBuffersClient})
+			cancel()
+			if err == nil {
+				return c.open(ws), nil
+			}
+			errs = append(errs, err)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("no node took a connection for 20 s: %w", errors.Join(errs...))
+		}
+		select {
+		case <-time.After(50 * time.Millisecond): // a backoff before trying the nodes again
+		case <-c.ctx.Done():
+			return nil, c.ctx.Err()
+		}
+	}
+}
+
+// open starts reading a new connection.
+func (c *chaosClient) open(ws *websocket.Conn) *chaosConn {
 	ws.SetReadLimit(-1)
 	cc := &chaosConn{ws: ws, events: make(chan chaosEvent, 4096), paused: make(chan time.Duration, 1)}
 	go cc.read(c.ctx)
-	return cc, nil
+	return cc
 }
 
 // read reads the connection's frames into events; a pause stops it reading for a
@@ -391,8 +427,11 @@ func (c *chaosClient) record(f frame) error {
 	}
 	c.frames[id] = append(c.frames[id], f)
 	if t := f.str("type"); t == "complete" || t == "error" {
-		if f.str("code") == "cancelled" {
+		switch f.str("code") {
+		case "cancelled":
 			c.stats.cancelled.Add(1)
+		case "unavailable":
+			c.stats.unavailable.Add(1)
 		}
 		c.finish(id, f)
 	}
@@ -594,6 +633,9 @@ func checkChaosStream(fs []frame, answer string) error {
 	if last.str("type") == "error" && last.str("code") == "cancelled" && len(fs) == 1 {
 		return nil // cancelled while queued
 	}
+	if last.str("type") == "error" && last.str("code") == "unavailable" && len(fs) == 1 {
+		return nil // ended before its query_start as the node to run it stopped
+	}
 	if len(fs) < 2 || fs[0].str("type") != "query_start" {
 		return fmt.Errorf("%d frames, the first %v: want query_start first", len(fs), fs[0])
 	}
@@ -604,8 +646,8 @@ func checkChaosStream(fs []frame, answer string) error {
 		}
 		text.WriteString(f.str("content"))
 	}
-	if last.str("type") == "error" && last.str("code") == "cancelled" {
-		return nil
+	if last.str("type") == "error" && (last.str("code") == "cancelled" || last.str("code") == "unavailable") {
+		return nil // cancelled, or ended as its node stopped (a drain's timeout, a kill)
 	}
 	if last.str("type") != "complete" || last.num("total_chunks") != len(fs)-2 || last.str("full_response") != answer || text.String() != answer {
 		return fmt.Errorf("ends with %v after %d chunks: want complete with %q", last, len(fs)-2, answer)

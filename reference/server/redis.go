@@ -38,7 +38,7 @@ import (
 var luaFiles embed.FS
 
 type redisScripts struct {
-	open, backlog, rangeOf, detach, end, submit, emit, finish, cancel, orphan, stats *rueidis.Lua
+	open, backlog, rangeOf, detach, end, submit, emit, finish, cancel, orphan, stats, sent *rueidis.Lua
 }
 
 func loadScripts() redisScripts {
@@ -54,7 +54,7 @@ func loadScripts() redisScripts {
 	return redisScripts{
 		open: load("open"), backlog: load("backlog"), rangeOf: load("range"), detach: load("detach"),
 		end: load("end"), submit: load("submit"), emit: load("emit"), finish: load("finish"),
-		cancel: load("cancel"), orphan: load("orphan"), stats: load("stats"),
+		cancel: load("cancel"), orphan: load("orphan"), stats: load("stats"), sent: load("sent"),
 	}
 }
 
@@ -453,8 +453,12 @@ func (st *redisStore) flushSent() (int64, error) {
 	delta := sent - st.sentCount.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
 	defer cancel()
-	total, err := st.client.Do(ctx, st.client.B().Incrby().Key(redisSent).Increment(delta).Build()).AsInt64()
-	st.noteCall(err)
+	resp := st.lua.sent.Exec(ctx, st.client, []string{redisSent}, []string{strconv.FormatInt(delta, 10), strconv.FormatInt(st.sentTotal.Load(), 10)})
+	total, err := resp.AsInt64()
+	if err != nil {
+		total, err = resp.ToInt64()
+	}
+	st.noteCall(resp.Error())
 	if err != nil {
 		return st.sentTotal.Load() + delta, err
 	}

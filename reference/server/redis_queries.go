@@ -77,7 +77,15 @@ func (rs *redisSession) submit(q msg.Query, rate *queryRate) *frame {
 		return st.srv.refusal(rs.id, msg.ErrorCodeUnavailable, q.QueryId, "Query refused: %v; try again later", errStoreDown)
 	}
 	switch str(res[0]) {
-	case "ended", "known":
+	case "ended":
+		refund()
+		rs.mu.Lock()
+		c := rs.conn
+		rs.mu.Unlock()
+		if c != nil {
+			rs.lost(c)
+		}
+	case "known":
 		refund()
 	case "replay":
 		refund()

@@ -316,6 +316,11 @@ func (rs *redisSession) queueFetched(c *conn, frames []frame, oldest, seq int) b
 		rs.mu.Unlock()
 		return true
 	}
+	if oldest < 0 {
+		rs.mu.Unlock()
+		rs.lost(c)
+		return false
+	}
 	if oldest > rs.cursor+1 && seq > rs.cursor {
 		rs.mu.Unlock()
 		rs.log.Warn("slow consumer: the connection fell behind its session's frames by more than the history holds; closing it with 4002", "buffer_size", rs.st.srv.cfg.BufferSize, "buffer_bytes", rs.st.srv.cfg.BufferBytes)
@@ -337,6 +342,14 @@ func (rs *redisSession) queueFetched(c *conn, frames []frame, oldest, seq int) b
 	}
 	rs.mu.Unlock()
 	return true
+}
+
+// lost closes c with 1001 when the session store no longer holds its session (Redis
+// restarted empty): its client reconnects, and starts a new session with a new epoch
+// (SEQ-5).
+func (rs *redisSession) lost(c *conn) {
+	rs.log.Warn("the session store no longer holds the session (was Redis restarted or flushed?): closing its connection with 1001")
+	rs.st.srv.dropped(c, websocket.StatusGoingAway, "session lost by the session store")
 }
 
 // fetch reads up to n kept frames from seq from, and the history's oldest and last seq.

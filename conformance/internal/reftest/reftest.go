@@ -7,6 +7,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/agentws/agentws/conformance"
+	"github.com/agentws/agentws/reference/clustertest"
 	"github.com/agentws/agentws/reference/server"
 )
 
@@ -124,4 +126,13 @@ func Sign(t testing.TB, secret []byte, d time.Duration) string {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// StartNode runs a reference server process with the in-process run's settings,
+// sharing the Redis of store: a node of a cluster.
+func StartNode(t testing.TB, store, id string) *clustertest.Node {
+	t.Helper()
+	return clustertest.StartNode(t, id, "-store", store,
+		"-keepalive", Keepalive.String(), "-session-ttl", SessionTTL.String(), "-buffer-size", strconv.Itoa(BufferSize),
+		"-query-rate", "0", "-log-level", "warn")
 }

@@ -1,4 +1,6 @@
-package reftest
+// Package clustertest runs reference server processes for tests of a server of many
+// nodes (spec/PROTOCOL.md section 9.3), and a round-robin TCP proxy in front of them.
+package clustertest
 
 import (
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -52,15 +55,13 @@ func Binary(t testing.TB) string {
 	return binary
 }
 
-// StartNode runs a reference server process sharing the Redis of store, with the
-// in-process run's settings and the extra flags, and waits until it is ready. It is
-// killed when the test ends, if it still runs.
-func StartNode(t testing.TB, store, id string, extra ...string) *Node {
+// StartNode runs a reference server process with the flags args (an -addr of a free
+// loopback port is added), and waits until it is ready. It is killed when the test
+// ends, if it still runs.
+func StartNode(t testing.TB, id string, args ...string) *Node {
 	t.Helper()
 	n := &Node{t: t, ID: id, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))}
-	n.args = append([]string{"-addr", n.Addr, "-store", store, "-node-id", id,
-		"-keepalive", Keepalive.String(), "-session-ttl", SessionTTL.String(), "-buffer-size", strconv.Itoa(BufferSize),
-		"-query-rate", "0", "-log-level", "warn"}, extra...)
+	n.args = append([]string{"-addr", n.Addr, "-node-id", id}, args...)
 	n.Start()
 	t.Cleanup(n.Kill)
 	return n
@@ -93,6 +94,40 @@ func (n *Node) Start() {
 			n.t.Fatalf("node %s was not ready within 20 s", n.ID)
 		}
 	}
+}
+
+// CPU returns the processor time the node's process has used so far (user and
+// system), from /proc on Linux.
+func (n *Node) CPU() (time.Duration, error) {
+	if n.cmd == nil {
+		return 0, fmt.Errorf("node %s is not running", n.ID)
+	}
+	return ProcessCPU(n.cmd.Process.Pid)
+}
+
+// ProcessCPU returns the processor time process pid has used (user and system), from
+// /proc/<pid>/stat on Linux.
+func ProcessCPU(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which is in parentheses and may hold spaces:
+	// utime and stime are the 12th and 13th of them, in clock ticks (100 a second).
+	rest := string(data)
+	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: unreadable times", pid)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
 
 // Kill ends the node at once (SIGKILL): it drains nothing.
