@@ -28,14 +28,14 @@ var chaosFull = flag.Bool("chaos.full", os.Getenv("AGENTWS_CHAOS") == "full",
 // to the server besides querying.
 type chaosMode struct {
 	name      string
-	resume    bool    // reconnect with last_seq and epoch; else without, reading a replaced connection to its close
-	abrupt    bool    // drop connections abruptly: only with resume, since the core protocol loses what was written into a dying connection (section 9.1)
-	takeovers bool    // forced drops: a takeover by a new connection (or an abrupt close); else none
-	pace      [2]int  // a forced drop every pace[0] + rand(pace[1]) ms
-	stall     float64 // the chance that a step's query is a large fast answer that the client stops reading for longer than the write timeout; in the core variants only without takeovers: a write stalled when its connection is replaced dies with it (section 9.1)
-	cancel    float64 // the chance that a query is cancelled, at once or later, and that a second query is pipelined behind it
-	dup       float64 // the chance, on each frame, of sending a known query_id again
-	lossy     bool    // a small buffer: frames may be lost, each loss announced by evicted (BUF-8)
+	resume    bool     // reconnect with last_seq and epoch; else without, reading a replaced connection to its close
+	abrupt    bool     // drop connections abruptly: only with resume, since the core protocol loses what was written into a dying connection (section 9.1)
+	takeovers bool     // forced drops: a takeover by a new connection (or an abrupt close); else none
+	pace      [2]int   // a forced drop every pace[0] + rand(pace[1]) ms
+	stall     float64  // the chance that a step's query is a large fast answer that the client stops reading for longer than the write timeout; in the core variants only without takeovers: a write stalled when its connection is replaced dies with it (section 9.1)
+	cancel    float64  // the chance that a query is cancelled, at once or later, and that a second query is pipelined behind it
+	dup       float64  // the chance, on each frame, of sending a known query_id again
+	lossy     bool     // a small buffer: frames may be lost, each loss announced by evicted (BUF-8)
 	nodes     []string // a cluster's nodes (ws:// URLs) to dial at random instead of the test server
 	edit      func(*server.Config)
 }

@@ -366,6 +366,9 @@ func (c *conn) writeFailed(f frame, err error) {
 func (c *conn) idleSince(t time.Time) bool { return c.lastSent.Load() <= t.UnixNano() }
 
 func (c *conn) write(f frame) error {
+	if c.srv.redis != nil && !f.session {
+		c.srv.redis.countSent()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.WriteTimeout)
 	defer cancel()
 	if err := c.ws.Write(ctx, websocket.MessageText, f.data); err != nil {

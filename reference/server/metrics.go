@@ -54,7 +54,7 @@ func newMetrics(s *Server) *metrics {
 		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "agentws", Name: name, Help: help}, f))
 	}
 	gauge("connections", "Live connections that got connected.", func() float64 { return float64(s.stats.active.Load()) })
-	gauge("sessions", "Sessions held, with or without a connection.", func() float64 { return float64(s.sessionCount()) })
+	gauge("sessions", "Sessions held, with or without a connection; with the Redis store, those whose connection this node holds.", func() float64 { return float64(s.sessionCount()) })
 	gauge("memory_held_bytes", "Bytes held for clients, as -max-memory-bytes counts them.", func() float64 { return float64(s.mem.held.Load()) })
 	gauge("memory_budget_bytes", "The memory budget, -max-memory-bytes.", func() float64 { return float64(s.mem.max) })
 	m.registry.MustRegister(

@@ -38,7 +38,7 @@ import (
 var luaFiles embed.FS
 
 type redisScripts struct {
-	open, backlog, rangeOf, detach, end, submit, emit, finish, cancel, orphan, stats, sent *rueidis.Lua
+	open, backlog, rangeOf, detach, end, submit, emit, finish, cancel, orphan, stats, sent, unclaim *rueidis.Lua
 }
 
 func loadScripts() redisScripts {
@@ -54,7 +54,7 @@ func loadScripts() redisScripts {
 	return redisScripts{
 		open: load("open"), backlog: load("backlog"), rangeOf: load("range"), detach: load("detach"),
 		end: load("end"), submit: load("submit"), emit: load("emit"), finish: load("finish"),
-		cancel: load("cancel"), orphan: load("orphan"), stats: load("stats"), sent: load("sent"),
+		cancel: load("cancel"), orphan: load("orphan"), stats: load("stats"), sent: load("sent"), unclaim: load("unclaim"),
 	}
 }
 
@@ -102,7 +102,7 @@ type redisStore struct {
 
 	up         atomic.Bool  // the last call to Redis succeeded
 	dirty      atomic.Bool  // a change this node owed Redis failed: reconcile its sessions
-	sentCount  atomic.Int64 // of the server's frames written, those added to the cluster's count
+	unsent     atomic.Int64 // connection-scoped frames written that the cluster's count lacks: Redis did not answer
 	sentTotal  atomic.Int64 // the cluster's count when last read
 	subscribed chan struct{}
 }
@@ -196,14 +196,16 @@ func (st *redisStore) start() error {
 	}
 }
 
-// close leaves the cluster: the node's lease and connection count go, so that no node
-// sweeps after it; then the client closes.
+// close leaves the cluster: the node's connection count goes, and its lease too when
+// Redis records no query as still the node's (one whose end it could not store): else
+// the lease lapses, and another node ends those queries. Then the client closes.
 func (st *redisStore) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
 	defer cancel()
-	st.client.DoMulti(ctx,
-		st.client.B().Zrem().Key(redisNodes).Member(st.node).Build(),
-		st.client.B().Hdel().Key(redisActive).Field(st.node).Build())
+	st.client.Do(ctx, st.client.B().Hdel().Key(redisActive).Field(st.node).Build())
+	if n, err := st.client.Do(ctx, st.client.B().Scard().Key(redisPrefix+"n:"+st.node+":runs").Build()).AsInt64(); err == nil && n == 0 {
+		st.client.Do(ctx, st.client.B().Zrem().Key(redisNodes).Member(st.node).Build())
+	}
 	st.client.Close()
 }
 
@@ -446,11 +448,22 @@ func (st *redisStore) renew() bool {
 	return err == nil
 }
 
-// flushSent adds the frames written since the last flush to the cluster's count, and
-// returns the count (HEALTH-3).
+// countSent adds a connection-scoped frame about to be written to the cluster's count
+// of frames sent (HEALTH-3), before the client can see it; session-scoped frames are
+// counted as they are stored. When Redis does not answer within a second, the frame
+// is counted at the next flush.
+func (st *redisStore) countSent() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := st.client.Do(ctx, st.client.B().Incr().Key(redisSent).Build()).Error(); err != nil {
+		st.unsent.Add(1)
+	}
+}
+
+// flushSent adds the frames counted while Redis did not answer to the cluster's count,
+// and returns the count (HEALTH-3).
 func (st *redisStore) flushSent() (int64, error) {
-	sent := st.srv.stats.sent.Load()
-	delta := sent - st.sentCount.Load()
+	delta := st.unsent.Swap(0)
 	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
 	defer cancel()
 	resp := st.lua.sent.Exec(ctx, st.client, []string{redisSent}, []string{strconv.FormatInt(delta, 10), strconv.FormatInt(st.sentTotal.Load(), 10)})
@@ -460,9 +473,9 @@ func (st *redisStore) flushSent() (int64, error) {
 	}
 	st.noteCall(resp.Error())
 	if err != nil {
-		return st.sentTotal.Load() + delta, err
+		st.unsent.Add(delta)
+		return st.sentTotal.Load() + st.unsent.Load(), err
 	}
-	st.sentCount.Add(delta)
 	for {
 		old := st.sentTotal.Load()
 		if total <= old || st.sentTotal.CompareAndSwap(old, total) {
@@ -494,9 +507,10 @@ func (st *redisStore) reconcile() {
 }
 
 // clusterStats fills in the figures of GET /ws/health that are the cluster's (spec
-// section 9.3): the frames sent by every node, and the frames buffered for the
-// sessions without a connection. When Redis does not answer they are this node's last
-// reading, its own frames since added: total_messages_sent still never decreases.
+// section 9.3): the frames of every node, the frames buffered for the sessions
+// without a connection, the connections of every node. When Redis does not answer,
+// total_messages_sent is this node's last reading with the frames it counted since:
+// it still never decreases.
 func (st *redisStore) clusterStats(h *httpapi.Health) {
 	total, _ := st.flushSent()
 	h.TotalMessagesSent = int(total)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -201,7 +202,10 @@ func (st *redisStore) startRunner(sid, entry string) {
 			entry = st.run(sid, entry)
 		}
 	}) {
-		st.log.Warn("a query was given to this node as it stops: a node that does not will end it when this node's lease lapses", "session_id", sid)
+		// The server stops: the query goes back to the queue, for a node that does not.
+		if _, err := st.call(st.lua.unclaim, []string{redisPrefix + "s:" + sid, redisPrefix + "q:" + sid}, sid, st.node, entry); err != nil {
+			st.log.Warn("a query given to this node as it stops could not be given back: a node will end it once this node's lease lapses", "session_id", sid, "err", err)
+		}
 	}
 }
 
@@ -242,21 +246,34 @@ func (st *redisStore) run(sid, entry string) string {
 		return msg.QueryStart{Type: msg.QueryStartTypeQueryStart, Query: q.req.Query, SessionId: sid, QueryId: q.id, Seq: seq, Timestamp: timestamp()}
 	}))
 	var parts []string
+	held := 0 // bytes of the memory budget the answer holds
+	defer func() { st.srv.mem.add(-held) }()
 	if err == nil {
+		e := newEmitter(st, q)
 		err = st.srv.cfg.Agent.Stream(q.ctx, q.req, func(content string) error {
 			number := len(parts) + 1
 			if number == 1 {
 				st.srv.metrics.firstChunk.Observe(time.Since(start).Seconds())
 			}
-			if _, err := st.emit(sid, q.id, splice(func(seq int) any {
+			need := len(content) + partOverhead
+			if err := st.srv.mem.reserve(need, q.ctx.Done(), st.srv.cfg.WriteTimeout); err != nil {
+				if errors.Is(err, errStopped) {
+					return context.Cause(q.ctx)
+				}
+				return err
+			}
+			held += need
+			if err := e.add(splice(func(seq int) any {
 				return msg.Chunk{Type: msg.ChunkTypeChunk, Content: content, ChunkNumber: number, SessionId: sid, QueryId: q.id, Seq: seq, Timestamp: timestamp()}
 			})); err != nil {
-				q.cancel(err)
 				return err
 			}
 			parts = append(parts, content)
 			return nil
 		})
+		if ferr := e.wait(); err == nil {
+			err = ferr
+		}
 	}
 	n := len(parts)
 	var build func(seq int) any
@@ -271,6 +288,9 @@ func (st *redisStore) run(sid, entry string) string {
 	case errors.Is(cause, errShutdown):
 		log.Warn("query stopped by the shutdown", "chunks", n)
 		build = errorBuilder(sid, q.id, msg.ErrorCodeUnavailable, "Query stopped: the server is shutting down")
+	case errors.Is(err, errNoRoom):
+		log.Warn("query stopped: no room in the memory budget for its answer", "chunks", n, "max_memory_bytes", st.srv.cfg.MaxMemoryBytes)
+		build = errorBuilder(sid, q.id, msg.ErrorCodeUnavailable, fmt.Sprintf("Query stopped: the server's memory budget (-max-memory-bytes) had no room for its answer for %s", st.srv.cfg.WriteTimeout))
 	case errors.Is(err, errStoreDown), errors.Is(cause, errStoreDown):
 		log.Warn("query stopped: the session store did not answer", "chunks", n, "err", err)
 		build = errorBuilder(sid, q.id, msg.ErrorCodeUnavailable, "Query stopped: the session store could not be reached")
@@ -407,4 +427,81 @@ func (st *redisStore) sweep() {
 		st.client.Do(ctx, st.client.B().Hdel().Key(redisActive).Field(node).Build())
 		st.client.Do(ctx, st.client.B().Zrem().Key(redisNodes).Member(node).Build())
 	}
+}
+
+// An emitter stores the chunks of a running query in batches: the agent hands over a
+// chunk and goes on while the previous batch is on its way to Redis, and the chunks
+// handed over meanwhile go in the next one, a script call for them all. It holds at
+// most maxBatch frames, or the send queue's bytes, waiting; beyond, the agent waits.
+type emitter struct {
+	st       *redisStore
+	q        *redisQuery
+	mu       sync.Mutex
+	cond     sync.Cond
+	pending  [][]string
+	bytes    int
+	flushing bool
+	err      error
+}
+
+// maxBatch bounds the frames of one emit.
+const maxBatch = 64
+
+func newEmitter(st *redisStore, q *redisQuery) *emitter {
+	e := &emitter{st: st, q: q}
+	e.cond.L = &e.mu
+	return e
+}
+
+// add queues the halves of a frame for the next batch; it returns the error of an
+// earlier batch (the query was cancelled, lost, or Redis does not answer).
+func (e *emitter) add(halves []string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for e.err == nil && (len(e.pending) >= maxBatch || e.bytes >= e.st.srv.cfg.SendQueueBytes) {
+		e.cond.Wait()
+	}
+	if e.err != nil {
+		return e.err
+	}
+	e.pending = append(e.pending, halves)
+	e.bytes += len(halves[0]) + len(halves[1])
+	if !e.flushing {
+		e.flushing = true
+		go e.flush()
+	}
+	return nil
+}
+
+func (e *emitter) flush() {
+	for {
+		e.mu.Lock()
+		batch := e.pending
+		e.pending, e.bytes = nil, 0
+		if len(batch) == 0 || e.err != nil {
+			e.flushing = false
+			e.cond.Broadcast()
+			e.mu.Unlock()
+			return
+		}
+		e.cond.Broadcast()
+		e.mu.Unlock()
+		if _, err := e.st.emit(e.q.sid, e.q.id, batch...); err != nil {
+			e.mu.Lock()
+			e.err = err
+			e.mu.Unlock()
+			e.q.cancel(err)
+		}
+	}
+}
+
+// wait waits until every frame added was stored, and returns the error that stopped
+// one, if any.
+func (e *emitter) wait() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for e.flushing {
+		e.cond.Wait()
+	}
+	return e.err
 }

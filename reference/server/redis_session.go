@@ -205,8 +205,9 @@ func storedType(data string) string {
 }
 
 // push takes frames of the node's channel, the first numbered first, into the inbox.
-// A frame that would take the inbox over the send queue's bounds is left out: it is
-// fetched from the history once the inbox is queued.
+// A frame that would take the inbox over the bounds of the send queue and the
+// buffer together is left out: it is fetched from the history once the inbox is
+// queued, and a connection that fell behind what the history holds is a slow consumer.
 func (rs *redisSession) push(first int, data []string) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
@@ -219,7 +220,7 @@ func (rs *redisSession) push(first int, data []string) {
 		if f.seq <= rs.cursor {
 			continue
 		}
-		if len(rs.inbox) > 0 && (len(rs.inbox) >= cfg.SendQueue || rs.inboxB+len(f.data) > cfg.SendQueueBytes) {
+		if len(rs.inbox) > 0 && (len(rs.inbox) >= cfg.SendQueue+cfg.BufferSize || rs.inboxB+len(f.data) > cfg.SendQueueBytes+cfg.BufferBytes) {
 			rs.gap = true // fetched from the history once the inbox is queued
 			continue
 		}

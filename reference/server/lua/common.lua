@@ -33,23 +33,30 @@ end
 
 -- emit appends the frame pre .. seq .. suf to the history with the session's next seq
 -- (SEQ-1) and trims the history to maxn frames and maxb bytes, oldest first (SEQ-2).
+-- trim drops the oldest frames of the history h of n frames and hb bytes while it is
+-- over maxn frames or maxb bytes (SEQ-2).
+local function trim(s, h, n, hb, maxn, maxb)
+  local dropped = 0
+  while n > maxn or hb > maxb do
+    local old = redis.call('LPOP', h)
+    if not old then break end
+    hb, n, dropped = hb - #old, n - 1, dropped + #old
+  end
+  if dropped > 0 then redis.call('HINCRBY', s, 'hbytes', -dropped) end
+end
+
 local function emit(s, h, pre, suf, maxn, maxb)
   local seq = redis.call('HINCRBY', s, 'seq', 1)
   local f = pre .. seq .. suf
   local n = redis.call('RPUSH', h, f)
-  local hb = redis.call('HINCRBY', s, 'hbytes', #f)
-  while n > maxn or hb > maxb do
-    local old = redis.call('LPOP', h)
-    if not old then break end
-    hb = redis.call('HINCRBY', s, 'hbytes', -#old)
-    n = n - 1
-  end
+  trim(s, h, n, redis.call('HINCRBY', s, 'hbytes', #f), maxn, maxb)
   return seq, f
 end
 
 -- deliver publishes frames, the first numbered first, to the node of the session's
--- connection, if it has one.
+-- connection, if it has one, and counts them among the cluster's frames sent.
 local function deliver(s, sid, first, frames)
+  redis.call('INCRBY', P .. 'sent', #frames) -- HEALTH-3, counted as they are stored
   local owner = redis.call('HGET', s, 'owner')
   if owner then
     redis.call('PUBLISH', node_chan(owner), 'F ' .. sid .. ' ' .. first .. '\n' .. table.concat(frames, '\n'))

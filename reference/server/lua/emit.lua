@@ -13,13 +13,17 @@ if qid ~= '' then
 elseif redis.call('EXISTS', s) == 0 then
   return {'lost'}
 end
-local first, seq, frames = nil, 0, {}
-for i = 6, #ARGV, 2 do
-  local fr
-  seq, fr = emit(s, h, ARGV[i], ARGV[i + 1], maxn, maxb)
-  first = first or seq
-  frames[#frames + 1] = fr
+local count = (#ARGV - 5) / 2
+local seq = redis.call('HINCRBY', s, 'seq', count)
+local first = seq - count + 1
+local frames, bytes = {}, 0
+for i = 1, count do
+  local fr = ARGV[4 + 2 * i] .. (first + i - 1) .. ARGV[5 + 2 * i]
+  frames[i] = fr
+  bytes = bytes + #fr
 end
+local n = redis.call('RPUSH', h, unpack(frames))
+trim(s, h, n, redis.call('HINCRBY', s, 'hbytes', bytes), maxn, maxb)
 keep_ttl(s, h)
 deliver(s, sid, first, frames)
 return {'ok', seq}
