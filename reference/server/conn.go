@@ -29,6 +29,9 @@ type conn struct {
 	// connection of the Redis store, was given by its backlog): what the session's
 	// next connection without last_seq need not get again. Guarded by mu.
 	sent int
+	// onSent, set before the writer starts, is told each seq the writer takes: the
+	// Redis store's pacing. It must not block, nor take a lock.
+	onSent func(seq int)
 
 	mu       sync.Mutex
 	out      []frame // frames waiting to be written
@@ -329,6 +332,9 @@ func (c *conn) take() (frame, bool) {
 	f := c.out[0]
 	if f.session {
 		c.sent = f.seq
+		if c.onSent != nil {
+			c.onSent(f.seq)
+		}
 	}
 	c.out[0] = frame{}
 	c.out = c.out[1:]

@@ -38,7 +38,7 @@ import (
 var luaFiles embed.FS
 
 type redisScripts struct {
-	open, backlog, rangeOf, detach, end, submit, emit, finish, cancel, orphan, stats, sent, unclaim *rueidis.Lua
+	open, backlog, rangeOf, detach, end, submit, emit, finish, cancel, orphan, stats, sent, unclaim, ack *rueidis.Lua
 }
 
 func loadScripts() redisScripts {
@@ -54,7 +54,7 @@ func loadScripts() redisScripts {
 	return redisScripts{
 		open: load("open"), backlog: load("backlog"), rangeOf: load("range"), detach: load("detach"),
 		end: load("end"), submit: load("submit"), emit: load("emit"), finish: load("finish"),
-		cancel: load("cancel"), orphan: load("orphan"), stats: load("stats"), sent: load("sent"), unclaim: load("unclaim"),
+		cancel: load("cancel"), orphan: load("orphan"), stats: load("stats"), sent: load("sent"), unclaim: load("unclaim"), ack: load("ack"),
 	}
 }
 
@@ -97,7 +97,8 @@ type redisStore struct {
 	handoffs map[string]chan int      // connections waiting for a takeover's answer, by token
 	queries  map[string]*redisQuery   // the queries this node runs, by session id
 
-	countMu   sync.Mutex    // orders the writes of the node's connection count
+	acks      chan *redisSession // sessions whose connection took frames to acknowledge
+	countMu   sync.Mutex         // orders the writes of the node's connection count
 	countWake chan struct{} // the count changed
 
 	up         atomic.Bool  // the last call to Redis succeeded
@@ -134,7 +135,7 @@ func newRedisStore(srv *Server, rawURL, node string) (*redisStore, error) {
 		log:   srv.log.With("node", node),
 		bySID: map[string]*redisSession{}, byToken: map[string]*redisSession{},
 		handoffs: map[string]chan int{}, queries: map[string]*redisQuery{},
-		subscribed: make(chan struct{}), countWake: make(chan struct{}, 1),
+		subscribed: make(chan struct{}), countWake: make(chan struct{}, 1), acks: make(chan *redisSession, 4096),
 	}
 	st.up.Store(true)
 	return st, nil
@@ -168,7 +169,11 @@ func redactURL(raw string) string {
 // the node's channel, and the lease with the sweep of lapsed nodes. It returns once
 // the node is subscribed, or with the error that kept it from subscribing.
 func (st *redisStore) start() error {
-	st.srv.background.Add(3)
+	st.srv.background.Add(4)
+	go func() {
+		defer st.srv.background.Done()
+		st.ackLoop()
+	}()
 	go func() {
 		defer st.srv.background.Done()
 		for {
@@ -328,12 +333,17 @@ func (st *redisStore) onMessage(m string) {
 		return
 	}
 	switch {
-	case f[0] == "F" && len(f) == 3:
+	case f[0] == "F" && len(f) == 4:
 		first, _ := strconv.Atoi(f[2])
 		st.mu.Lock()
 		rs := st.bySID[f[1]]
 		st.mu.Unlock()
 		if rs != nil {
+			pace := f[3] == "1"
+			rs.wantAck.Store(pace)
+			if pace { // what the writer took so far, at once: it may have taken all
+				rs.sent(int(rs.taken.Load()))
+			}
 			rs.push(first, strings.Split(body, "\n"))
 		}
 	case f[0] == "R" && len(f) == 5:
@@ -544,4 +554,37 @@ func (st *redisStore) writeCount() {
 	n := st.srv.stats.active.Load()
 	err := st.client.Do(ctx, st.client.B().Hset().Key(redisActive).FieldValue().FieldValue(st.node, strconv.FormatInt(n, 10)).Build()).Error()
 	st.noteCall(err)
+}
+
+// ackLoop acknowledges, for the sessions whose query's node asked (deliver), the
+// frames their connections' writers took: one call for all the sessions that took
+// some while the previous call was on its way.
+func (st *redisStore) ackLoop() {
+	for {
+		var batch []*redisSession
+		select {
+		case rs := <-st.acks:
+			batch = append(batch, rs)
+		case <-st.srv.ctx.Done():
+			return
+		}
+		for more := true; more; {
+			select {
+			case rs := <-st.acks:
+				batch = append(batch, rs)
+			default:
+				more = false
+			}
+		}
+		execs := make([]rueidis.LuaExec, 0, len(batch))
+		for _, rs := range batch {
+			rs.ackQueued.Store(false)
+			execs = append(execs, rueidis.LuaExec{Keys: []string{redisPrefix + "s:" + rs.id}, Args: []string{rs.token, strconv.FormatInt(rs.taken.Load(), 10)}})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
+		for _, r := range st.lua.ack.ExecMulti(ctx, st.client, execs...) {
+			st.noteCall(r.Error())
+		}
+		cancel()
+	}
 }

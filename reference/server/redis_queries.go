@@ -126,7 +126,7 @@ func (st *redisStore) replay(rs *redisSession, qid, stored string) {
 		json.Unmarshal([]byte(stored), &m)
 		terminal = m
 	}
-	if _, err := st.emit(rs.id, "", splice(func(seq int) any { return replayed(terminal, seq) })); err != nil {
+	if _, _, err := st.emit(rs.id, "", splice(func(seq int) any { return replayed(terminal, seq) })); err != nil {
 		rs.log.Warn("could not replay the end of a finished query", "query_id", qid, "err", err)
 	}
 }
@@ -137,9 +137,10 @@ var (
 )
 
 // emit stores and delivers frames of query qid (or, with qid empty, an answer of the
-// session), each as spliced halves, and returns the last seq. It retries while Redis
-// does not answer, for at most the write timeout.
-func (st *redisStore) emit(sid, qid string, halves ...[]string) (int, error) {
+// session), each as spliced halves, and returns the last seq and how many frames the
+// session's connection is behind (deliver). It retries while Redis does not answer,
+// for at most the write timeout.
+func (st *redisStore) emit(sid, qid string, halves ...[]string) (seq, lag int, err error) {
 	args := []string{sid, st.node, qid, strconv.Itoa(st.srv.cfg.BufferSize), strconv.Itoa(st.srv.cfg.BufferBytes)}
 	for _, h := range halves {
 		args = append(args, h...)
@@ -149,15 +150,47 @@ func (st *redisStore) emit(sid, qid string, halves ...[]string) (int, error) {
 		return anyOf(r), err
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	switch res[0] {
 	case "lost":
-		return 0, errLost
+		return 0, 0, errLost
 	case "cancelled":
-		return 0, errCancelled
+		return 0, 0, errCancelled
 	}
-	return res[1].(int), nil
+	return res[1].(int), res[2].(int), nil
+}
+
+// pace waits, while the session's connection is more than half the buffer's frames
+// behind seq, for its node to acknowledge more (ack.lua): a client that reads paces the
+// query, as the memory store's full send queue does, and the history never drops a
+// frame the connection has not had. It stops waiting when the session has no
+// connection (its frames are buffered), when the query stops, and after twice the
+// write timeout, the connection's own bound.
+func (st *redisStore) pace(q *redisQuery, seq int) {
+	window := max(1, st.srv.cfg.BufferSize/2)
+	deadline := time.Now().Add(2 * st.srv.cfg.WriteTimeout)
+	wait := 2 * time.Millisecond
+	for time.Now().Before(deadline) {
+		select {
+		case <-time.After(wait): // polling the acknowledgements, which the reader's node writes
+		case <-q.ctx.Done():
+			return
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
+		m, err := st.client.Do(ctx, st.client.B().Hmget().Key(redisPrefix+"s:"+q.sid).Field("owner", "acked").Build()).ToArray()
+		cancel()
+		st.noteCall(err)
+		if err != nil {
+			continue
+		}
+		owner, _ := m[0].ToString()
+		acked, _ := m[1].AsInt64()
+		if owner == "" || seq-int(acked) <= window {
+			return
+		}
+	}
 }
 
 // anyOf turns a script's reply into strings and ints.
@@ -242,7 +275,7 @@ func (st *redisStore) run(sid, entry string) string {
 		st.mu.Unlock()
 	}()
 	start := time.Now()
-	_, err = st.emit(sid, q.id, splice(func(seq int) any {
+	_, _, err = st.emit(sid, q.id, splice(func(seq int) any {
 		return msg.QueryStart{Type: msg.QueryStartTypeQueryStart, Query: q.req.Query, SessionId: sid, QueryId: q.id, Seq: seq, Timestamp: timestamp()}
 	}))
 	var parts []string
@@ -432,7 +465,8 @@ func (st *redisStore) sweep() {
 // An emitter stores the chunks of a running query in batches: the agent hands over a
 // chunk and goes on while the previous batch is on its way to Redis, and the chunks
 // handed over meanwhile go in the next one, a script call for them all. It holds at
-// most maxBatch frames, or the send queue's bytes, waiting; beyond, the agent waits.
+// most maxBatch frames (and half the buffer's, the pace's window), or the send queue's
+// bytes, waiting; beyond, the agent waits.
 type emitter struct {
 	st       *redisStore
 	q        *redisQuery
@@ -458,7 +492,7 @@ func newEmitter(st *redisStore, q *redisQuery) *emitter {
 func (e *emitter) add(halves []string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for e.err == nil && (len(e.pending) >= maxBatch || e.bytes >= e.st.srv.cfg.SendQueueBytes) {
+	for e.err == nil && (len(e.pending) >= min(maxBatch, max(1, e.st.srv.cfg.BufferSize/2)) || e.bytes >= e.st.srv.cfg.SendQueueBytes) {
 		e.cond.Wait()
 	}
 	if e.err != nil {
@@ -486,11 +520,16 @@ func (e *emitter) flush() {
 		}
 		e.cond.Broadcast()
 		e.mu.Unlock()
-		if _, err := e.st.emit(e.q.sid, e.q.id, batch...); err != nil {
+		seq, lag, err := e.st.emit(e.q.sid, e.q.id, batch...)
+		if err != nil {
 			e.mu.Lock()
 			e.err = err
 			e.mu.Unlock()
 			e.q.cancel(err)
+			continue
+		}
+		if lag > max(1, e.st.srv.cfg.BufferSize/2) {
+			e.st.pace(e.q, seq)
 		}
 	}
 }

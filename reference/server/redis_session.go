@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -37,6 +38,27 @@ type redisSession struct {
 	replaced bool // taken over before its connection joined
 	gone     bool
 	wake     chan struct{}
+
+	// The pace of the stream: the seq the connection's writer took last, whether the
+	// query's node asked for it, and whether it waits in the store's acks.
+	taken     atomic.Int64
+	wantAck   atomic.Bool
+	ackQueued atomic.Bool
+}
+
+// sent is the connection's onSent: it queues an acknowledgement of seq when the
+// query's node asked for one. It never blocks: with the queue full, the next frame
+// taken tries again.
+func (rs *redisSession) sent(seq int) {
+	rs.taken.Store(int64(seq))
+	if !rs.wantAck.Load() || rs.ackQueued.Swap(true) {
+		return
+	}
+	select {
+	case rs.st.acks <- rs:
+	default:
+		rs.ackQueued.Store(false)
+	}
 }
 
 func (rs *redisSession) sessionID() string { return rs.id }
@@ -149,6 +171,7 @@ func (st *redisStore) open(c *conn, sid, user string, resume resumeRequest, log 
 		Capabilities: st.srv.capabilities, Epoch: epoch,
 	}
 	var frames []frame
+	cursor, replaced := 0, false
 	if str(res[0]) == "ok" {
 		seq, from := num(res[1]), num(res[2])
 		if resumed := num(res[3]); resumed >= 0 {
@@ -164,16 +187,19 @@ func (st *redisStore) open(c *conn, sid, user string, resume resumeRequest, log 
 		for i, m := range res[6:] {
 			frames = append(frames, storedFrame(str(m), from+i))
 		}
-		rs.cursor = seq
+		cursor = seq
 		c.sent = from - 1
+		rs.taken.Store(int64(from - 1))
+		c.onSent = rs.sent
 	} else {
-		rs.replaced = true // a newer connection took the session over meanwhile
+		replaced = true // a newer connection took the session over meanwhile
 	}
 	first := encode(connected)
 	first.evicted = connected.Evicted
 	st.srv.mem.charge(&first)
 	rs.mu.Lock()
-	rs.conn = c
+	rs.conn, rs.cursor = c, cursor
+	rs.replaced = rs.replaced || replaced
 	c.join(rs)
 	c.enqueueAll(append([]frame{first}, frames...)...)
 	first.held.drop()

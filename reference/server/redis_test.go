@@ -195,3 +195,30 @@ func readyz(t *testing.T, s *testServer) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// A client that reads, however slowly, paces the stream across nodes as the memory
+// store's full send queue does (table 15.1, 4002): it gets every frame of an answer
+// far longer than the history holds, and is never closed as a slow consumer.
+func TestRedisPacesSlowReader(t *testing.T) {
+	r := redistest.Start(t)
+	small := func(c *server.Config) { c.BufferSize, c.SendQueue = 10, 1 }
+	a, b := startNode(t, r, "a", small), startNode(t, r, "b", small)
+	sid := newSession(t)
+	ca, conn := a.connect(t, "session_id="+sid)
+	ca.send(query("slow reader" + strings.Repeat(" word", 98))) // node a runs it
+	got := []frame{ca.expect("query_start")}
+	ca.ws.CloseNow()
+	cb, _ := b.connect(t, fmt.Sprintf("session_id=%s&last_seq=1&epoch=%s", sid, conn.str("epoch"))) // node b has the reader
+	for {
+		f := cb.next()
+		got = append(got, f)
+		if t := f.str("type"); t == "complete" || t == "error" {
+			break
+		}
+		time.Sleep(2 * time.Millisecond) // a client that reads slowly: the behaviour under test
+	}
+	checkSeqs(t, got, 1)
+	if n := len(checkStream(t, got)); n == 0 {
+		t.Fatal("empty answer")
+	}
+}

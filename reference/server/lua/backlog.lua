@@ -26,6 +26,7 @@ else
   if evicted > 0 then redis.call('HSET', s, 'announced', oldest - 1) end
   from = math.max(start + 1, oldest)
 end
+redis.call('HSET', s, 'acked', from - 1) -- what the connection has, for the pace of the stream
 local out = {'ok', seq, from, resumed, missed, evicted}
 if from <= seq then
   for _, fr in ipairs(redis.call('LRANGE', h, from - oldest, -1)) do out[#out + 1] = fr end

@@ -18,6 +18,6 @@ redis.call('LREM', q, 1, e)
 redis.call('HINCRBY', s, 'qbytes', -entry_size(e))
 local seq, fr = emit(s, h, ARGV[5], ARGV[6], tonumber(ARGV[3]), tonumber(ARGV[4]))
 keep_ttl(s, h)
-deliver(s, sid, seq, {fr})
+deliver(s, sid, seq, {fr}, tonumber(ARGV[3]))
 remember(s, f, fo, qid, fr, tonumber(ARGV[7]), tonumber(ARGV[8]))
 return {'cancelled'}

@@ -54,13 +54,21 @@ local function emit(s, h, pre, suf, maxn, maxb)
 end
 
 -- deliver publishes frames, the first numbered first, to the node of the session's
--- connection, if it has one, and counts them among the cluster's frames sent.
-local function deliver(s, sid, first, frames)
+-- connection, if it has one, and counts them among the cluster's frames sent. It
+-- returns how many frames the connection is behind (0 without one): the seq of the
+-- last of them less the last its node acknowledged. Past half of maxn the node is
+-- asked to acknowledge what its connection takes (the 1 after the seq), so that the
+-- query's node can pace the stream to the reader (the memory store's full send
+-- queue), the history never dropping a frame it has not had.
+local function deliver(s, sid, first, frames, maxn)
   redis.call('INCRBY', P .. 'sent', #frames) -- HEALTH-3, counted as they are stored
-  local owner = redis.call('HGET', s, 'owner')
-  if owner then
-    redis.call('PUBLISH', node_chan(owner), 'F ' .. sid .. ' ' .. first .. '\n' .. table.concat(frames, '\n'))
-  end
+  local m = redis.call('HMGET', s, 'owner', 'acked')
+  if not m[1] then return 0 end
+  local lag = first + #frames - 1 - tonumber(m[2] or '0')
+  local pace = 0
+  if 2 * lag > maxn then pace = 1 end
+  redis.call('PUBLISH', node_chan(m[1]), 'F ' .. sid .. ' ' .. first .. ' ' .. pace .. '\n' .. table.concat(frames, '\n'))
+  return lag
 end
 
 -- remember keeps the terminal frame of query qid for a repeat of its id (QID-4): the

@@ -3,7 +3,7 @@
 -- replayed end) that need no runner. A query that node no longer runs (its session
 -- ended, a survivor ended it as orphaned, the client cancelled it) emits nothing.
 -- KEYS: s h. ARGV: sid node qid maxn maxb pre1 suf1 pre2 suf2 ...
--- Returns {'ok', last_seq} or {'lost'} or {'cancelled'}.
+-- Returns {'ok', last_seq, lag} (deliver) or {'lost'} or {'cancelled'}.
 local s, h = KEYS[1], KEYS[2]
 local sid, node, qid, maxn, maxb = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 if qid ~= '' then
@@ -25,5 +25,4 @@ end
 local n = redis.call('RPUSH', h, unpack(frames))
 trim(s, h, n, redis.call('HINCRBY', s, 'hbytes', bytes), maxn, maxb)
 keep_ttl(s, h)
-deliver(s, sid, first, frames)
-return {'ok', seq}
+return {'ok', seq, deliver(s, sid, first, frames, maxn)}

@@ -10,7 +10,7 @@ local m = redis.call('HMGET', s, 'running', 'runner')
 if m[1] ~= qid or m[2] ~= node then return {'lost'} end
 local seq, fr = emit(s, h, ARGV[6], ARGV[7], tonumber(ARGV[4]), tonumber(ARGV[5]))
 keep_ttl(s, h)
-deliver(s, sid, seq, {fr})
+deliver(s, sid, seq, {fr}, tonumber(ARGV[4]))
 remember(s, f, fo, qid, fr, tonumber(ARGV[8]), tonumber(ARGV[9]))
 redis.call('SREM', runs(node), sid)
 if ARGV[10] == '1' then

@@ -17,7 +17,7 @@ end
 if m[3] == dead and m[2] == qid and qid ~= '' then
   local seq, fr = emit(s, h, ARGV[7], ARGV[8], tonumber(ARGV[5]), tonumber(ARGV[6]))
   keep_ttl(s, h)
-  deliver(s, sid, seq, {fr})
+  deliver(s, sid, seq, {fr}, tonumber(ARGV[5]))
   remember(s, f, fo, qid, fr, tonumber(ARGV[9]), tonumber(ARGV[10]))
   local e = claim(s, q, sid, node)
   if e then return {'next', e} end
