@@ -99,7 +99,7 @@ type redisStore struct {
 
 	acks      chan *redisSession // sessions whose connection took frames to acknowledge
 	countMu   sync.Mutex         // orders the writes of the node's connection count
-	countWake chan struct{} // the count changed
+	countWake chan struct{}      // the count changed
 
 	up         atomic.Bool  // the last call to Redis succeeded
 	dirty      atomic.Bool  // a change this node owed Redis failed: reconcile its sessions
