@@ -62,6 +62,28 @@ func TestChaosCluster(t *testing.T) {
 	}
 }
 
+// TestChaosClusterCore is the core variant of the chaos test on three nodes: clients
+// reconnect without last_seq, to a node at random, and read a replaced connection to
+// its close; every takeover hands the stream over between nodes (the older node says
+// what it gave, the newer one sends what follows), with cancels and repeated
+// query_ids. Nothing may be lost or repeated.
+func TestChaosClusterCore(t *testing.T) {
+	r := redistest.Start(t)
+	var urls []string
+	for _, id := range []string{"core-a", "core-b", "core-c"} {
+		n := clustertest.StartNode(t, id, "-store", r.URL(), "-send-queue", "1", "-buffer-size", "250",
+			"-buffer-bytes", strconv.Itoa(4<<20), "-query-rate", "0", "-max-conns-per-ip", "0", "-log-level", "error")
+		urls = append(urls, "ws://"+n.Addr+"/ws")
+	}
+	mode := chaosMode{name: "cluster core", takeovers: true, pace: [2]int{20, 300}, cancel: 0.2, dup: 0.05, nodes: urls}
+	stats := &chaosStats{}
+	runChaos(t, nil, mode, 10, 20, stats, nil)
+	checkChaos(t, mode, stats)
+	if stats.takeovers.Load() < 50 {
+		t.Errorf("too few takeovers to test anything: %s", stats)
+	}
+}
+
 // A node killed mid-stream (SIGKILL: no drain) leaves its query to the others: once its
 // lease lapses, a surviving node ends it with an error of code unavailable, which the
 // client, resumed on that node, gets after every frame the killed node stored (section

@@ -96,6 +96,7 @@ type redisStore struct {
 	byToken  map[string]*redisSession // the same, and those being taken over here, by connection token
 	handoffs map[string]chan int      // connections waiting for a takeover's answer, by token
 	queries  map[string]*redisQuery   // the queries this node runs, by session id
+	unrun    map[string]bool          // sessions whose query Redis gives this node and it does not run (reconcile)
 
 	acks      chan *redisSession // sessions whose connection took frames to acknowledge
 	countMu   sync.Mutex         // orders the writes of the node's connection count
@@ -346,8 +347,8 @@ func (st *redisStore) onMessage(m string) {
 			}
 			rs.push(first, strings.Split(body, "\n"))
 		}
-	case f[0] == "R" && len(f) == 5:
-		st.replaced(f[1], f[2], f[3], f[4])
+	case f[0] == "R" && len(f) == 5: // off the channel's goroutine: it calls Redis
+		st.async(func() { st.replaced(f[1], f[2], f[3], f[4]) })
 	case f[0] == "D" && len(f) == 3:
 		written, _ := strconv.Atoi(f[2])
 		st.mu.Lock()
@@ -364,8 +365,19 @@ func (st *redisStore) onMessage(m string) {
 	case f[0] == "E" && len(f) == 2:
 		st.stopQuery(f[1], "", errSessionEnded)
 	case f[0] == "W" && len(f) == 2:
-		st.claim(f[1])
+		st.async(func() { st.claim(f[1]) })
 	}
+}
+
+// async runs fn in a goroutine of its own, unless the server stops.
+func (st *redisStore) async(fn func()) {
+	if !st.srv.track(&st.srv.background) {
+		return
+	}
+	go func() {
+		defer st.srv.background.Done()
+		fn()
+	}()
 }
 
 // replaced closes the connection token of session sid with 4001 (TAKE-1): a connection
@@ -463,6 +475,10 @@ func (st *redisStore) renew() bool {
 // counted as they are stored. When Redis does not answer within a second, the frame
 // is counted at the next flush.
 func (st *redisStore) countSent() {
+	if !st.up.Load() { // a pong must not wait for a Redis that does not answer
+		st.unsent.Add(1)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := st.client.Do(ctx, st.client.B().Incr().Key(redisSent).Build()).Error(); err != nil {
@@ -495,9 +511,16 @@ func (st *redisStore) flushSent() (int64, error) {
 	return st.sentTotal.Load(), nil
 }
 
-// reconcile detaches the sessions Redis records as this node's that it no longer
-// holds: their detach failed while Redis was away.
+// reconcile, after a call to Redis failed, mends what Redis and this node may see
+// differently: it detaches the sessions Redis records as this node's that it no longer
+// holds (their detach failed); it closes with 1001 the connections whose session
+// Redis no longer gives this node (its lease lapsed meanwhile, and another node took
+// its sessions offline), so that their clients reconnect; and it ends the queries
+// Redis records as this node's that it does not run (a reply that gave it one was
+// lost), once they are seen so twice.
 func (st *redisStore) reconcile() {
+	st.closeStrays()
+	st.endUnrun()
 	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
 	defer cancel()
 	owned, err := st.client.Do(ctx, st.client.B().Smembers().Key(redisPrefix+"n:"+st.node+":owns").Build()).AsStrSlice()
@@ -586,5 +609,75 @@ func (st *redisStore) ackLoop() {
 			st.noteCall(r.Error())
 		}
 		cancel()
+	}
+}
+
+// closeStrays closes with 1001 the connections whose session no longer names them.
+func (st *redisStore) closeStrays() {
+	st.mu.Lock()
+	all := make([]*redisSession, 0, len(st.bySID))
+	for _, rs := range st.bySID {
+		all = append(all, rs)
+	}
+	st.mu.Unlock()
+	for _, rs := range all {
+		ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
+		token, err := st.client.Do(ctx, st.client.B().Hget().Key(redisPrefix+"s:"+rs.id).Field("token").Build()).ToString()
+		cancel()
+		if err != nil && !rueidis.IsRedisNil(err) {
+			st.dirty.Store(true)
+			return
+		}
+		if token != rs.token {
+			rs.mu.Lock()
+			c := rs.conn
+			rs.mu.Unlock()
+			if c != nil {
+				rs.lost(c)
+			}
+		}
+	}
+}
+
+// endUnrun ends the queries Redis records as this node's to run that it has not run
+// for two reconciles in a row.
+func (st *redisStore) endUnrun() {
+	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
+	defer cancel()
+	sids, err := st.client.Do(ctx, st.client.B().Smembers().Key(redisPrefix+"n:"+st.node+":runs").Build()).AsStrSlice()
+	if err != nil {
+		st.dirty.Store(true)
+		return
+	}
+	st.mu.Lock()
+	seen := st.unrun
+	st.unrun = map[string]bool{}
+	for _, sid := range sids {
+		if st.queries[sid] == nil {
+			st.unrun[sid] = true
+		}
+	}
+	var end []string
+	for sid := range st.unrun {
+		if seen[sid] {
+			end = append(end, sid)
+		}
+	}
+	if len(st.unrun) > 0 {
+		st.dirty.Store(true) // look again at the next renewal
+	}
+	st.mu.Unlock()
+	for _, sid := range end {
+		running, err := st.client.Do(ctx, st.client.B().Hmget().Key(redisPrefix+"s:"+sid).Field("running", "runner").Build()).ToArray()
+		if err != nil {
+			return
+		}
+		st.mu.Lock()
+		runs := st.queries[sid] != nil
+		st.mu.Unlock()
+		if str(running[1]) == st.node && !runs {
+			st.log.Warn("a query Redis gives this node to run was never started (a reply was lost): ending it", "session_id", sid, "query_id", str(running[0]))
+			st.endLeft(sid, st.node, str(running[0]), false)
+		}
 	}
 }

@@ -126,7 +126,7 @@ func (st *redisStore) replay(rs *redisSession, qid, stored string) {
 		json.Unmarshal([]byte(stored), &m)
 		terminal = m
 	}
-	if _, _, err := st.emit(rs.id, "", splice(func(seq int) any { return replayed(terminal, seq) })); err != nil {
+	if _, _, err := st.emit(rs.id, "", "", splice(func(seq int) any { return replayed(terminal, seq) })); err != nil {
 		rs.log.Warn("could not replay the end of a finished query", "query_id", qid, "err", err)
 	}
 }
@@ -137,11 +137,12 @@ var (
 )
 
 // emit stores and delivers frames of query qid (or, with qid empty, an answer of the
-// session), each as spliced halves, and returns the last seq and how many frames the
+// session), each as spliced halves, once however often batch (unique to them; "": no
+// name) is retried, and returns the last seq and how many frames the
 // session's connection is behind (deliver). It retries while Redis does not answer,
 // for at most the write timeout.
-func (st *redisStore) emit(sid, qid string, halves ...[]string) (seq, lag int, err error) {
-	args := []string{sid, st.node, qid, strconv.Itoa(st.srv.cfg.BufferSize), strconv.Itoa(st.srv.cfg.BufferBytes)}
+func (st *redisStore) emit(sid, qid, batch string, halves ...[]string) (seq, lag int, err error) {
+	args := []string{sid, st.node, qid, strconv.Itoa(st.srv.cfg.BufferSize), strconv.Itoa(st.srv.cfg.BufferBytes), batch}
 	for _, h := range halves {
 		args = append(args, h...)
 	}
@@ -275,7 +276,7 @@ func (st *redisStore) run(sid, entry string) string {
 		st.mu.Unlock()
 	}()
 	start := time.Now()
-	_, _, err = st.emit(sid, q.id, splice(func(seq int) any {
+	_, _, err = st.emit(sid, q.id, st.node+" "+q.id+"#0", splice(func(seq int) any {
 		return msg.QueryStart{Type: msg.QueryStartTypeQueryStart, Query: q.req.Query, SessionId: sid, QueryId: q.id, Seq: seq, Timestamp: timestamp()}
 	}))
 	var parts []string
@@ -411,17 +412,25 @@ func (st *redisStore) claim(sid string) { st.orphan(sid, "", "") }
 // orphan ends, in session sid, what node dead left: its connection (the session goes
 // offline) and its query qid (an unavailable error); the next queued query, or with
 // dead empty the first when none runs, becomes this node's to run.
-func (st *redisStore) orphan(sid, dead, qid string) {
+func (st *redisStore) orphan(sid, dead, qid string) error { return st.endLeft(sid, dead, qid, true) }
+
+// endLeft is orphan; with detach false it leaves the session's connection alone.
+func (st *redisStore) endLeft(sid, dead, qid string, detach bool) error {
+	flag := "0"
+	if detach {
+		flag = "1"
+	}
 	h := splice(errorBuilder(sid, qid, msg.ErrorCodeUnavailable, "Query stopped: the server node running it stopped without finishing it"))
 	res, err := st.call(st.lua.orphan, sessionKeys(sid), sid, dead, st.node, qid, strconv.Itoa(st.srv.cfg.BufferSize), strconv.Itoa(st.srv.cfg.BufferBytes),
-		h[0], h[1], strconv.Itoa(rememberedQueries), strconv.Itoa(st.srv.cfg.RememberedBytes), strconv.FormatInt(st.srv.cfg.SessionTTL.Milliseconds(), 10))
+		h[0], h[1], strconv.Itoa(rememberedQueries), strconv.Itoa(st.srv.cfg.RememberedBytes), strconv.FormatInt(st.srv.cfg.SessionTTL.Milliseconds(), 10), flag)
 	if err != nil {
 		st.log.Warn("could not end what a stopped node left", "session_id", sid, "node", dead, "err", err)
-		return
+		return err
 	}
 	if str(res[0]) == "next" {
 		st.startRunner(sid, str(res[1]))
 	}
+	return nil
 }
 
 // sweep ends what the nodes whose lease lapsed left: their queries end with
@@ -454,7 +463,9 @@ func (st *redisStore) sweep() {
 			if str(running[1]) == node {
 				qid = str(running[0])
 			}
-			st.orphan(sid, node, qid)
+			if st.orphan(sid, node, qid) != nil {
+				return // the next sweep tries again: the node's sets and lease stay
+			}
 		}
 		st.client.Do(ctx, st.client.B().Del().Key(runsKey, ownsKey).Build())
 		st.client.Do(ctx, st.client.B().Hdel().Key(redisActive).Field(node).Build())
@@ -476,6 +487,7 @@ type emitter struct {
 	bytes    int
 	flushing bool
 	err      error
+	batches  int // batches sent, each named for emit's retries
 }
 
 // maxBatch bounds the frames of one emit.
@@ -520,7 +532,8 @@ func (e *emitter) flush() {
 		}
 		e.cond.Broadcast()
 		e.mu.Unlock()
-		seq, lag, err := e.st.emit(e.q.sid, e.q.id, batch...)
+		e.batches++
+		seq, lag, err := e.st.emit(e.q.sid, e.q.id, e.st.node+" "+e.q.id+"#"+strconv.Itoa(e.batches), batch...)
 		if err != nil {
 			e.mu.Lock()
 			e.err = err

@@ -37,6 +37,8 @@ type redisSession struct {
 	gap      bool // frames after cursor are to be fetched from the history
 	replaced bool // taken over before its connection joined
 	gone     bool
+	gapGen   int // counts the times gap was set: a fetch clears gap only if none came since it began
+	left     int // once gone by a detach: the seq of the last frame the connection was given
 	wake     chan struct{}
 
 	// The pace of the stream: the seq the connection's writer took last, whether the
@@ -106,7 +108,7 @@ func (s *Server) serveRedis(w http.ResponseWriter, r *http.Request, log *slog.Lo
 
 // open joins c to session sid in Redis and queues connected and the backlog on it.
 func (st *redisStore) open(c *conn, sid, user string, resume resumeRequest, log *slog.Logger) (*redisSession, error) {
-	rs := &redisSession{st: st, id: sid, user: user, token: randomHex(8), log: log, wake: make(chan struct{}, 1)}
+	rs := &redisSession{st: st, id: sid, user: user, token: randomHex(8), log: log, wake: make(chan struct{}, 1), left: -1}
 	handoff := make(chan int, 1)
 	st.mu.Lock()
 	prev := st.bySID[sid]
@@ -118,15 +120,23 @@ func (st *redisStore) open(c *conn, sid, user string, resume resumeRequest, log 
 		st.mu.Unlock()
 	}()
 	fail := func(err error) (*redisSession, error) {
+		rs.mu.Lock()
+		rs.gone = true
+		rs.dropInboxLocked()
+		rs.mu.Unlock()
+		restored := false
 		st.mu.Lock()
 		delete(st.byToken, rs.token)
 		if st.bySID[sid] == rs {
 			delete(st.bySID, sid)
 			if prev != nil && st.byToken[prev.token] == prev {
-				st.bySID[sid] = prev
+				st.bySID[sid], restored = prev, true
 			}
 		}
 		st.mu.Unlock()
+		if restored { // its frames went to rs meanwhile: it fetches them
+			prev.markGap()
+		}
 		return nil, err
 	}
 	if st.srv.draining.Load() {
@@ -247,7 +257,7 @@ func (rs *redisSession) push(first int, data []string) {
 			continue
 		}
 		if len(rs.inbox) > 0 && (len(rs.inbox) >= cfg.SendQueue+cfg.BufferSize || rs.inboxB+len(f.data) > cfg.SendQueueBytes+cfg.BufferBytes) {
-			rs.gap = true // fetched from the history once the inbox is queued
+			rs.gap, rs.gapGen = true, rs.gapGen+1 // fetched from the history once the inbox is queued
 			continue
 		}
 		rs.st.srv.mem.charge(&f)
@@ -272,7 +282,7 @@ func (rs *redisSession) dropInboxLocked() {
 // markGap makes the pump fetch from the history the frames after the cursor.
 func (rs *redisSession) markGap() {
 	rs.mu.Lock()
-	rs.gap = true
+	rs.gap, rs.gapGen = true, rs.gapGen+1
 	rs.mu.Unlock()
 	rs.notify()
 }
@@ -299,7 +309,7 @@ func (rs *redisSession) pump() {
 		}
 		next := len(rs.inbox) > 0 && rs.inbox[0].seq <= rs.cursor+1
 		if !next && (rs.gap || len(rs.inbox) > 0) {
-			from := rs.cursor + 1
+			from, gen := rs.cursor+1, rs.gapGen
 			rs.mu.Unlock()
 			frames, oldest, seq, err := rs.st.fetch(rs.id, from, rs.st.srv.cfg.SendQueue)
 			if err != nil {
@@ -311,7 +321,7 @@ func (rs *redisSession) pump() {
 				continue
 			}
 			retry = 50 * time.Millisecond
-			if !rs.queueFetched(c, frames, oldest, seq) {
+			if !rs.queueFetched(c, frames, oldest, seq, gen) {
 				return
 			}
 			continue
@@ -337,7 +347,7 @@ func (rs *redisSession) pump() {
 // when the history holds nothing older. A connection whose next frame the history no
 // longer holds fell behind by more than the buffer: it is closed as a slow consumer
 // (4002), and the next connection learns what it missed. It returns false then.
-func (rs *redisSession) queueFetched(c *conn, frames []frame, oldest, seq int) bool {
+func (rs *redisSession) queueFetched(c *conn, frames []frame, oldest, seq, gen int) bool {
 	rs.mu.Lock()
 	if rs.gone || rs.conn != c {
 		rs.mu.Unlock()
@@ -359,7 +369,7 @@ func (rs *redisSession) queueFetched(c *conn, frames []frame, oldest, seq int) b
 			rs.cursor = f.seq
 		}
 	}
-	if rs.cursor >= seq {
+	if rs.cursor >= seq && rs.gapGen == gen {
 		rs.gap = false
 	}
 	for len(rs.inbox) > 0 && rs.inbox[0].seq <= rs.cursor { // fetched already
@@ -375,7 +385,7 @@ func (rs *redisSession) queueFetched(c *conn, frames []frame, oldest, seq int) b
 // restarted empty): its client reconnects, and starts a new session with a new epoch
 // (SEQ-5).
 func (rs *redisSession) lost(c *conn) {
-	rs.log.Warn("the session store no longer holds the session (was Redis restarted or flushed?): closing its connection with 1001")
+	rs.log.Warn("the session store no longer gives this node the session's connection (Redis restarted or was flushed, or this node's lease lapsed): closing it with 1001")
 	rs.st.srv.dropped(c, websocket.StatusGoingAway, "session lost by the session store")
 }
 
@@ -398,7 +408,10 @@ func (st *redisStore) fetch(sid string, from, n int) (frames []frame, oldest, se
 func (rs *redisSession) replace() int {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	if rs.conn == nil {
+	switch {
+	case rs.gone: // its detach is on its way to Redis
+		return rs.left
+	case rs.conn == nil:
 		rs.replaced = true
 		return -1
 	}
@@ -419,15 +432,32 @@ func (rs *redisSession) replaceLocked() int {
 // leaveLocked takes the session off the node's tables and stops its pump. rs.mu is
 // held.
 func (rs *redisSession) leaveLocked() {
+	rs.leaveKeepingToken()
+	rs.forgetToken()
+}
+
+// leaveKeepingToken is leaveLocked but for the table of tokens: a takeover that
+// arrives before the detach is recorded in Redis still finds what the connection
+// was given (replaced). rs.mu is held.
+func (rs *redisSession) leaveKeepingToken() {
 	if rs.gone {
 		return
 	}
 	rs.gone = true
+	rs.dropInboxLocked()
 	rs.notify()
 	rs.st.mu.Lock()
-	delete(rs.st.byToken, rs.token)
 	if rs.st.bySID[rs.id] == rs {
 		delete(rs.st.bySID, rs.id)
+	}
+	rs.st.mu.Unlock()
+}
+
+// forgetToken takes rs off the table of tokens.
+func (rs *redisSession) forgetToken() {
+	rs.st.mu.Lock()
+	if rs.st.byToken[rs.token] == rs {
+		delete(rs.st.byToken, rs.token)
 	}
 	rs.st.mu.Unlock()
 }
@@ -451,10 +481,12 @@ func (rs *redisSession) detach(c *conn, code websocket.StatusCode, reason string
 		rs.mu.Unlock()
 		return
 	}
-	rs.leaveLocked()
+	rs.left = written
+	rs.leaveKeepingToken()
 	rs.mu.Unlock()
 	st := rs.st
 	_, err := st.call(st.lua.detach, sessionKeys(rs.id), rs.id, st.node, rs.token, strconv.Itoa(written), strconv.FormatInt(st.srv.cfg.SessionTTL.Milliseconds(), 10))
+	rs.forgetToken()
 	if err != nil {
 		rs.log.Warn("could not record in the session store that the connection left; done when it answers again", "err", err)
 	}

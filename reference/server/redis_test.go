@@ -222,3 +222,37 @@ func TestRedisPacesSlowReader(t *testing.T) {
 		t.Fatal("empty answer")
 	}
 }
+
+// A node that drains hands the queued queries of a session without a connection to
+// another node, which runs them at once (BUF-2), not only once the client is back.
+func TestRedisDrainHandsQueueOver(t *testing.T) {
+	r := redistest.Start(t)
+	a, b := startNode(t, r, "a", nil), startNode(t, r, "b", nil)
+	sid := newSession(t)
+	ca, conn := a.connect(t, "session_id="+sid)
+	ca.send(map[string]any{"type": "query", "query": slowWords(5), "query_id": "first"})
+	ca.send(map[string]any{"type": "query", "query": "second in line", "query_id": "second"})
+	start := ca.expect("query_start")
+	ca.ws.CloseNow()
+	eventually(t, "the session is offline", func() bool {
+		owner, err := r.Do("HGET", "agentws:s:"+sid, "owner")
+		return err == nil && owner == "$-1"
+	})
+	a.Drain(context.Background())
+	eventually(t, "node b ran the queued query", func() bool {
+		queued, err1 := r.Do("LLEN", "agentws:q:"+sid)
+		running, err2 := r.Do("HGET", "agentws:s:"+sid, "running")
+		return err1 == nil && err2 == nil && queued == ":0" && running == "$-1"
+	})
+	cb, resumed := b.connect(t, fmt.Sprintf("session_id=%s&last_seq=%d&epoch=%s", sid, start.num("seq"), conn.str("epoch")))
+	if resumed["resumed"] != true {
+		t.Fatalf("connected %v on node b, want resumed", resumed)
+	}
+	first := append([]frame{start}, cb.stream()...)
+	checkStream(t, first)
+	second := cb.stream()
+	checkStream(t, second)
+	if second[0].str("query_id") != "second" {
+		t.Fatalf("the second stream is of %q, want the queued query", second[0].str("query_id"))
+	}
+}

@@ -124,6 +124,21 @@ local function claim(s, q, sid, node)
   return e
 end
 
+-- hand_over tells another node to run the queued queries of session sid, which node
+-- stops running: the node of the session's connection, or else the node that renewed
+-- its lease last (BUF-2: the queries of a session without a connection run on).
+local function hand_over(q, sid, node, owner)
+  if redis.call('LLEN', q) == 0 then return end
+  local target = nil
+  if owner and owner ~= node then target = owner end
+  if not target then
+    for _, n in ipairs(redis.call('ZREVRANGE', P .. 'nodes', 0, 3)) do
+      if n ~= node then target = n break end
+    end
+  end
+  if target then redis.call('PUBLISH', node_chan(target), 'W ' .. sid) end
+end
+
 -- end_session ends session sid (DISC-3, BUF-6): its keys go, and the node running its
 -- query is told to stop it.
 local function end_session(sid)
