@@ -135,6 +135,15 @@ func TestBadSettings(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "-log-level") {
 		t.Errorf("bad log level: got %v", err)
 	}
+	err = run(context.Background(), []string{"-addr", "127.0.0.1:0"}, env(map[string]string{"AGENTWS_STORE": "postgres://db"}), io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), `session store "postgres://db" is not a redis://`) {
+		t.Errorf("a store that is not Redis: got %v", err)
+	}
+	// A Redis that does not answer: the server does not start, and says which.
+	err = run(context.Background(), []string{"-addr", "127.0.0.1:0", "-store", "redis://127.0.0.1:1/0"}, env(nil), io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "session store redis://127.0.0.1:1/0 cannot be reached") {
+		t.Errorf("an unreachable store: got %v", err)
+	}
 }
 
 func TestOpenAIKeyFromEnvironment(t *testing.T) {
