@@ -76,6 +76,17 @@ func (m *metrics) upstreamUp(s *Server) {
 		}))
 }
 
+// storeUp registers store_up, with the Redis store.
+func (m *metrics) storeUp(st *redisStore) {
+	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "agentws", Name: "store_up", Help: "1 while the Redis session store answers, 0 while it does not; /readyz fails with it."},
+		func() float64 {
+			if st.up.Load() {
+				return 1
+			}
+			return 0
+		}))
+}
+
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }

@@ -405,15 +405,21 @@ func (st *redisStore) publish(node, message string) {
 
 // fetchAll makes every connection of the node fetch the frames it may have missed.
 func (st *redisStore) fetchAll() {
+	for _, rs := range st.held() {
+		rs.markGap()
+	}
+}
+
+// held returns the sessions whose connection the node holds. The caller may then
+// lock each: the lock order is a session's, then the store's.
+func (st *redisStore) held() []*redisSession {
 	st.mu.Lock()
+	defer st.mu.Unlock()
 	all := make([]*redisSession, 0, len(st.bySID))
 	for _, rs := range st.bySID {
 		all = append(all, rs)
 	}
-	st.mu.Unlock()
-	for _, rs := range all {
-		rs.markGap()
-	}
+	return all
 }
 
 // conns returns the node's connections that joined a session.
@@ -614,13 +620,7 @@ func (st *redisStore) ackLoop() {
 
 // closeStrays closes with 1001 the connections whose session no longer names them.
 func (st *redisStore) closeStrays() {
-	st.mu.Lock()
-	all := make([]*redisSession, 0, len(st.bySID))
-	for _, rs := range st.bySID {
-		all = append(all, rs)
-	}
-	st.mu.Unlock()
-	for _, rs := range all {
+	for _, rs := range st.held() {
 		ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
 		token, err := st.client.Do(ctx, st.client.B().Hget().Key(redisPrefix+"s:"+rs.id).Field("token").Build()).ToString()
 		cancel()

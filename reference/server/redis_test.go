@@ -158,6 +158,9 @@ func TestRedisLostAndBack(t *testing.T) {
 	ca.stream()
 	r.Stop()
 	eventually(t, "/readyz fails", func() bool { return readyz(t, a) == http.StatusServiceUnavailable })
+	if _, m := scrape(t, a.URL+"/metrics"); m["agentws_store_up"] != 0 {
+		t.Errorf("store_up %v while Redis is away, want 0", m["agentws_store_up"])
+	}
 	if status, he := a.refused(t, "session_id="+newSession(t), nil); status != http.StatusServiceUnavailable || he.Code != "store_unavailable" {
 		t.Errorf("a new connection got %d %v, want 503 store_unavailable", status, he)
 	}
@@ -167,6 +170,9 @@ func TestRedisLostAndBack(t *testing.T) {
 	}
 	r.Launch()
 	eventually(t, "/readyz passes again", func() bool { return readyz(t, a) == http.StatusOK })
+	if _, m := scrape(t, a.URL+"/metrics"); m["agentws_store_up"] != 1 {
+		t.Errorf("store_up %v with Redis back, want 1", m["agentws_store_up"])
+	}
 	ca.expectClose(websocket.StatusGoingAway)
 	cb, again := a.connect(t, fmt.Sprintf("session_id=%s&last_seq=3&epoch=%s", sid, conn.str("epoch")))
 	if again["resumed"] != false || again.str("epoch") == conn.str("epoch") {

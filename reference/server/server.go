@@ -85,6 +85,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		s.redis = st
+		s.metrics.storeUp(st)
 		if err := st.start(); err != nil {
 			s.cancel(errShutdown)
 			s.background.Wait()
