@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -97,6 +98,13 @@ func (s *Server) Stop() {
 	<-s.exit
 	s.cmd = nil
 }
+
+// Pause stops the server's process (SIGSTOP): a Redis that stalls, neither answering
+// nor closing its connections; Continue resumes it.
+func (s *Server) Pause() { s.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Continue resumes a paused server (SIGCONT).
+func (s *Server) Continue() { s.cmd.Process.Signal(syscall.SIGCONT) }
 
 // Launch starts the server again, empty, on the same port, after Stop: what a Redis
 // without persistence that restarts looks like.

@@ -388,7 +388,10 @@ func (st *redisStore) replaced(sid, token, next, nextToken string) {
 	st.mu.Unlock()
 	written := -1
 	if rs != nil {
-		written = rs.replace()
+		var now bool
+		if written, now = rs.replace(next, nextToken); !now {
+			return // answered by open
+		}
 	}
 	st.publish(next, "D "+nextToken+" "+strconv.Itoa(written))
 }
@@ -449,6 +452,7 @@ func (st *redisStore) leaseLoop() {
 	tick := time.NewTicker(max(lease/4, 10*time.Millisecond))
 	defer tick.Stop()
 	st.renew()
+	renewed := time.Now()
 	for {
 		select {
 		case <-st.srv.ctx.Done():
@@ -459,16 +463,29 @@ func (st *redisStore) leaseLoop() {
 		if !st.renew() {
 			continue
 		}
+		// A node that could not renew for half a lease was cut off from Redis, or Redis
+		// stalled for all: it judges no other node this round (they could not renew
+		// either), and mends what the others may have done to it meanwhile.
+		cutOff := time.Since(renewed) > lease/2
+		renewed = time.Now()
+		if cutOff {
+			st.log.Warn("the lease could not be renewed for over half a lease: sweeping no node this round, and checking this node's sessions", "lease", lease)
+			st.dirty.Store(true)
+		}
 		st.flushSent()
 		if st.dirty.Swap(false) {
 			st.reconcile()
 		}
-		st.sweep()
+		if !cutOff {
+			st.sweep()
+		}
 	}
 }
 
+// renew renews the node's lease. A Redis that takes half a lease to answer counts as
+// unreachable: it stalls, and the node must say so (/readyz) before its lease lapses.
 func (st *redisStore) renew() bool {
-	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), min(storeCallTimeout, st.srv.cfg.NodeLease/2))
 	defer cancel()
 	now := time.Now().UnixMilli()
 	err := st.client.Do(ctx, st.client.B().Zadd().Key(redisNodes).ScoreMember().ScoreMember(float64(now), st.node).Build()).Error()

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,8 +38,11 @@ type redisSession struct {
 	gap      bool // frames after cursor are to be fetched from the history
 	replaced bool // taken over before its connection joined
 	gone     bool
-	gapGen   int // counts the times gap was set: a fetch clears gap only if none came since it began
-	left     int // once gone by a detach: the seq of the last frame the connection was given
+	gapGen   int      // counts the times gap was set: a fetch clears gap only if none came since it began
+	left     int      // once gone by a detach: the seq of the last frame the connection was given
+	start    int      // once known, the seq after which the connection's frames begin (-1: the recorded delivered)
+	started  bool     // start is known
+	waiting  []string // takeovers that came before start was known: "node token" to answer
 	wake     chan struct{}
 
 	// The pace of the stream: the seq the connection's writer took last, whether the
@@ -123,7 +127,13 @@ func (st *redisStore) open(c *conn, sid, user string, resume resumeRequest, log 
 		rs.mu.Lock()
 		rs.gone = true
 		rs.dropInboxLocked()
+		waiting := rs.waiting
+		rs.waiting = nil
 		rs.mu.Unlock()
+		for _, w := range waiting { // it gave nothing: what was recorded holds
+			next, token, _ := strings.Cut(w, " ")
+			st.publish(next, "D "+token+" -1")
+		}
 		restored := false
 		st.mu.Lock()
 		delete(st.byToken, rs.token)
@@ -166,6 +176,17 @@ func (st *redisStore) open(c *conn, sid, user string, resume resumeRequest, log 
 				log.Warn("the node of the replaced connection did not answer the takeover in time: sending the frames after those recorded when a connection last left", "node", oldNode, "waited", handoffTimeout)
 			}
 		}
+	}
+	// A connection that takes this one over before it has any frame gets the frames
+	// this one was to get.
+	rs.mu.Lock()
+	rs.start, rs.started = start, true
+	waiting := rs.waiting
+	rs.waiting = nil
+	rs.mu.Unlock()
+	for _, w := range waiting {
+		next, token, _ := strings.Cut(w, " ")
+		st.publish(next, "D "+token+" "+strconv.Itoa(start))
 	}
 	k := -1
 	if resume.asked {
@@ -405,17 +426,23 @@ func (st *redisStore) fetch(sid string, from, n int) (frames []frame, oldest, se
 
 // replace closes the connection with 4001 (TAKE-1) and returns the seq of the last
 // frame it was given, for the connection that took the session over.
-func (rs *redisSession) replace() int {
+// A connection still in its handshake answers once it knows where its frames begin
+// (open): replace then returns false, having noted next and nextToken.
+func (rs *redisSession) replace(next, nextToken string) (int, bool) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	switch {
 	case rs.gone: // its detach is on its way to Redis
-		return rs.left
+		return rs.left, true
 	case rs.conn == nil:
 		rs.replaced = true
-		return -1
+		if rs.started {
+			return rs.start, true
+		}
+		rs.waiting = append(rs.waiting, next+" "+nextToken)
+		return 0, false
 	}
-	return rs.replaceLocked()
+	return rs.replaceLocked(), true
 }
 
 func (rs *redisSession) replaceLocked() int {

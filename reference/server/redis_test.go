@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -261,4 +262,97 @@ func TestRedisDrainHandsQueueOver(t *testing.T) {
 	if second[0].str("query_id") != "second" {
 		t.Fatalf("the second stream is of %q, want the queued query", second[0].str("query_id"))
 	}
+}
+
+// Connections that take a session over at the same moment, on both nodes, while its
+// query streams, each without last_seq: however the takeovers interleave (one may be
+// replaced while still in its handshake), every frame reaches the client once, over
+// all its connections (BUF-4, SEQ-6, TAKE-2).
+func TestRedisRacingTakeovers(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := []*testServer{startNode(t, r, "a", nil), startNode(t, r, "b", nil)}
+	sid := newSession(t)
+	first, _ := nodes[0].connect(t, "session_id="+sid)
+	first.send(query(slowWords(30)))
+	var mu sync.Mutex
+	seen := map[int]int{}
+	var wg sync.WaitGroup
+	read := func(c *client) {
+		defer wg.Done()
+		for {
+			f, err := c.read()
+			if err != nil {
+				return
+			}
+			if f["seq"] != nil {
+				mu.Lock()
+				seen[f.num("seq")]++
+				mu.Unlock()
+			}
+		}
+	}
+	wg.Add(1)
+	go read(first)
+	for round := range 8 {
+		var dialed sync.WaitGroup
+		for i := range 2 {
+			dialed.Add(1)
+			go func() {
+				defer dialed.Done()
+				c := nodes[(round+i)%2].dial(t, "session_id="+sid)
+				wg.Add(1)
+				go read(c)
+			}()
+		}
+		dialed.Wait()
+		time.Sleep(150 * time.Millisecond) // the next round comes while the query streams: the race under test
+	}
+	last := nodes[0].dial(t, "session_id="+sid)
+	for {
+		f := last.next()
+		if f["seq"] != nil {
+			mu.Lock()
+			seen[f.num("seq")]++
+			mu.Unlock()
+		}
+		if f.str("type") == "complete" {
+			break
+		}
+	}
+	last.ws.CloseNow()
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	for seq, n := range seen {
+		if n > 1 {
+			t.Errorf("frame %d reached the client %d times", seq, n)
+		}
+	}
+}
+
+// A Redis that stalls (neither answering nor closing) for several leases makes the
+// nodes unready, and no node takes another's queries for lapsed: they could not renew
+// either. The stream goes on once Redis answers, and ends with its complete.
+func TestRedisStall(t *testing.T) {
+	r := redistest.Start(t)
+	a, b := startNode(t, r, "a", nil), startNode(t, r, "b", nil)
+	sid := newSession(t)
+	ca, _ := a.connect(t, "session_id="+sid)
+	ca.send(query(slowWords(20)))
+	got := []frame{ca.expect("query_start"), ca.expect("chunk")}
+	r.Pause()
+	eventually(t, "/readyz fails on both nodes", func() bool {
+		return readyz(t, a) == http.StatusServiceUnavailable && readyz(t, b) == http.StatusServiceUnavailable
+	})
+	time.Sleep(3 * 400 * time.Millisecond) // three leases of stall: the behaviour under test
+	r.Continue()
+	for {
+		f := ca.next()
+		got = append(got, f)
+		if t := f.str("type"); t == "complete" || t == "error" {
+			break
+		}
+	}
+	checkSeqs(t, got, 1)
+	checkStream(t, got)
 }
