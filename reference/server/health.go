@@ -14,8 +14,11 @@ var _ httpapi.StrictServerInterface = healthAPI{}
 // Stats are the five figures of GET /ws/health.
 func (s *Server) Stats() httpapi.Health {
 	status := httpapi.HealthStatusHealthy
-	if s.draining.Load() {
+	switch {
+	case s.draining.Load():
 		status = httpapi.HealthStatusDraining
+	case s.redis != nil && !s.redis.up.Load(): // it cannot serve queries until Redis answers
+		status = httpapi.HealthStatusUninitialized
 	}
 	h := httpapi.Health{
 		Status:            status,

@@ -162,6 +162,9 @@ func TestRedisLostAndBack(t *testing.T) {
 	if _, m := scrape(t, a.URL+"/metrics"); m["agentws_store_up"] != 0 {
 		t.Errorf("store_up %v while Redis is away, want 0", m["agentws_store_up"])
 	}
+	if h := a.health(t); h.Status != "uninitialized" {
+		t.Errorf("health status %q while Redis is away, want uninitialized (HEALTH-2)", h.Status)
+	}
 	if status, he := a.refused(t, "session_id="+newSession(t), nil); status != http.StatusServiceUnavailable || he.Code != "store_unavailable" {
 		t.Errorf("a new connection got %d %v, want 503 store_unavailable", status, he)
 	}
