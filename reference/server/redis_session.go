@@ -224,6 +224,7 @@ func (st *redisStore) open(c *conn, sid, user string, resume resumeRequest, log 
 		c.onSent = rs.sent
 	} else {
 		replaced = true // a newer connection took the session over meanwhile
+		c.sent = start  // it gives nothing: the next one starts where it would have
 	}
 	first := encode(connected)
 	first.evicted = connected.Evicted
@@ -445,15 +446,24 @@ func (rs *redisSession) replace(next, nextToken string) (int, bool) {
 	return rs.replaceLocked(), true
 }
 
+// replaceLocked closes the connection with 4001 and returns the seq of the last frame
+// it was given. Its token stays known for the handoff timeout: a connection that finds
+// itself replaced (backlog) may get the takeover's question after it closed, and must
+// still answer it with what it gave. rs.mu is held.
 func (rs *redisSession) replaceLocked() int {
 	c := rs.conn
 	unsent, _ := c.closeNow(closeSessionReplaced, "session replaced")
 	dropAll(unsent)
 	rs.st.srv.release(c)
-	rs.leaveLocked()
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.sent
+	sent := c.sent
+	c.mu.Unlock()
+	if !rs.gone {
+		rs.left = sent
+		rs.leaveKeepingToken()
+		time.AfterFunc(handoffTimeout, rs.forgetToken)
+	}
+	return sent
 }
 
 // leaveLocked takes the session off the node's tables and stops its pump. rs.mu is
