@@ -40,11 +40,15 @@ var headerKeys = []string{"rules", "level", "needs", "settings"}
 
 // Catalog reads the cases of dir ("" for the built-in ones), sorted by name.
 func Catalog(dir string) ([]Case, error) {
-	var fsys fs.FS = builtin
-	root := "testdata"
-	if dir != "" {
-		fsys, root = os.DirFS(dir), "."
+	if dir == "" {
+		return catalogOf(builtin, "testdata", "")
 	}
+	return catalogOf(os.DirFS(dir), ".", dir)
+}
+
+// catalogOf reads the cases in root of fsys; dir is where fsys is on disk, "" for the
+// built-in cases.
+func catalogOf(fsys fs.FS, root, dir string) ([]Case, error) {
 	files, err := fs.Glob(fsys, path.Join(root, "*.txtar"))
 	if err != nil {
 		return nil, err

@@ -158,7 +158,11 @@ func scriptCommands() map[string]func(ts *testscript.TestScript, neg bool, args 
 }
 
 func usage(ts *testscript.TestScript, name string) {
-	ts.Fatalf("usage: %s", commands[name].usage)
+	table := commands
+	if st, _ := ts.Value(stateKey{}).(*caseState); st != nil && st.srv != nil {
+		table = clientCommands
+	}
+	ts.Fatalf("usage: %s", table[name].usage)
 }
 
 // parse parses a command's flags; it fails with the usage line on an error or when

@@ -15,6 +15,14 @@ import (
 type Options struct {
 	// URL is the server's WebSocket endpoint, such as ws://localhost:8050/ws.
 	URL string
+	// Client, when not empty, is the command of a client's adapter, and its
+	// arguments (README.md, "Check your own client"): the run plays the scripted server
+	// of the client cases against it, instead of checking a server at URL.
+	Client []string
+	// ClientFeatures are what the client's adapter declares it can do beyond the
+	// contract's minimum (ClientFeatures lists them); the client cases that need
+	// another are skipped.
+	ClientFeatures []string
 	// Capabilities, when not nil, are the capabilities to test, instead of those the
 	// server's connected frame claims.
 	Capabilities []string

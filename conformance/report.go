@@ -20,18 +20,21 @@ const ReportVersion = 1
 
 // Report is the outcome of a run.
 type Report struct {
-	Version         int           `json:"version"`
-	SpecVersion     string        `json:"spec_version"`
-	Server          string        `json:"server"`
-	ProtocolVersion string        `json:"protocol_version"` // what the server's connected says
-	Capabilities    []string      `json:"capabilities"`
-	Probe           string        `json:"probe,omitempty"` // why the capabilities could not be learnt
-	Error           string        `json:"error,omitempty"` // why the run could not start: then no case ran
-	Strict          bool          `json:"strict"`
-	Started         time.Time     `json:"started"`
-	Duration        time.Duration `json:"duration_ns"`
-	Totals          Totals        `json:"totals"`
-	Cases           []*CaseResult `json:"cases"`
+	Version         int    `json:"version"`
+	SpecVersion     string `json:"spec_version"`
+	Server          string `json:"server"`
+	ProtocolVersion string `json:"protocol_version"` // what the server's connected says
+	// Client: a run of the client cases; then Server names the client's adapter,
+	// Capabilities are its features and Rules the client rules.
+	Client       bool          `json:"client,omitempty"`
+	Capabilities []string      `json:"capabilities"`
+	Probe        string        `json:"probe,omitempty"` // why the capabilities could not be learnt
+	Error        string        `json:"error,omitempty"` // why the run could not start: then no case ran
+	Strict       bool          `json:"strict"`
+	Started      time.Time     `json:"started"`
+	Duration     time.Duration `json:"duration_ns"`
+	Totals       Totals        `json:"totals"`
+	Cases        []*CaseResult `json:"cases"`
 	// Findings are what the run-wide checks found, over every observation of every
 	// case: rules that must hold at every moment (HEALTH-3, SEQ-1).
 	Findings []Finding    `json:"findings"`
@@ -58,8 +61,12 @@ type RuleResult struct {
 }
 
 func newReport(opts *Options, version string, caps []string, rules []spec.Rule, results []*CaseResult, findings []Finding, started time.Time) *Report {
+	label := opts.URL
+	if len(opts.Client) > 0 {
+		label = opts.clientLabel()
+	}
 	r := &Report{
-		Version: ReportVersion, SpecVersion: spec.Version(), Server: opts.URL, ProtocolVersion: version,
+		Version: ReportVersion, SpecVersion: spec.Version(), Server: label, ProtocolVersion: version, Client: len(opts.Client) > 0,
 		Capabilities: caps, Strict: opts.Strict, Started: started.UTC(), Duration: time.Since(started), Cases: results,
 		Findings: findings,
 	}
@@ -82,7 +89,7 @@ func newReport(opts *Options, version string, caps []string, rules []spec.Rule, 
 		}
 	}
 	for _, rule := range rules {
-		if !rule.Client {
+		if rule.Client == r.Client {
 			r.Rules = append(r.Rules, ruleResult(rule, results, r.Findings, opts.Strict))
 		}
 	}

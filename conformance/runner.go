@@ -40,6 +40,9 @@ const (
 // When ctx ends first, every case still running ends promptly, failing, and Run
 // returns the report and ctx's cause.
 func Run(ctx context.Context, opts Options) (*Report, error) {
+	if len(opts.Client) > 0 {
+		return runClient(ctx, opts)
+	}
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
@@ -77,7 +80,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if opts.Capabilities != nil {
 		caps = opts.Capabilities
 	}
-	files, cleanup, err := caseFiles(opts.Dir, cases)
+	files, cleanup, err := caseFilesOf(builtin, opts.Dir, cases)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +188,7 @@ func probe(ctx context.Context, opts *Options) (version string, caps []string, n
 
 // caseFiles returns the case files to run: the built-in ones are written to a
 // temporary directory, for testscript reads files.
-func caseFiles(dir string, cases []Case) ([]string, func(), error) {
+func caseFilesOf(fsys fs.FS, dir string, cases []Case) ([]string, func(), error) {
 	if dir != "" {
 		var files []string
 		for _, c := range cases {
@@ -200,7 +203,7 @@ func caseFiles(dir string, cases []Case) ([]string, func(), error) {
 	cleanup := func() { os.RemoveAll(tmp) }
 	var files []string
 	for _, c := range cases {
-		data, err := fs.ReadFile(builtin, c.file)
+		data, err := fs.ReadFile(fsys, c.file)
 		if err != nil {
 			cleanup()
 			return nil, nil, err
@@ -228,6 +231,7 @@ const healthSampleInterval = 100 * time.Millisecond
 // at most opts.Parallel at a time, under a caseT that records the verdict.
 type runner struct {
 	ctx     context.Context // the run's: when it ends, every case ends
+	client  bool            // the client cases: the harness plays the server, caps are the adapter's features
 	opts    *Options
 	caps    []string
 	v       *schemas.Validator
@@ -258,6 +262,9 @@ func (r *runner) runScripts(files []string) (err error) {
 		}
 	}()
 	p := testscript.Params{Files: files, Setup: r.setup, Cmds: scriptCommands(), Condition: r.condition}
+	if r.client {
+		p.Setup, p.Cmds = r.setupClient, clientScriptCommands()
+	}
 	p.Deadline, _ = r.ctx.Deadline()
 	testscript.RunT(r, p)
 	r.wg.Wait()

@@ -32,6 +32,10 @@ type caseState struct {
 	wire  *wireLog
 	conns map[string]*conn
 
+	// Of a client case: the scripted server, and its side of the client's connections.
+	srv    *scriptServer
+	sconns map[string]*sconn
+
 	inv  *invariants // the run's; nil for the probe
 	name string      // the case's
 	// errorCodes: the server claims error_codes, so every error frame carries a code of
@@ -58,7 +62,7 @@ func (st *caseState) blessed(file, content string) {
 }
 
 func newCaseState(ctx context.Context, opts *Options, rules map[string]spec.Rule, v *schemas.Validator) *caseState {
-	return &caseState{ctx: ctx, opts: opts, rules: rules, v: v, wire: newWireLog(), conns: map[string]*conn{}, streams: map[string]*streamState{}}
+	return &caseState{ctx: ctx, opts: opts, rules: rules, v: v, wire: newWireLog(), conns: map[string]*conn{}, sconns: map[string]*sconn{}, streams: map[string]*streamState{}}
 }
 
 // finding records a broken rule; rule "" is a harness problem, counted as a failure.
