@@ -1,5 +1,5 @@
 // agentws.js against the reference server (the fixture agent, every capability).
-import { test } from "node:test";
+import { test, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../agentws.js";
 import { WebSocket as NodeWebSocket } from "../node.mjs";
@@ -7,11 +7,19 @@ import { WS, skip, sessionId, control, recorder, rejection, drain, states } from
 
 const slow = "__slow__ an answer long enough to be interrupted in the middle of it";
 
+// Every client a test opens is closed after it, passed or failed, so that a failing
+// test does not hold the process open.
+const opened = [];
+afterEach(() => {
+  for (const c of opened.splice(0)) c.close();
+});
+
 function client(name, options = {}) {
   const rec = recorder();
   const st = states();
   const sid = sessionId(name);
   const c = new Client(WS, { sessionId: sid, WebSocket: rec.WebSocket, onFrame: rec.onFrame, onState: st.onState, ...options });
+  opened.push(c);
   return { c, rec, st, sid };
 }
 
