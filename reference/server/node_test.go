@@ -81,7 +81,8 @@ func (r *restartable) restart() {
 // environment: AGENTWS_TEST_WS, the reference server's endpoint, and AGENTWS_TEST_AUX,
 // the base URL of the control endpoints (POST /control/drop?session_id=S,
 // POST /control/restart) and of the scripted servers (/scripted/NAME/ws, and
-// GET /scripted/handshakes?session_id=S, how many handshakes the session made).
+// GET /scripted/handshakes?session_id=S, how many handshakes the session made). The
+// files run one at a time: a restart ends every session of the reference server.
 func TestNode(t *testing.T) {
 	node := nodeBinary(t)
 	files, err := filepath.Glob("../web/test/*.test.mjs")
@@ -113,7 +114,7 @@ func TestNode(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, append([]string{"--test", "--test-reporter=spec", "--test-timeout=60000"}, files...)...)
+	cmd := exec.CommandContext(ctx, node, append([]string{"--test", "--test-concurrency=1", "--test-reporter=spec", "--test-timeout=60000"}, files...)...)
 	cmd.Dir = "../web/test"
 	cmd.Env = append(os.Environ(),
 		"AGENTWS_TEST_WS=ws"+strings.TrimPrefix(refTS.URL, "http")+"/ws",
