@@ -13,6 +13,9 @@ const slow = "__slow__ an answer long enough to be interrupted in the middle of 
 /**
  * Runs node ask.mjs with args; onOutput(stdout so far) is called as stdout grows.
  * Resolves with { status, stdout, stderr }.
+ * @param {string[]} args
+ * @param {{env?: Record<string, string>, onOutput?: (stdout: string) => unknown}} [options]
+ * @returns {Promise<{status: number | null, stdout: string, stderr: string}>}
  */
 function ask(args, { env = {}, onOutput = () => {} } = {}) {
   return new Promise((resolve, reject) => {

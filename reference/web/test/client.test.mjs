@@ -141,8 +141,7 @@ test("the first handshake refused, with Node's own WebSocket: refused, no status
 });
 
 test("nothing listening: refused", { skip }, async () => {
-  const { c } = client("nothing", {});
-  c.url = "ws://127.0.0.1:1/ws";
+  const c = new Client("ws://127.0.0.1:1/ws", { sessionId: sessionId("nothing"), WebSocket: NodeWebSocket });
   assert.equal((await rejection(c.connect())).code, "refused");
 });
 

@@ -55,6 +55,9 @@ export async function rejection(promise) {
 /**
  * Reads q's chunks, calling onChunk(n, chunk) after the n-th; returns them and how q
  * ended: { chunks, result } or { chunks, error }.
+ * @param {import("../agentws.js").Query} q
+ * @param {(n: number, chunk: string) => unknown} [onChunk]
+ * @returns {Promise<{chunks: string[], result?: import("../agentws.js").Answer, error?: any}>}
  */
 export async function drain(q, onChunk = () => {}) {
   const chunks = [];
