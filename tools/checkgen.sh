@@ -3,7 +3,7 @@
 # it regenerates them and compares their contents before and after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-generated() { find . -path ./tools/speclint/node_modules -prune -o \( -name '*.gen.go' -o -name '*.gen.yaml' -o -path ./spec/openapi.yaml \) -type f -print | sort; }
+generated() { find . -path ./tools/speclint/node_modules -prune -o \( -name '*.gen.go' -o -name '*.gen.yaml' -o -name '*.gen.d.ts' -o -path ./spec/openapi.yaml \) -type f -print | sort; }
 snapshot() { generated | while read -r f; do sha256sum "$f"; done; }
 before=$(snapshot)
 go generate ./...

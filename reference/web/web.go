@@ -2,6 +2,12 @@
 // protocol's JavaScript client (one dependency-free ES module, for browsers and Node 22
 // and later), and console.html, a page built on it to connect, ask, watch the frames
 // stream with their types and timings, cancel, drop and resume, and see health.
+//
+// Beside them, not served: agentws.d.ts, the client's TypeScript declarations, over
+// messages.gen.d.ts, generated from schemas/*.json by tools/tsgen (generate.go);
+// node.mjs, a Node WebSocket that tells the client a refused handshake's HTTP status;
+// ask.mjs, the client's command-line adapter (Node 22); test/, its Node tests, run by
+// reference/server/node_test.go; typecheck/, the TypeScript check (make typecheck).
 package web
 
 import (
