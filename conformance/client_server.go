@@ -130,8 +130,14 @@ func httpError(w http.ResponseWriter, status int, code, text string) {
 func (s *scriptServer) next(d time.Duration) (*arrival, error) {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
+	var exited <-chan struct{}
+	if s.adapter != nil {
+		exited = s.adapter.done
+	}
 	for {
 		select {
+		case <-exited:
+			return nil, fmt.Errorf("the client %s, without connecting", s.adapter.describe())
 		case a := <-s.arrivals:
 			a.mu.Lock()
 			gone := a.gone

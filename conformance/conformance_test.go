@@ -45,6 +45,8 @@ var (
 	flagWireLogs     = flag.String("wirelogs", "", "write the wire log of each failed or warned case, as a replayable transcript, to this directory")
 	flagToken        = flag.String("token", "", "a valid bearer token for a server with the auth capability")
 	flagExpiredToken = flag.String("expired-token", "", "an expired bearer token for the same server")
+	flagClient       = flag.String("client", "", "check a client instead of a server: the command of its adapter, words separated by spaces (see README.md, \"Check your own client\")")
+	flagClientFeat   = flag.String("client-features", "", "comma-separated features the client's adapter supports beyond the contract's minimum: cancel")
 	flagUpdate       = flag.Bool("update", false, "re-bless: rewrite the expectfile patterns of testdata from the reference server's frames (and the README's command reference)")
 )
 
@@ -54,13 +56,20 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	if *flagClient != "" && flag.Lookup("test.run").Value.String() == "" {
+		flag.Set("test.run", "^TestClientConformance$")
+	}
 	if *flagURL != "" && flag.Lookup("test.run").Value.String() == "" {
 		// A user's run checks the user's server and nothing else: the harness's unit
 		// tests do not run (its own tests against servers live in conformance/selftest).
 		flag.Set("test.run", "^TestConformance$")
 	}
 	if *flagList {
-		cases, err := conformance.Catalog("")
+		catalog := conformance.Catalog
+		if *flagClient != "" {
+			catalog = conformance.ClientCatalog
+		}
+		cases, err := catalog("")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
