@@ -192,7 +192,12 @@ func connNamed(ts *testscript.TestScript, st *caseState, name string) *conn {
 
 // CommandReference returns the Markdown table of the commands, from their usage lines:
 // the command reference of README.md.
-func CommandReference() string {
+func CommandReference() string { return commandReference(commands) }
+
+// ClientCommandReference returns the Markdown table of the client cases' commands.
+func ClientCommandReference() string { return commandReference(clientCommands) }
+
+func commandReference(commands map[string]command) string {
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
