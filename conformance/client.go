@@ -14,7 +14,6 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/agentws/agentws/schemas"
 	"github.com/agentws/agentws/spec"
 )
 
@@ -43,31 +42,9 @@ func runClient(ctx context.Context, opts Options) (*Report, error) {
 	if err := opts.checkClient(); err != nil {
 		return nil, err
 	}
-	rules, err := spec.Rules()
+	rules, v, cases, err := prepare(opts, ClientCatalog)
 	if err != nil {
 		return nil, err
-	}
-	v, err := schemas.NewValidator(schemas.Options{})
-	if err != nil {
-		return nil, err
-	}
-	all, err := ClientCatalog(opts.Dir)
-	if err != nil {
-		return nil, err
-	}
-	var cases []Case
-	for _, c := range all {
-		if c.selected(opts.Cases) {
-			cases = append(cases, c)
-		}
-	}
-	for _, p := range opts.Cases {
-		if !slices.ContainsFunc(all, func(c Case) bool { return c.selected([]string{p}) }) {
-			return nil, fmt.Errorf("no client case name starts with %q (the cases are listed by -list)", p)
-		}
-	}
-	if len(cases) == 0 {
-		return nil, errors.New("no case to run")
 	}
 	started := time.Now()
 	files, cleanup, err := caseFilesOf(builtinClient, opts.Dir, cases)

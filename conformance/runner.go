@@ -46,31 +46,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	rules, err := spec.Rules()
+	rules, v, cases, err := prepare(opts, Catalog)
 	if err != nil {
 		return nil, err
-	}
-	v, err := schemas.NewValidator(schemas.Options{})
-	if err != nil {
-		return nil, err
-	}
-	all, err := Catalog(opts.Dir)
-	if err != nil {
-		return nil, err
-	}
-	var cases []Case
-	for _, c := range all {
-		if c.selected(opts.Cases) {
-			cases = append(cases, c)
-		}
-	}
-	for _, p := range opts.Cases {
-		if !slices.ContainsFunc(all, func(c Case) bool { return c.selected([]string{p}) }) {
-			return nil, fmt.Errorf("no case name starts with %q (the cases are listed by -list)", p)
-		}
-	}
-	if len(cases) == 0 {
-		return nil, errors.New("no case to run")
 	}
 	started := time.Now()
 	version, caps, probeNote, err := probe(ctx, &opts)
@@ -132,6 +110,38 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return rep, fmt.Errorf("the run was cut short: %w", context.Cause(ctx))
 	}
 	return rep, nil
+}
+
+// prepare reads what a run needs: the spec's rules, the validator, and the cases of
+// catalog that opts selects.
+func prepare(opts Options, catalog func(dir string) ([]Case, error)) ([]spec.Rule, *schemas.Validator, []Case, error) {
+	rules, err := spec.Rules()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	v, err := schemas.NewValidator(schemas.Options{})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	all, err := catalog(opts.Dir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var cases []Case
+	for _, c := range all {
+		if c.selected(opts.Cases) {
+			cases = append(cases, c)
+		}
+	}
+	for _, p := range opts.Cases {
+		if !slices.ContainsFunc(all, func(c Case) bool { return c.selected([]string{p}) }) {
+			return nil, nil, nil, fmt.Errorf("no case name starts with %q (the cases are listed by -list)", p)
+		}
+	}
+	if len(cases) == 0 {
+		return nil, nil, nil, errors.New("no case to run")
+	}
+	return rules, v, cases, nil
 }
 
 // probe opens one connection to learn the server's protocol version and capabilities.
