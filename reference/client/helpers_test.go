@@ -1,0 +1,109 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agentws/agentws/reference/client"
+	"github.com/agentws/agentws/reference/server"
+)
+
+// TestMain fails the run when a goroutine of the client (or of the in-process
+// reference server) outlives the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if leaked := leakedGoroutines(5 * time.Second); leaked != "" {
+			fmt.Fprintf(os.Stderr, "goroutines leaked by the tests:\n%s\n", leaked)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func leakedGoroutines(within time.Duration) string {
+	deadline := time.Now().Add(within)
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var leaked []string
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "agentws/reference/") && !strings.Contains(g, "leakedGoroutines") && !strings.Contains(g, "TestMain") {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 || time.Now().After(deadline) {
+			return strings.Join(leaked, "\n\n")
+		}
+		time.Sleep(10 * time.Millisecond) // polling the goroutine list
+	}
+}
+
+// startServer runs the reference server in-process with the defaults changed by edit,
+// and returns its WebSocket endpoint.
+func startServer(t testing.TB, edit func(*server.Config)) string {
+	t.Helper()
+	cfg := server.DefaultConfig()
+	cfg.Console = false
+	if edit != nil {
+		edit(&cfg)
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		srv.Close()
+		ts.Close()
+	})
+	return "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"
+}
+
+var sessions atomic.Int64
+
+func newSession(t testing.TB) string {
+	return fmt.Sprintf("%s-%d", strings.NewReplacer("/", ".", "#", ".").Replace(t.Name()), sessions.Add(1))
+}
+
+func testContext(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// dial connects a client with fast backoff, closed at the end of the test.
+func dial(t testing.TB, url string, opts client.Options) *client.Client {
+	t.Helper()
+	if opts.SessionID == "" && !strings.Contains(url, "session_id=") {
+		opts.SessionID = newSession(t)
+	}
+	if opts.Backoff.Initial == 0 {
+		opts.Backoff = client.Backoff{Initial: 5 * time.Millisecond, Max: 50 * time.Millisecond}
+	}
+	c, err := client.Dial(testContext(t), url, opts)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// collect ranges over the query's chunks and returns them joined, with the error.
+func collect(q *client.Query) (string, error) {
+	var b strings.Builder
+	for chunk, err := range q.Chunks() {
+		if err != nil {
+			return b.String(), err
+		}
+		b.WriteString(chunk)
+	}
+	return b.String(), nil
+}
