@@ -45,6 +45,9 @@ func TestClientConformance(t *testing.T) {
 		runClientCases(t, fromRootWords(strings.Fields(*flagClient)), features, false)
 		return
 	}
+	t.Run("go", func(t *testing.T) {
+		runClientCases(t, []string{buildAsk(t)}, []string{"cancel"}, true)
+	})
 	t.Run("javascript", func(t *testing.T) {
 		runClientCases(t, []string{node22(t), "../reference/web/ask.mjs"}, []string{"cancel"}, true)
 	})
@@ -93,6 +96,17 @@ func node22(t *testing.T) string {
 	}
 	t.Skip("no Node.js 22 with a global WebSocket; run `make node` (tools/node.sh) to check the JavaScript client")
 	return ""
+}
+
+// buildAsk builds tools/ask, the Go client's adapter, into the test's directory.
+func buildAsk(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ask")
+	out, err := exec.Command("go", "build", "-o", bin, "../tools/ask").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build ../tools/ask: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // fromRootWords resolves the words of a command that name files from the repository

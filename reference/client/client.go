@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"time"
 )
 
 // A Client holds one session of an agentws server. Its methods are safe for
@@ -36,10 +35,11 @@ type Client struct {
 	order         []*Query          // queries whose stream is not over, in the order sent
 	ids           map[string]*Query // the same, by id
 	nextID        int64
-	attempt       int   // reconnections since the last stable connection
-	err           error // why the client ended; Query fails with it
-	over          bool  // the connection loop must stop
-	disconnecting bool  // Disconnect was called: send disconnect, wait for disconnected
+	attempt       int      // reconnections since the last stable connection
+	err           error    // why the client ended; Query fails with it
+	over          bool     // the connection loop must stop
+	disconnecting bool     // Disconnect was called: send disconnect, wait for disconnected
+	cancels       [][]byte // cancel frames to send once connected
 }
 
 // Dial connects to the agentws endpoint url (ws://host:port/ws, with or without
@@ -111,10 +111,9 @@ func (c *Client) Err() error {
 }
 
 // Query sends a query, once connected, and returns at once. Cancelling ctx cancels
-// the query: with a server that claims cancel and query_id, the client sends cancel
-// and the query ends with the server's cancelled error (or, when none comes within
-// Options.CancelTimeout, with the client's); with another, the query ends at once with
-// code unsupported, and the server's answer to it is ignored.
+// the query: it ends at once with code cancelled and, with a server that claims cancel
+// and query_id, the client sends cancel; with another, it sends nothing (CLIENT-2) and
+// the query ends with code unsupported, the server's answer to it ignored.
 func (c *Client) Query(ctx context.Context, text string, opts ...QueryOption) *Query {
 	f := queryFrame{Type: "query", Query: text}
 	for _, o := range opts {
@@ -150,37 +149,33 @@ func (c *Client) Query(ctx context.Context, text string, opts ...QueryOption) *Q
 	return q
 }
 
-// cancel is called when a query's context is done.
+// cancel is called when a query's context is done. The query ends at once with code
+// cancelled, and the server is asked to stop it; with a server that does not claim
+// cancel and query_id, nothing is sent (CLIENT-2) and the query ends with code
+// unsupported: it runs on there, its answer ignored.
 func (c *Client) cancel(q *Query) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if q.isDone() {
 		return
 	}
-	q.cancelWanted = true
 	switch {
 	case !q.sent:
 		if c.link != nil {
 			c.link.unqueue(q)
 		}
 		c.forget(q)
-		q.settle(Answer{}, newError(CodeCancelled, "query %s cancelled before it was sent", q.id))
-	case c.caps[capCancel] && c.caps[capQueryID]:
-		c.askCancel(q)
-		q.cancelTimer = time.AfterFunc(c.opts.CancelTimeout, func() {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			c.fail(q, newError(CodeCancelled, "query %s cancelled; the server's cancelled error did not come within %v", q.id, c.opts.CancelTimeout))
-		})
+		q.settle(Answer{}, newError(CodeCancelled, "query %s was cancelled before it was sent", q.id))
+	case c.caps[capCancel] && c.caps[capQueryID] && q.sentWithID:
+		c.fail(q, newError(CodeCancelled, "query %s was cancelled", q.id))
+		frame := mustJSON(map[string]string{"type": "cancel", "query_id": q.id})
+		if c.link != nil {
+			c.link.send(frame, nil)
+		} else {
+			c.cancels = append(c.cancels, frame) // sent once connected again
+		}
 	default:
-		c.fail(q, newError(CodeUnsupported, "the server does not claim cancel (and query_id): query %s runs on, its answer ignored", q.id))
-	}
-}
-
-func (c *Client) askCancel(q *Query) {
-	if c.link != nil && !q.cancelAsked {
-		q.cancelAsked = true
-		c.link.send(mustJSON(map[string]string{"type": "cancel", "query_id": q.id}), nil)
+		c.fail(q, newError(CodeUnsupported, "the server does not claim cancel (and query_id): query %s runs on there, its answer ignored", q.id))
 	}
 }
 

@@ -49,6 +49,7 @@ func (l *link) sendQuery(q *Query, withID bool) {
 	if withID {
 		f.QueryID = q.id
 	}
+	q.sentWithID = withID
 	l.send(mustJSON(f), q)
 }
 

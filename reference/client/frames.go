@@ -22,7 +22,7 @@ type serverFrame struct {
 	Capabilities []string `json:"capabilities"`
 	Epoch        *string  `json:"epoch"`
 	Resumed      *bool    `json:"resumed"`
-	Missed       int64    `json:"missed"`
+	Missed       *int64   `json:"missed"`
 	Message      string   `json:"message"`
 
 	QueryID      string  `json:"query_id"`

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -106,4 +107,47 @@ func collect(q *client.Query) (string, error) {
 		b.WriteString(chunk)
 	}
 	return b.String(), nil
+}
+
+// A wire is what OnFrame saw, frame by frame.
+type wire chan wireFrame
+
+type wireFrame struct {
+	dir   client.Direction
+	frame map[string]any
+}
+
+func newWire() (wire, func(client.Direction, []byte)) {
+	w := make(wire, 10000)
+	return w, func(dir client.Direction, raw []byte) {
+		var f map[string]any
+		json.Unmarshal(raw, &f)
+		w <- wireFrame{dir, f}
+	}
+}
+
+// until reads frames until one of direction dir has every member of want, failing the
+// test when its deadline passes first.
+func (w wire) until(t testing.TB, dir client.Direction, want map[string]any) {
+	t.Helper()
+	ctx := testContext(t)
+	for {
+		select {
+		case f := <-w:
+			if f.dir == dir && hasMembers(f.frame, want) {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatalf("no %s frame with %v", dir, want)
+		}
+	}
+}
+
+func hasMembers(f, want map[string]any) bool {
+	for k, v := range want {
+		if f[k] != v {
+			return false
+		}
+	}
+	return true
 }

@@ -14,7 +14,6 @@ const (
 	DefaultBackoffStable    = 5 * time.Second
 	DefaultReadLimit        = 16 << 20 // bytes: a larger frame closes the connection
 	DefaultHandshakeTimeout = 10 * time.Second
-	DefaultCancelTimeout    = 5 * time.Second
 )
 
 // Options configure a [Client]. The zero value of each field is its default.
@@ -43,9 +42,6 @@ type Options struct {
 	// HandshakeTimeout bounds each handshake, from the request to the connected frame
 	// (DefaultHandshakeTimeout).
 	HandshakeTimeout time.Duration
-	// CancelTimeout is how long a cancelled query waits for the server's cancelled
-	// error before it ends with a cancelled error of the client's (DefaultCancelTimeout).
-	CancelTimeout time.Duration
 }
 
 // Backoff is the wait before each reconnection: min(Max, Initial*2^attempt) times a
@@ -82,7 +78,6 @@ func (o Options) withDefaults() Options {
 	def(&o.Backoff.Max, DefaultBackoffMax)
 	def(&o.Backoff.Stable, DefaultBackoffStable)
 	def(&o.HandshakeTimeout, DefaultHandshakeTimeout)
-	def(&o.CancelTimeout, DefaultCancelTimeout)
 	if o.ReadLimit <= 0 {
 		o.ReadLimit = DefaultReadLimit
 	}

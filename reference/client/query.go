@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"iter"
-	"time"
 )
 
 // Answer is a whole answer: the complete frame of a query.
@@ -32,10 +31,8 @@ type Query struct {
 	answer  Answer
 	err     error
 
-	stopCtx      func() bool // stops the AfterFunc that cancels on the query's context
-	cancelTimer  *time.Timer // the bound on the wait for the server's cancelled error
-	cancelAsked  bool        // a cancel frame was sent on the current connection
-	cancelWanted bool        // the caller cancelled: send cancel again after a reconnection
+	stopCtx    func() bool // stops the AfterFunc that cancels on the query's context
+	sentWithID bool        // it was last sent with its query_id
 }
 
 // ID returns the query's id: the one given with WithQueryID or assigned by the client.
@@ -145,9 +142,6 @@ func (q *Query) settle(a Answer, err error) {
 	q.answer, q.err = a, err
 	if q.stopCtx != nil {
 		q.stopCtx()
-	}
-	if q.cancelTimer != nil {
-		q.cancelTimer.Stop()
 	}
 	close(q.done)
 	q.notify()

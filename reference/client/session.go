@@ -24,8 +24,10 @@ func (c *Client) connected(l *link, f serverFrame, first bool) {
 	case resumeAsked && f.Resumed != nil && *f.Resumed && !epochChanged:
 	case resumeAsked && epochChanged:
 		lost = newError(CodeGap, "the connection dropped and the session's history is another one (a new epoch): the answer may be incomplete")
+	case resumeAsked && f.Missed != nil:
+		lost = newError(CodeGap, "the connection dropped and %d frames after seq %d were lost: the answer may be incomplete", *f.Missed, c.lastSeq)
 	case resumeAsked:
-		lost = newError(CodeGap, "the connection dropped and %d frames after seq %d were lost: the answer may be incomplete", f.Missed, c.lastSeq)
+		lost = newError(CodeGap, "the connection dropped and frames after seq %d were lost: the answer may be incomplete", c.lastSeq)
 	default:
 		lost = newError(CodeNoResume, "the connection dropped and the server does not claim resume: the answer may be incomplete")
 	}
@@ -52,11 +54,13 @@ func (c *Client) connected(l *link, f serverFrame, first bool) {
 		if !q.sent || (byID && !q.started) {
 			l.sendQuery(q, byID)
 		}
-		q.cancelAsked = false
-		if q.cancelWanted && byID && c.caps[capCancel] {
-			c.askCancel(q)
+	}
+	if c.caps[capCancel] && byID {
+		for _, f := range c.cancels {
+			l.send(f, nil)
 		}
 	}
+	c.cancels = nil
 }
 
 // settleInFlight ends the queries whose frames a reconnection may have lost. Matched
