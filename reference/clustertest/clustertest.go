@@ -254,6 +254,19 @@ func (p *Proxy) untrack(cs ...net.Conn) {
 	}
 }
 
+// Cut closes every connection the proxy relays, as a network failure would: without a
+// close frame, on both sides. It returns how many client connections it cut.
+func (p *Proxy) Cut() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+	n := len(p.conns) / 2
+	clear(p.conns)
+	return n
+}
+
 // Close stops the proxy and its connections.
 func (p *Proxy) Close() {
 	p.l.Close()
