@@ -151,3 +151,15 @@ func hasMembers(f, want map[string]any) bool {
 	}
 	return true
 }
+
+// ended waits for the client to end, failing the test when its deadline passes first.
+func ended(t testing.TB, c *client.Client) error {
+	t.Helper()
+	select {
+	case <-c.Done():
+		return c.Err()
+	case <-testContext(t).Done():
+		t.Fatalf("the client did not end; its capabilities: %v", c.Capabilities())
+		return nil
+	}
+}
