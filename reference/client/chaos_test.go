@@ -26,7 +26,7 @@ var chaosDrops = flag.Int("chaos.drops", 1000, "TestChaosDrops: how many connect
 func TestChaosDrops(t *testing.T) {
 	url := startServer(t, func(c *server.Config) {
 		c.Agent = agent.Fixture{Delay: time.Millisecond, ChunkRunes: 3}
-		c.QueryRate = 0 // the resends after drops count against a rate: not what this test is about
+		c.QueryRate = 0 // four clients of one address ask far more than the default 5 a second
 	})
 	proxy := clustertest.StartProxy(t, strings.TrimSuffix(strings.TrimPrefix(url, "ws://"), "/ws"))
 	var connected, sentQueries atomic.Int64
