@@ -146,9 +146,11 @@ func (s *scriptServer) judgeExit(a *adapter) {
 	}
 	a.judged = true
 	s.mu.Lock()
-	complete := s.complete
+	complete, unwritten := s.complete, s.unwritten
 	s.mu.Unlock()
 	switch got := a.answer(); {
+	case len(unwritten) > 0:
+		s.st.finding("CLIENT-7", "the client exited 0, answered in full, though it closed the connection before the server could send it %s; it printed %q", strings.Join(unwritten, ", "), truncate(got, 200))
 	case complete == nil:
 		s.st.finding("CLIENT-7", "the client exited 0, answered in full, but the server sent no complete for its query; it printed %q", truncate(got, 200))
 	case got != *complete:

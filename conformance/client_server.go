@@ -31,20 +31,21 @@ type scriptServer struct {
 	url      string        // the endpoint: ws://127.0.0.1:PORT/ws
 	arrivals chan *arrival // handshakes the script has not answered yet
 
-	mu       sync.Mutex
-	attempts []time.Time // when each handshake arrived
-	dropped  time.Time   // when the script last ended a connection
-	params   []neturl.Values
-	epoch    string
-	epochs   int
-	seq      int
-	history  []sentFrame // the session-scoped frames, in seq order (with resume)
-	query    string      // the text of the client's query
-	queryID  string      // its query_id: the client's, or one the server gave it
-	chunks   int         // chunks of the current stream
-	answer   strings.Builder
-	complete *string // the full_response of the complete sent, if one was
-	adapter  *adapter
+	mu        sync.Mutex
+	attempts  []time.Time // when each handshake arrived
+	dropped   time.Time   // when the script last ended a connection
+	params    []neturl.Values
+	epoch     string
+	epochs    int
+	seq       int
+	history   []sentFrame // the session-scoped frames, in seq order (with resume)
+	query     string      // the text of the client's query
+	queryID   string      // its query_id: the client's, or one the server gave it
+	chunks    int         // chunks of the current stream
+	answer    strings.Builder
+	complete  *string  // the full_response of the complete sent, if one was
+	unwritten []string // the types of the frames not written, the client gone
+	adapter   *adapter
 }
 
 // sentFrame is a session-scoped frame the server produced, with its seq (0 without
@@ -191,6 +192,7 @@ type sconn struct {
 	in     *inbox
 	stop   context.CancelFunc
 	done   chan struct{}
+	ended  bool // the script ended the connection (drop, close, a takeover)
 }
 
 func (c *sconn) claims(capability string) bool { return slices.Contains(c.caps, capability) }
@@ -247,6 +249,26 @@ func (c *sconn) check(e event) {
 }
 
 // write sends a frame within the frame timeout; a client that is gone makes it fail.
+// clientLeft reports whether the client, not the script, ended the connection: a
+// write that fails because of it is not the script's to fail, the client may
+// leave (a gap it reports, a query it gives up). It waits a frame timeout at
+// most for the reader to see the end.
+func (c *sconn) clientLeft() bool {
+	if c.ended {
+		return false
+	}
+	timer := time.NewTimer(c.s.st.opts.FrameTimeout)
+	defer timer.Stop()
+	select {
+	case <-c.done:
+		return !c.ended
+	case <-timer.C:
+		return false
+	case <-c.s.st.ctx.Done():
+		return false
+	}
+}
+
 func (c *sconn) write(data []byte) error {
 	ctx, cancel := context.WithTimeout(c.s.st.ctx, c.s.st.opts.FrameTimeout)
 	defer cancel()
@@ -276,6 +298,7 @@ func (c *sconn) next(w wait) (event, error) {
 // would: what was sent still reaches the client (a FIN after the data), then the
 // connection is closed once the client ends its side, or after the frame timeout.
 func (c *sconn) drop() {
+	c.ended = true
 	c.s.st.wire.add(wireEntry{conn: c.name, dir: "#", text: "drop (no close frame)", cmd: "drop " + c.name})
 	c.s.noteDrop()
 	if hc, ok := c.raw.(interface{ CloseWrite() error }); ok && hc.CloseWrite() == nil {
@@ -291,6 +314,7 @@ func (c *sconn) drop() {
 }
 
 func (c *sconn) release() {
+	c.ended = true
 	c.stop()
 	c.ws.CloseNow()
 	<-c.done

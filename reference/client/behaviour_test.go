@@ -307,3 +307,32 @@ func containsAll(s string, subs ...string) bool {
 	}
 	return true
 }
+
+// A cancel asked for just before Close is written before the close frame: Close
+// does not drop the frames still queued.
+func TestCancelThenClose(t *testing.T) {
+	got := make(chan map[string]any, 1)
+	f := newFake(t, func(h *fakeConn) {
+		h.accept(map[string]any{"capabilities": []string{"query_id", "cancel"}})
+		q := h.recv()
+		h.send(frame("query_start", "query", "q", "query_id", q["query_id"]))
+		h.send(frame("chunk", "chunk_number", 1, "content", "a", "query_id", q["query_id"]))
+		got <- h.recv()
+		h.wait()
+	})
+	c := dial(t, f.URL, client.Options{})
+	ctx, cancel := context.WithCancel(testContext(t))
+	defer cancel()
+	q := c.Query(ctx, "q")
+	for range q.Chunks() {
+		cancel()
+		break
+	}
+	if _, err := q.Result(); !errors.Is(err, client.ErrCancelled) {
+		t.Fatalf("got %v, want cancelled", err)
+	}
+	c.Close()
+	if m := <-got; m["type"] != "cancel" {
+		t.Fatalf("the server got %v after the chunk, want cancel", m)
+	}
+}

@@ -25,6 +25,7 @@ type link struct {
 	ctx        context.Context
 	cancel     context.CancelFunc
 	since      time.Time // when connected arrived
+	closing    bool      // the writer ends once out is written
 	writerDone chan struct{}
 }
 
@@ -67,7 +68,7 @@ func (l *link) writer() {
 		}
 		for {
 			l.c.mu.Lock()
-			batch := l.out
+			batch, closing := l.out, l.closing
 			l.out = nil
 			for _, o := range batch {
 				if o.q != nil {
@@ -76,6 +77,9 @@ func (l *link) writer() {
 			}
 			l.c.mu.Unlock()
 			if len(batch) == 0 {
+				if closing {
+					return
+				}
 				break
 			}
 			for _, o := range batch {
@@ -89,9 +93,27 @@ func (l *link) writer() {
 	}
 }
 
-// close closes the connection with 1000, which the server takes as an abrupt drop:
-// it keeps the session.
+// flushTimeout bounds how long close waits for the frames still queued (a cancel
+// asked for just before Close) to be written.
+const flushTimeout = time.Second
+
+// close writes the frames still queued, for at most flushTimeout, and closes the
+// connection with 1000, which the server takes as an abrupt drop: it keeps the
+// session.
 func (l *link) close() {
+	l.c.mu.Lock()
+	l.closing = true
+	l.c.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	t := time.NewTimer(flushTimeout)
+	select {
+	case <-l.writerDone:
+	case <-t.C:
+	}
+	t.Stop()
 	l.ws.Close(websocket.StatusNormalClosure, "client closed")
 }
 

@@ -211,14 +211,22 @@ func readyz(t *testing.T, s *testServer) int {
 // far longer than the history holds, and is never closed as a slow consumer.
 func TestRedisPacesSlowReader(t *testing.T) {
 	r := redistest.Start(t)
-	small := func(c *server.Config) { c.BufferSize, c.SendQueue = 10, 1 }
+	// The answer waits for the gate, which opens once node b has the reader: while
+	// the session has no connection, its frames go to the history of 10, and a fast
+	// stream would overflow it there, before any reader could pace it.
+	gate := make(chan struct{})
+	small := func(c *server.Config) { c.BufferSize, c.SendQueue, c.Agent = 10, 1, gated{gate} }
 	a, b := startNode(t, r, "a", small), startNode(t, r, "b", small)
 	sid := newSession(t)
 	ca, conn := a.connect(t, "session_id="+sid)
 	ca.send(query("slow reader" + strings.Repeat(" word", 98))) // node a runs it
 	got := []frame{ca.expect("query_start")}
 	ca.ws.CloseNow()
-	cb, _ := b.connect(t, fmt.Sprintf("session_id=%s&last_seq=1&epoch=%s", sid, conn.str("epoch"))) // node b has the reader
+	cb, resumed := b.connect(t, fmt.Sprintf("session_id=%s&last_seq=1&epoch=%s", sid, conn.str("epoch"))) // node b has the reader
+	if resumed["resumed"] != true {
+		t.Fatalf("connected %v on node b, want resumed", resumed)
+	}
+	close(gate)
 	for {
 		f := cb.next()
 		got = append(got, f)
