@@ -403,6 +403,11 @@ export class Client {
     clearTimeout(this.stable);
     this.stable = setTimeout(() => (this.attempt = 0), stableMs);
     if (reconnection && !resumed) this.settleLost(f, before, sameHistory);
+    if (reconnection && resumed && this.has("query_id")) {
+      // A query sent but not started may never have reached the server: it is sent
+      // again with its query_id, which keeps it from running twice (QID-3, QID-4).
+      for (const q of this.live) if (!q.done && q.sent && !q.started && q.sentWithId) q.sent = false;
+    }
     this.setState("open", { connected: f });
     for (const q of this.live) if (!q.done && !q.sent) this.sendQuery(q);
     for (const frame of this.outbox.splice(0)) this.write(frame);
