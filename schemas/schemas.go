@@ -29,7 +29,12 @@ const (
 	ServerMessage Schema = "server-message"
 	Health        Schema = "health"
 	HTTPError     Schema = "http-error"
-	defsSchema    Schema = "defs"
+	// The bodies of the admin API (extension notice).
+	Broadcast       Schema = "broadcast"
+	BroadcastResult Schema = "broadcast-result"
+	SessionInfo     Schema = "session-info"
+	SessionList     Schema = "session-list"
+	defsSchema      Schema = "defs"
 )
 
 // URL returns the schema's $id.
@@ -68,6 +73,7 @@ func All() []Schema {
 	for _, n := range names {
 		out = append(out, Schema(strings.TrimSuffix(path.Base(n), ".json")))
 	}
+	slices.Sort(out) // by name: broadcast before broadcast-result
 	return out
 }
 

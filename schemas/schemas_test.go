@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/agentws/agentws/schemas"
+	"github.com/agentws/agentws/schemas/adminapi"
 	"github.com/agentws/agentws/schemas/httpapi"
 	"github.com/agentws/agentws/schemas/msg"
 )
@@ -74,7 +75,8 @@ func TestUnionsCoverEveryMessageSchema(t *testing.T) {
 	var files []string
 	for _, s := range schemas.All() {
 		switch s {
-		case "defs", schemas.ClientMessage, schemas.ServerMessage, schemas.Health, schemas.HTTPError:
+		case "defs", schemas.ClientMessage, schemas.ServerMessage, schemas.Health, schemas.HTTPError,
+			schemas.Broadcast, schemas.BroadcastResult, schemas.SessionInfo, schemas.SessionList:
 			continue
 		}
 		files = append(files, string(s))
@@ -136,6 +138,18 @@ func decodeTyped(s schemas.Schema, data []byte) (any, error) {
 	case schemas.HTTPError:
 		var h httpapi.HTTPError
 		return &h, json.Unmarshal(data, &h)
+	case schemas.Broadcast:
+		var b adminapi.Broadcast
+		return &b, json.Unmarshal(data, &b)
+	case schemas.BroadcastResult:
+		var b adminapi.BroadcastResult
+		return &b, json.Unmarshal(data, &b)
+	case schemas.SessionInfo:
+		var i adminapi.SessionInfo
+		return &i, json.Unmarshal(data, &i)
+	case schemas.SessionList:
+		var l adminapi.SessionList
+		return &l, json.Unmarshal(data, &l)
 	}
 	var union interface{ ValueByDiscriminator() (any, error) }
 	var typ struct{ Type string }
@@ -207,7 +221,7 @@ func TestValidateMessageProblems(t *testing.T) {
 			}},
 		{"any: picks the server union", schemas.Any, false, `{"type":"keepalive","timestamp":"2025-10-25T12:34:56Z"}`, nil},
 		{"any: unknown type", schemas.Any, false, `{"type":"hello"}`,
-			[]schemas.Problem{{Pointer: "/type", Message: `unknown message type "hello": want one of "query", "ping", "disconnect", "cancel", "connected", "query_start", "chunk", "complete", "error", "pong", "keepalive", "disconnected"`, Code: schemas.CodeUnknownType}}},
+			[]schemas.Problem{{Pointer: "/type", Message: `unknown message type "hello": want one of "query", "ping", "disconnect", "cancel", "connected", "query_start", "chunk", "complete", "error", "pong", "keepalive", "disconnected", "notice"`, Code: schemas.CodeUnknownType}}},
 		{"any: missing type", schemas.Any, false, `{}`,
 			[]schemas.Problem{{Pointer: "/type", Message: "missing required property", Code: schemas.CodeMissingField}}},
 		{"any: type not a string", schemas.Any, false, `{"type":true}`,

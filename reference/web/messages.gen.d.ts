@@ -8,6 +8,12 @@ export type Capability = string;
 /** A machine-readable error code (extension error_codes). The list is closed for this protocol version; see the error code table of spec/PROTOCOL.md. */
 export type ErrorCode = "invalid_json" | "invalid_message" | "unknown_type" | "missing_field" | "invalid_field" | "query_failed" | "busy" | "session_mismatch" | "cancelled" | "unknown_query" | "result_dropped" | "unsupported" | "rate_limited" | "unavailable" | "internal";
 
+/** A notice identifier (extension notice): 1 to 128 characters of A-Z a-z 0-9 . _ : ~ -, the same for every session one broadcast reaches (rule NOTICE-3). */
+export type NoticeId = string;
+
+/** How much a notice matters to the user (extension notice). */
+export type NoticeLevel = "info" | "warning" | "critical";
+
 /** A query identifier (extension query_id): 1 to 128 characters of A-Z a-z 0-9 . _ : ~ -. */
 export type QueryId = string;
 
@@ -155,5 +161,19 @@ export interface DisconnectedFrame {
   session_id?: SessionId;
 }
 
+/** Server to client (extension notice): an operator's message to the user, broadcast through the admin API; session-scoped, buffered while the session has no connection, and part of no query's answer (rules NOTICE-1 to NOTICE-3). */
+export interface NoticeFrame {
+  type: "notice";
+  notice_id: NoticeId;
+  /** The text to show the user. */
+  message: string;
+  level: NoticeLevel;
+  session_id: SessionId;
+  timestamp: Timestamp;
+  /** Optional structured details for the client application (a time, a link); the protocol gives them no meaning. */
+  data?: Record<string, unknown>;
+  seq?: Seq;
+}
+
 /** Any message a server sends, selected by its type. */
-export type ServerMessage = ConnectedFrame | QueryStartFrame | ChunkFrame | CompleteFrame | ErrorFrame | PongFrame | KeepaliveFrame | DisconnectedFrame;
+export type ServerMessage = ConnectedFrame | QueryStartFrame | ChunkFrame | CompleteFrame | ErrorFrame | PongFrame | KeepaliveFrame | DisconnectedFrame | NoticeFrame;

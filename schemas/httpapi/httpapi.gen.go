@@ -17,6 +17,7 @@ import (
 const (
 	HTTPErrorCodeDraining           HTTPErrorCode = "draining"
 	HTTPErrorCodeHostNotAllowed     HTTPErrorCode = "host_not_allowed"
+	HTTPErrorCodeInvalidBody        HTTPErrorCode = "invalid_body"
 	HTTPErrorCodeInvalidHandshake   HTTPErrorCode = "invalid_handshake"
 	HTTPErrorCodeInvalidParameter   HTTPErrorCode = "invalid_parameter"
 	HTTPErrorCodeInvalidSessionId   HTTPErrorCode = "invalid_session_id"
@@ -27,6 +28,7 @@ const (
 	HTTPErrorCodeNotWebsocket       HTTPErrorCode = "not_websocket"
 	HTTPErrorCodeOriginNotAllowed   HTTPErrorCode = "origin_not_allowed"
 	HTTPErrorCodeServerFull         HTTPErrorCode = "server_full"
+	HTTPErrorCodeSessionNotFound    HTTPErrorCode = "session_not_found"
 	HTTPErrorCodeStoreUnavailable   HTTPErrorCode = "store_unavailable"
 	HTTPErrorCodeTooManyConnections HTTPErrorCode = "too_many_connections"
 	HTTPErrorCodeUnauthorized       HTTPErrorCode = "unauthorized"
@@ -40,6 +42,8 @@ func (e HTTPErrorCode) Valid() bool {
 	case HTTPErrorCodeDraining:
 		return true
 	case HTTPErrorCodeHostNotAllowed:
+		return true
+	case HTTPErrorCodeInvalidBody:
 		return true
 	case HTTPErrorCodeInvalidHandshake:
 		return true
@@ -60,6 +64,8 @@ func (e HTTPErrorCode) Valid() bool {
 	case HTTPErrorCodeOriginNotAllowed:
 		return true
 	case HTTPErrorCodeServerFull:
+		return true
+	case HTTPErrorCodeSessionNotFound:
 		return true
 	case HTTPErrorCodeStoreUnavailable:
 		return true
@@ -95,6 +101,82 @@ func (e HealthStatus) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// Defines values for NoticeLevel.
+const (
+	NoticeLevelCritical NoticeLevel = "critical"
+	NoticeLevelInfo     NoticeLevel = "info"
+	NoticeLevelWarning  NoticeLevel = "warning"
+)
+
+// Valid indicates whether the value is a known member of the NoticeLevel enum.
+func (e NoticeLevel) Valid() bool {
+	switch e {
+	case NoticeLevelCritical:
+		return true
+	case NoticeLevelInfo:
+		return true
+	case NoticeLevelWarning:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SessionInfoState.
+const (
+	SessionInfoStateConnected SessionInfoState = "connected"
+	SessionInfoStateDetached  SessionInfoState = "detached"
+)
+
+// Valid indicates whether the value is a known member of the SessionInfoState enum.
+func (e SessionInfoState) Valid() bool {
+	switch e {
+	case SessionInfoStateConnected:
+		return true
+	case SessionInfoStateDetached:
+		return true
+	default:
+		return false
+	}
+}
+
+// Broadcast The body of POST /admin/broadcast (extension notice, rule ADMIN-2): a notice for every session the server holds when neither sessions nor users is given, otherwise for the sessions listed and every session of the users listed; less the excluded ones.
+//
+// Example: {"level":"warning","message":"Maintenance in 5 minutes"}
+type Broadcast struct {
+	// Data The notice's data, sent as it is.
+	Data map[string]interface{} `json:"data,omitempty"`
+
+	// ExcludeSessions Sessions not to reach.
+	ExcludeSessions []SessionId `json:"exclude_sessions,omitempty"`
+
+	// ExcludeUsers Users none of whose sessions to reach.
+	ExcludeUsers []UserId `json:"exclude_users,omitempty"`
+
+	// Level How much a notice matters to the user (extension notice).
+	Level NoticeLevel `json:"level,omitempty"`
+
+	// Message The notice's text.
+	Message string `json:"message"`
+
+	// Sessions Sessions to reach.
+	Sessions []SessionId `json:"sessions,omitempty"`
+
+	// Users Users whose every session to reach.
+	Users []UserId `json:"users,omitempty"`
+}
+
+// BroadcastResult The answer of POST /admin/broadcast (extension notice, rule ADMIN-2).
+//
+// Example: {"notice_id":"n-7f3a","sessions":1000}
+type BroadcastResult struct {
+	// NoticeId A notice identifier (extension notice): 1 to 128 characters of A-Z a-z 0-9 . _ : ~ -, the same for every session one broadcast reaches (rule NOTICE-3).
+	NoticeId NoticeId `json:"notice_id"`
+
+	// Sessions The number of sessions the notice reached: written to their connection, or buffered for those without one.
+	Sessions int `json:"sessions"`
 }
 
 // HTTPError The JSON body of an HTTP error, such as a refused WebSocket upgrade (rules HS-2, HS-3, HS-5, HS-10 to HS-14, AUTH-1).
@@ -133,6 +215,64 @@ type Health struct {
 
 // HealthStatus healthy: serving; draining: shutting down, refusing new connections; uninitialized: not ready to serve yet.
 type HealthStatus string
+
+// NoticeId A notice identifier (extension notice): 1 to 128 characters of A-Z a-z 0-9 . _ : ~ -, the same for every session one broadcast reaches (rule NOTICE-3).
+type NoticeId = string
+
+// NoticeLevel How much a notice matters to the user (extension notice).
+type NoticeLevel string
+
+// SessionId A session identifier: 1 to 128 characters of A-Z a-z 0-9 . _ : ~ - (rule HS-4).
+type SessionId = string
+
+// SessionInfo A session, as the admin API shows it (extension notice, rule ADMIN-3).
+//
+// Example: {"buffered_frames":0,"connected_at":"2025-10-25T12:30:00.000Z","frames_sent":212,"last_activity":"2025-10-25T12:34:56.000Z","session_id":"abc123","state":"connected","user_id":"alice"}
+type SessionInfo struct {
+	// BufferedFrames The frames waiting in its offline buffer.
+	BufferedFrames int `json:"buffered_frames"`
+
+	// ConnectedAt An RFC 3339 date-time. Servers SHOULD include an offset, and the reference server writes UTC with millisecond precision ("2025-10-25T12:34:56.789Z"). A timestamp without an offset is accepted for compatibility, but breaks rule ENV-5.
+	ConnectedAt Timestamp `json:"connected_at"`
+
+	// FramesSent The frames written to its connections, ever.
+	FramesSent int `json:"frames_sent"`
+
+	// LastActivity An RFC 3339 date-time. Servers SHOULD include an offset, and the reference server writes UTC with millisecond precision ("2025-10-25T12:34:56.789Z"). A timestamp without an offset is accepted for compatibility, but breaks rule ENV-5.
+	LastActivity Timestamp `json:"last_activity"`
+
+	// Node The node that holds its connection, in a server of many nodes.
+	Node *string `json:"node,omitempty"`
+
+	// SessionId A session identifier: 1 to 128 characters of A-Z a-z 0-9 . _ : ~ - (rule HS-4).
+	SessionId SessionId `json:"session_id"`
+
+	// State connected: it has a connection; detached: it waits for one, buffering its frames (BUF-1).
+	State SessionInfoState `json:"state"`
+
+	// UserId A user identifier: 1 to 128 characters of A-Z a-z 0-9 . _ : ~ - (rule HS-7).
+	UserId UserId `json:"user_id,omitempty"`
+}
+
+// SessionInfoState connected: it has a connection; detached: it waits for one, buffering its frames (BUF-1).
+type SessionInfoState string
+
+// SessionList A page of GET /admin/sessions (extension notice, rule ADMIN-3).
+//
+// Example: {"next":"abc123","sessions":[{"buffered_frames":3,"connected_at":"2025-10-25T12:30:00.000Z","frames_sent":212,"last_activity":"2025-10-25T12:34:56.000Z","session_id":"abc123","state":"detached","user_id":"alice"}]}
+type SessionList struct {
+	// Next A session identifier: 1 to 128 characters of A-Z a-z 0-9 . _ : ~ - (rule HS-4).
+	Next SessionId `json:"next,omitempty"`
+
+	// Sessions The sessions of the page, in session_id order.
+	Sessions []SessionInfo `json:"sessions"`
+}
+
+// Timestamp An RFC 3339 date-time. Servers SHOULD include an offset, and the reference server writes UTC with millisecond precision ("2025-10-25T12:34:56.789Z"). A timestamp without an offset is accepted for compatibility, but breaks rule ENV-5.
+type Timestamp = string
+
+// UserId A user identifier: 1 to 128 characters of A-Z a-z 0-9 . _ : ~ - (rule HS-7).
+type UserId = string
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {

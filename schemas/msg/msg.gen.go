@@ -187,6 +187,42 @@ func (e KeepaliveType) Valid() bool {
 	}
 }
 
+// Defines values for NoticeType.
+const (
+	NoticeTypeNotice NoticeType = "notice"
+)
+
+// Valid indicates whether the value is a known member of the NoticeType enum.
+func (e NoticeType) Valid() bool {
+	switch e {
+	case NoticeTypeNotice:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NoticeLevel.
+const (
+	NoticeLevelCritical NoticeLevel = "critical"
+	NoticeLevelInfo     NoticeLevel = "info"
+	NoticeLevelWarning  NoticeLevel = "warning"
+)
+
+// Valid indicates whether the value is a known member of the NoticeLevel enum.
+func (e NoticeLevel) Valid() bool {
+	switch e {
+	case NoticeLevelCritical:
+		return true
+	case NoticeLevelInfo:
+		return true
+	case NoticeLevelWarning:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for PingType.
 const (
 	PingTypePing PingType = "ping"
@@ -437,6 +473,42 @@ type Keepalive struct {
 
 // KeepaliveType defines model for Keepalive.Type.
 type KeepaliveType string
+
+// Notice Server to client (extension notice): an operator's message to the user, broadcast through the admin API; session-scoped, buffered while the session has no connection, and part of no query's answer (rules NOTICE-1 to NOTICE-3).
+//
+// Example: {"level":"warning","message":"Maintenance in 5 minutes","notice_id":"n-7f3a","seq":14,"session_id":"abc123","timestamp":"2025-10-25T12:34:56.000Z","type":"notice"}
+type Notice struct {
+	// Data Optional structured details for the client application (a time, a link); the protocol gives them no meaning.
+	Data map[string]interface{} `json:"data,omitempty"`
+
+	// Level How much a notice matters to the user (extension notice).
+	Level NoticeLevel `json:"level"`
+
+	// Message The text to show the user.
+	Message string `json:"message"`
+
+	// NoticeId A notice identifier (extension notice): 1 to 128 characters of A-Z a-z 0-9 . _ : ~ -, the same for every session one broadcast reaches (rule NOTICE-3).
+	NoticeId NoticeId `json:"notice_id"`
+
+	// Seq The per-session sequence number of a session-scoped frame (extension resume), from 1.
+	Seq Seq `json:"seq,omitempty"`
+
+	// SessionId A session identifier: 1 to 128 characters of A-Z a-z 0-9 . _ : ~ - (rule HS-4).
+	SessionId SessionId `json:"session_id"`
+
+	// Timestamp An RFC 3339 date-time. Servers SHOULD include an offset, and the reference server writes UTC with millisecond precision ("2025-10-25T12:34:56.789Z"). A timestamp without an offset is accepted for compatibility, but breaks rule ENV-5.
+	Timestamp Timestamp  `json:"timestamp"`
+	Type      NoticeType `json:"type"`
+}
+
+// NoticeType defines model for Notice.Type.
+type NoticeType string
+
+// NoticeId A notice identifier (extension notice): 1 to 128 characters of A-Z a-z 0-9 . _ : ~ -, the same for every session one broadcast reaches (rule NOTICE-3).
+type NoticeId = string
+
+// NoticeLevel How much a notice matters to the user (extension notice).
+type NoticeLevel string
 
 // Ping Client to server: application-level liveness check, answered with pong (rules PING-1, PING-2).
 //
@@ -972,6 +1044,40 @@ func (t *ServerMessage) MergeDisconnected(v Disconnected) error {
 	return err
 }
 
+// AsNotice returns the union data inside the ServerMessage as a Notice
+func (t ServerMessage) AsNotice() (Notice, error) {
+	var body Notice
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromNotice overwrites any union data inside the ServerMessage as the provided Notice
+func (t *ServerMessage) FromNotice(v Notice) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"notice"}`))
+	t.union = b
+	return err
+}
+
+// MergeNotice performs a merge with any union data inside the ServerMessage, using the provided Notice
+func (t *ServerMessage) MergeNotice(v Notice) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"type":"notice"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
 func (t ServerMessage) Discriminator() (string, error) {
 	var discriminator struct {
 		Discriminator string `json:"type"`
@@ -998,6 +1104,8 @@ func (t ServerMessage) ValueByDiscriminator() (interface{}, error) {
 		return t.AsError()
 	case "keepalive":
 		return t.AsKeepalive()
+	case "notice":
+		return t.AsNotice()
 	case "pong":
 		return t.AsPong()
 	case "query_start":

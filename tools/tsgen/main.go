@@ -250,6 +250,8 @@ func (g *gen) typeOf(s *schema) (string, error) {
 		return s.Type, nil
 	case "integer", "number":
 		return "number", nil
+	case "object":
+		return "Record<string, unknown>", nil
 	case "array":
 		if s.Items == nil {
 			return "unknown[]", nil

@@ -20,7 +20,8 @@ func TestGenerate(t *testing.T) {
 		"  chunk_number: number;\n",
 		"  query_id?: QueryId;\n",
 		"export type ErrorCode = \"invalid_json\" | ",
-		"export type ServerMessage = ConnectedFrame | QueryStartFrame | ChunkFrame | CompleteFrame | ErrorFrame | PongFrame | KeepaliveFrame | DisconnectedFrame;",
+		"  data?: Record<string, unknown>;\n",
+		"export type ServerMessage = ConnectedFrame | QueryStartFrame | ChunkFrame | CompleteFrame | ErrorFrame | PongFrame | KeepaliveFrame | DisconnectedFrame | NoticeFrame;",
 		"export type ClientMessage = QueryFrame | PingFrame | DisconnectFrame | CancelFrame;",
 	} {
 		if !strings.Contains(string(src), want) {

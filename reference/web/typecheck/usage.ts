@@ -84,6 +84,8 @@ export function describe(f: ServerMessage): string {
       return f.timestamp;
     case "disconnected":
       return f.message ?? "";
+    case "notice":
+      return `${f.level} ${f.notice_id}: ${f.message} ${JSON.stringify(f.data ?? {})}`;
     default: {
       const never: never = f;
       return never;
