@@ -147,6 +147,7 @@ func TestPermanentCloses(t *testing.T) {
 		want   error
 	}{
 		{4001, client.ErrReplaced},
+		{4003, client.ErrEnded},
 		{websocket.StatusPolicyViolation, &client.Error{Code: client.CodePolicyViolation}},
 		{websocket.StatusProtocolError, &client.Error{Code: client.CodeProtocolError}},
 		{websocket.StatusUnsupportedData, &client.Error{Code: client.CodeUnsupportedData}},

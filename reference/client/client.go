@@ -102,8 +102,8 @@ func (c *Client) SessionID() string { return c.sessionID }
 // Done is closed when the client has ended; Err then says why.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
-// Err returns why the client ended (an [*Error]: replaced, closed, session_ended,
-// unreachable, ...), or nil while it runs.
+// Err returns why the client ended (an [*Error]: replaced, ended, closed,
+// session_ended, unreachable, ...), or nil while it runs.
 func (c *Client) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -213,6 +213,9 @@ func (c *Client) dropError(err error) *handshakeError {
 		if status == closeReplaced {
 			return &handshakeError{code: code, permanent: true, msg: "another connection took the session over (close 4001): not reconnecting"}
 		}
+		if status == closeEnded {
+			return &handshakeError{code: code, permanent: true, msg: "the operator ended the session (close 4003): not reconnecting"}
+		}
 		return &handshakeError{code: code, permanent: true, msg: fmt.Sprintf("the server closed the connection with %d: not reconnecting, as it would close it again (%v)", status, err)}
 	}
 	return &handshakeError{msg: err.Error()}

@@ -12,6 +12,7 @@ import (
 // as they are; a server without error_codes gives CodeError.
 const (
 	CodeReplaced     = "replaced"      // closed with 4001: another connection has the session; not reconnecting
+	CodeEnded        = "ended"         // closed with 4003: the operator ended the session (admin API); not reconnecting
 	CodeGap          = "gap"           // frames of a started query were lost: its answer may be incomplete
 	CodeNoResume     = "no_resume"     // dropped with a query in flight, and the server does not claim resume
 	CodeRefused      = "refused"       // the first connection failed, or a reconnection was refused with 4xx
@@ -37,6 +38,7 @@ const (
 // Sentinels, one per client code, for errors.Is.
 var (
 	ErrReplaced     = &Error{Code: CodeReplaced}
+	ErrEnded        = &Error{Code: CodeEnded}
 	ErrGap          = &Error{Code: CodeGap}
 	ErrNoResume     = &Error{Code: CodeNoResume}
 	ErrRefused      = &Error{Code: CodeRefused}
@@ -50,10 +52,15 @@ var (
 // closeReplaced is the close of a connection whose session another one took (TAKE-1).
 const closeReplaced websocket.StatusCode = 4001
 
+// closeEnded is the close of a connection whose session the operator ended through
+// the admin API (ADMIN-4).
+const closeEnded websocket.StatusCode = 4003
+
 // closeCodes are the close codes of spec table 15.1 after which the client stops
 // instead of reconnecting, with the code its queries end with.
 var closeCodes = map[websocket.StatusCode]string{
 	closeReplaced:                           CodeReplaced,
+	closeEnded:                              CodeEnded,
 	websocket.StatusProtocolError:           CodeProtocolError,
 	websocket.StatusUnsupportedData:         CodeUnsupportedData,
 	websocket.StatusInvalidFramePayloadData: CodeInvalidPayload,

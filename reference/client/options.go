@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/agentws/agentws/schemas/msg"
 )
 
 // Defaults of [Options] and [Backoff]; the backoff's are those of the shared client
@@ -33,6 +35,13 @@ type Options struct {
 	// OnFrame, when set, is called with every frame, received and sent, as it is on the
 	// wire. Received frames are given in order, from one goroutine.
 	OnFrame func(dir Direction, raw []byte)
+	// OnNotice, when set, is called with every notice the server sends (an operator's
+	// message broadcast through the admin API, spec section 12.7), once each, in the
+	// order received, from the goroutine that reads the connection: the client reads no
+	// frame while it runs, so it should return quickly (hand the notice to a channel or
+	// a goroutine of its own for slow work). It may call the client's methods. A notice
+	// is part of no query: it changes no stream (NOTICE-2).
+	OnNotice func(msg.Notice)
 	// Logger logs connections and reconnections; nil: no logs.
 	Logger *slog.Logger
 

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/agentws/agentws/schemas/msg"
 )
 
 // run serves the connection l, and after each abrupt drop reconnects, until the
@@ -56,12 +58,16 @@ func (c *Client) serve(l *link) error {
 		}
 		c.onFrame(Received, data)
 		f, ok := parseFrame(data)
+		var notice *msg.Notice
 		c.mu.Lock()
 		if ok {
-			c.receive(f, data)
+			notice = c.receive(f, data)
 		}
 		over := c.over
 		c.mu.Unlock()
+		if notice != nil && c.opts.OnNotice != nil {
+			c.opts.OnNotice(*notice) // outside c.mu: it may call the client
+		}
 		if over {
 			return errors.New("the client ended")
 		}

@@ -1,8 +1,11 @@
 package client
 
 import (
+	"encoding/json"
 	"slices"
 	"time"
+
+	"github.com/agentws/agentws/schemas/msg"
 )
 
 // The methods of this file are called with c.mu held: each state change of the
@@ -82,15 +85,25 @@ func (c *Client) settleInFlight(lost *Error, kept bool) {
 	}
 }
 
-// receive handles one server frame.
-func (c *Client) receive(f serverFrame, raw []byte) {
+// receive handles one server frame. It returns the notice to give to Options.OnNotice,
+// which the caller calls once c.mu is released.
+func (c *Client) receive(f serverFrame, raw []byte) *msg.Notice {
 	if f.Seq != nil && c.caps[capResume] {
 		if *f.Seq <= c.lastSeq {
-			return // already received (CLIENT-5)
+			return nil // already received (CLIENT-5)
 		}
 		c.lastSeq = *f.Seq
 	}
 	switch f.Type {
+	case "notice":
+		// Session-scoped, of no query (NOTICE-2): its seq counts above, and no stream
+		// changes. One that is not readable as a notice is ignored, like a frame of the
+		// wrong shape.
+		var n msg.Notice
+		if c.over || c.opts.OnNotice == nil || json.Unmarshal(raw, &n) != nil {
+			return nil
+		}
+		return &n
 	case "query_start":
 		if q := c.starting(f); q != nil {
 			q.started = true
@@ -115,14 +128,15 @@ func (c *Client) receive(f serverFrame, raw []byte) {
 			c.forget(q)
 		}
 	case "disconnected":
-		msg := "the server ended the session"
+		text := "the server ended the session"
 		if f.Message != "" {
-			msg += ": " + f.Message
+			text += ": " + f.Message
 		}
-		c.finish(newError(CodeSessionEnded, "%s", msg))
+		c.finish(newError(CodeSessionEnded, "%s", text))
 	}
 	// connected again, pong, keepalive, and types the client does not know: ignored
 	// (CLIENT-1, CLIENT-3).
+	return nil
 }
 
 // starting finds the query a query_start begins: by query_id, or, matched by order,
