@@ -19,8 +19,9 @@
 //
 //	ask -json ws://localhost:8050/ws hello | agentws-validate -direction server -
 //
-// Standard error says why the query ended when it did not end whole, and, with -v, each
-// connection and reconnection.
+// Standard error says why the query ended when it did not end whole, the server's
+// notices (an operator's messages, "ask: notice (warning): Maintenance in 5 minutes"),
+// and, with -v, each connection and reconnection.
 //
 // Flags:
 //
@@ -45,7 +46,8 @@
 //	2  usage, or the first connection failed (refused, unreachable)
 //	3  the answer is incomplete or was lost (a gap, a drop without resume, -timeout,
 //	   reconnections exhausted, the session ended)
-//	4  another connection took the session over (close 4001)
+//	4  another connection took the session over (close 4001), or the operator ended
+//	   the session through the admin API (close 4003): retrying would not help
 //	5  the query was cancelled
 //
 // These are the statuses of the client adapter contract of the conformance harness

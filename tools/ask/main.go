@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/agentws/agentws/reference/client"
+	"github.com/agentws/agentws/schemas/msg"
 )
 
 func main() {
@@ -27,7 +28,7 @@ const (
 	exitServer     = 1
 	exitUsage      = 2
 	exitIncomplete = 3
-	exitReplaced   = 4
+	exitReplaced   = 4 // also after 4003: the session was taken from the client on purpose
 	exitCancelled  = 5
 )
 
@@ -136,6 +137,11 @@ func ask(interrupt context.Context, c *config, stdout, stderr io.Writer) int {
 			}
 		}
 	}
+	// A notice (an operator's message, spec 12.7) is no part of the answer: it goes to
+	// standard error, which the adapter contract leaves free.
+	opts.OnNotice = func(n msg.Notice) {
+		fmt.Fprintf(stderr, "ask: notice (%s): %s\n", n.Level, n.Message)
+	}
 	if opts.SessionID == "" && !hasSession(c.url) {
 		opts.SessionID = "ask-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	}
@@ -201,7 +207,7 @@ func statusOf(err error) int {
 		return exitIncomplete
 	}
 	switch {
-	case errors.Is(e, client.ErrReplaced):
+	case errors.Is(e, client.ErrReplaced), errors.Is(e, client.ErrEnded):
 		return exitReplaced
 	case errors.Is(e, client.ErrCancelled) && e.Frame == nil, errors.Is(e, client.ErrUnsupported) && e.Frame == nil:
 		return exitCancelled

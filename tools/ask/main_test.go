@@ -12,6 +12,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/agentws/agentws/reference/client"
 	"github.com/agentws/agentws/reference/server"
 	"github.com/agentws/agentws/schemas"
 )
@@ -98,5 +99,26 @@ func cmdValidFrames(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	if got := strings.Join(types, " "); !pattern.MatchString(got) {
 		ts.Fatalf("frames of %s: %s, want %s", args[0], got, args[1])
+	}
+}
+
+// The exit status of each client code that is not a server's error frame.
+func TestStatusOf(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{&client.Error{Code: client.CodeReplaced}, exitReplaced},
+		{&client.Error{Code: client.CodeEnded}, exitReplaced},
+		{&client.Error{Code: client.CodeSessionEnded}, exitIncomplete},
+		{&client.Error{Code: client.CodeGap}, exitIncomplete},
+		{&client.Error{Code: client.CodeCancelled}, exitCancelled},
+		{&client.Error{Code: client.CodeRefused}, exitUsage},
+		{&client.Error{Code: "query_failed", Frame: json.RawMessage(`{}`)}, exitServer},
+		{errors.New("other"), exitIncomplete},
+	} {
+		if got := statusOf(tc.err); got != tc.want {
+			t.Errorf("statusOf(%v) = %d, want %d", tc.err, got, tc.want)
+		}
 	}
 }
