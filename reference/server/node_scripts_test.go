@@ -30,7 +30,10 @@ func (c *scriptCall) refuse(status int, code, text string) {
 }
 
 // accept upgrades and sends connected with caps; nil caps: a core (1.0) server.
-func (c *scriptCall) accept(caps []string) bool {
+func (c *scriptCall) accept(caps []string) bool { return c.acceptWith(caps, nil) }
+
+// acceptWith is accept with more members of connected (epoch, resumed).
+func (c *scriptCall) acceptWith(caps []string, more frame) bool {
 	ws, err := websocket.Accept(c.w, c.r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		return false
@@ -39,6 +42,9 @@ func (c *scriptCall) accept(caps []string) bool {
 	f := frame{"type": "connected", "message": "scripted", "session_id": c.sid}
 	if caps != nil {
 		f["protocol_version"], f["capabilities"] = "1.1", caps
+	}
+	for k, v := range more {
+		f[k] = v
 	}
 	return c.send(f)
 }
@@ -194,6 +200,67 @@ var scriptedServers = map[string]func(c *scriptCall){
 	"policy": func(c *scriptCall) {
 		if c.accept(nil) {
 			c.ws.Close(websocket.StatusPolicyViolation, "scripted policy")
+		}
+	},
+	// notice: with resume; the test's query has query_id q-notice. The first
+	// connection starts the query, sends its first chunk and notice n-1 (seq 3), and
+	// drops; the second resumes, expected from last_seq 3, sends n-1 again all the
+	// same, and n-2 between the chunks that follow.
+	"notice": func(c *scriptCall) {
+		caps := []string{"buffering", "query_id", "error_codes", "resume"}
+		const qid = "q-notice"
+		notice := func(seq int, id, level string) frame {
+			return frame{"type": "notice", "notice_id": id, "message": "scripted " + id, "level": level, "seq": seq}
+		}
+		if c.n == 1 {
+			if !c.acceptWith(caps, frame{"epoch": "e1"}) {
+				return
+			}
+			q := c.readQuery()
+			if q == nil {
+				return
+			}
+			c.send(frame{"type": "query_start", "query": q.str("query"), "query_id": qid, "seq": 1})
+			c.send(frame{"type": "chunk", "content": "Echo", "chunk_number": 1, "query_id": qid, "seq": 2})
+			c.send(notice(3, "n-1", "info"))
+			c.drop()
+			return
+		}
+		if !c.acceptWith(caps, frame{"epoch": "e1", "resumed": true}) {
+			return
+		}
+		c.send(notice(3, "n-1", "info")) // again: the client has it
+		c.send(frame{"type": "chunk", "content": ": ", "chunk_number": 2, "query_id": qid, "seq": 4})
+		c.send(notice(5, "n-2", "critical"))
+		c.send(frame{"type": "chunk", "content": "hi", "chunk_number": 3, "query_id": qid, "seq": 6})
+		c.send(frame{"type": "complete", "full_response": "Echo: hi", "total_chunks": 3, "query_id": qid, "seq": 7})
+		for c.read() != nil { // until the client closes
+		}
+	},
+	// notice-core: a core server (frames matched by order) with a notice between the
+	// chunks of the answer.
+	"notice-core": func(c *scriptCall) {
+		if !c.accept(nil) {
+			return
+		}
+		for q := c.readQuery(); q != nil; q = c.readQuery() {
+			c.send(frame{"type": "query_start", "query": q.str("query")})
+			c.send(frame{"type": "chunk", "content": "Echo", "chunk_number": 1})
+			c.send(frame{"type": "notice", "notice_id": "n-core", "message": "Maintenance in 5 minutes", "level": "warning", "data": map[string]any{"in_s": 300}})
+			c.send(frame{"type": "chunk", "content": ": hi", "chunk_number": 2})
+			c.send(frame{"type": "complete", "full_response": "Echo: hi", "total_chunks": 2})
+		}
+	},
+	// ended: the operator ends the session (ADMIN-4) in the middle of an answer: close
+	// 4003 after the first chunk.
+	"ended": func(c *scriptCall) {
+		if !c.accept([]string{"query_id"}) {
+			return
+		}
+		if q := c.readQuery(); q != nil {
+			c.send(frame{"type": "query_start", "query": q.str("query"), "query_id": q["query_id"]})
+			c.send(frame{"type": "chunk", "content": "Echo", "chunk_number": 1, "query_id": q["query_id"]})
+			c.ws.Close(4003, "session ended")
 		}
 	},
 	// noresume: buffering and query_id, no resume. The first connection takes two

@@ -2,7 +2,7 @@
 // for the client rules). Written by hand; the frames it passes on are the generated
 // types of messages.gen.d.ts (tools/tsgen, from schemas/*.json).
 
-import type { ClientMessage, CompleteFrame, ConnectedFrame, ErrorCode, ErrorFrame, ServerMessage } from "./messages.gen.d.ts";
+import type { ClientMessage, CompleteFrame, ConnectedFrame, ErrorCode, ErrorFrame, NoticeFrame, ServerMessage } from "./messages.gen.d.ts";
 
 export type * from "./messages.gen.d.ts";
 
@@ -14,6 +14,8 @@ export type * from "./messages.gen.d.ts";
 export type ClientErrorCode =
   /** Close 4001: another connection took the session over; the client does not reconnect. Adapter exit 4. */
   | "replaced"
+  /** Close 4003: the operator ended the session through the admin API; the client does not reconnect. Adapter exit 4. */
+  | "ended"
   /** Frames of a started query were lost (resumed false, a new epoch, a chunk_number or total_chunks that does not follow): the answer may be incomplete. Exit 3. */
   | "gap"
   /** The connection dropped while the query was in flight and the server does not claim resume. Exit 3. */
@@ -93,6 +95,12 @@ export interface ClientOptions {
   maxAttempts?: number;
   /** Every frame, both ways, parsed and as sent or received. */
   onFrame?: (dir: "in" | "out", frame: ServerMessage | ClientMessage | Record<string, unknown>, raw: string) => void;
+  /**
+   * Every notice (an operator's message broadcast through the admin API, section 12.7),
+   * once each, in order, as it arrives; the client handles no other frame while it
+   * runs. A notice is part of no query: it changes no stream (NOTICE-2).
+   */
+  onNotice?: (notice: NoticeFrame) => void;
   /** Every change of state. */
   onState?: (state: ClientState, detail?: StateDetail) => void;
   /** A WebSocket constructor (globalThis.WebSocket). */

@@ -12,8 +12,10 @@
 // uses query_id, seq and cancel only when the server claims them (CLIENT-2), takes
 // keepalive at any time (CLIENT-3), reconnects after an abrupt drop with the same
 // session_id and user_id, with capped exponential backoff and jitter, resuming with
-// last_seq and epoch, and not after 4001 (CLIENT-4), and discards the frames it has
-// already received, surfacing a gap as an error rather than a short answer (CLIENT-5).
+// last_seq and epoch, and not after 4001 or 4003 (CLIENT-4), and discards the frames it
+// has already received, surfacing a gap as an error rather than a short answer
+// (CLIENT-5). An operator's notice (section 12.7) goes to options.onNotice, once, in
+// order; it is part of no query and changes no stream (NOTICE-2).
 // Its outcome codes and its reconnection behaviour are those of the Go client
 // (reference/client); agentws.d.ts declares its API.
 
@@ -22,7 +24,7 @@ export class AgentWSError extends Error {
   /**
    * @param {string} code the server's error code (query_failed, busy, rate_limited, ...;
    *   "error" from a server without error_codes), or one of the client's: replaced,
-   *   gap, no_resume, refused, unreachable, closed, session_ended, cancelled,
+   *   ended, gap, no_resume, refused, unreachable, closed, session_ended, cancelled,
    *   unsupported, protocol_error, unsupported_data, invalid_payload, policy_violation,
    *   message_too_big (agentws.d.ts says when each happens)
    * @param {string} message
@@ -41,6 +43,9 @@ export class AgentWSError extends Error {
 
 // Section 15.1: 4001, another connection took the session over (TAKE-1).
 const closeReplaced = 4001;
+
+// Section 15.1: 4003, the operator ended the session through the admin API (ADMIN-4).
+const closeEnded = 4003;
 
 // Section 15.1: close codes that say reconnecting would get the same again: the client
 // sent what the server refuses. The client stops, as after 4001.
@@ -357,6 +362,11 @@ export class Client {
         }
         return;
       }
+      case "notice":
+        // Session-scoped, of no query (NOTICE-2): its seq counted above, no stream
+        // changes. Given to the caller once it is handled, like a chunk.
+        if (this.options.onNotice) this.options.onNotice(f);
+        return;
       case "disconnected":
         this.finish(new AgentWSError("session_ended", f.message || "the session ended"));
         this.ws.close(1000);
@@ -453,6 +463,9 @@ export class Client {
     const why = reason ? ` (${reason})` : "";
     if (code === closeReplaced) {
       return this.finish(new AgentWSError("replaced", "another connection took the session over (4001): not reconnecting"));
+    }
+    if (code === closeEnded) {
+      return this.finish(new AgentWSError("ended", `the operator ended the session (4003)${why}: not reconnecting`));
     }
     if (permanentCloses.has(code)) {
       return this.finish(new AgentWSError(permanentCloses.get(code), `the server closed the connection with ${code}${why}: not reconnecting, as it would close it again`));

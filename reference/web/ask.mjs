@@ -5,10 +5,12 @@
 //
 // URL is the endpoint with the session's parameters (ws://host:port/ws?session_id=S,
 // with user_id=U if any); QUERY is sent once connected. stdout: the content of each
-// chunk as the client delivers it, nothing else; stderr: why it ended, when not whole.
+// chunk as the client delivers it, nothing else; stderr: why it ended, when not whole,
+// and the server's notices (an operator's messages).
 // Exit status: 0 the whole answer; 1 the server ended the query with an error; 2 usage,
 // or the first connection failed; 3 the answer is incomplete or was lost; 4 another
-// connection took the session over (4001); 5 cancelled.
+// connection took the session over (4001), or the operator ended the session (4003);
+// 5 cancelled.
 //
 // Environment: AGENTWS_CANCEL_AFTER=N cancels the query (query.cancel()) after its N-th
 // chunk; AGENTWS_MAX_ATTEMPTS=N, reconnections in a row before giving up (10);
@@ -30,6 +32,7 @@ const statusOf = {
   policy_violation: 3,
   message_too_big: 3,
   replaced: 4,
+  ended: 4,
   cancelled: 5,
   unsupported: 5,
 };
@@ -62,6 +65,7 @@ async function main(args) {
       WebSocket,
       maxAttempts: count("AGENTWS_MAX_ATTEMPTS", 10),
       token: process.env.AGENTWS_TOKEN || undefined,
+      onNotice: (n) => process.stderr.write(`ask: notice (${n.level}): ${n.message}\n`),
     });
   } catch (err) {
     process.stderr.write(`ask: ${err.message}\n`);

@@ -111,3 +111,47 @@ test("a drop without resume: the started query ends with no_resume, the one not 
   assert.deepEqual(rec.sent("query").map((f) => f.query_id), [a.queryId, b.queryId, b.queryId]);
   c.close();
 });
+
+test("a notice between chunks reaches onNotice and the answer is whole (frames matched by order)", { skip }, async () => {
+  const notices = [];
+  const { c } = client("notice-core", { onNotice: (n) => notices.push(n) });
+  await c.connect();
+  const { chunks, result, error } = await drain(c.query("hi"));
+  assert.ifError(error);
+  assert.deepEqual(chunks, ["Echo", ": hi"]);
+  assert.equal(result.text, "Echo: hi");
+  assert.equal(notices.length, 1);
+  assert.equal(notices[0].notice_id, "n-core");
+  assert.equal(notices[0].level, "warning");
+  assert.equal(notices[0].message, "Maintenance in 5 minutes");
+  assert.deepEqual(notices[0].data, { in_s: 300 });
+  c.close();
+});
+
+test("a notice's seq counts for last_seq, and one a resume sends again is not given twice", { skip }, async () => {
+  const notices = [];
+  const { c, rec, sid } = client("notice", { onNotice: (n) => notices.push(n) });
+  await c.connect();
+  const { chunks, result, error } = await drain(c.query("hi", { queryId: "q-notice" }));
+  assert.ifError(error);
+  assert.deepEqual(chunks, ["Echo", ": ", "hi"]);
+  assert.equal(result.text, "Echo: hi");
+  assert.deepEqual(notices.map((n) => [n.notice_id, n.seq, n.level]), [["n-1", 3, "info"], ["n-2", 5, "critical"]]);
+  assert.equal(await handshakes(sid), 2);
+  assert.equal(rec.urls[1].searchParams.get("last_seq"), "3");
+  assert.equal(rec.urls[1].searchParams.get("epoch"), "e1");
+  assert.equal(c.lastSeq, 7);
+  c.close();
+});
+
+test("close 4003 (the operator ended the session): ended, not reconnecting", { skip }, async () => {
+  const { c, sid, st } = client("ended");
+  await c.connect();
+  const { chunks, error } = await drain(c.query("hello"));
+  assert.equal(error?.code, "ended", String(error));
+  assert.deepEqual(chunks, ["Echo"]);
+  assert.equal(st.seen.at(-1).state, "closed");
+  assert.equal(st.seen.at(-1).detail.reason, "ended");
+  assert.throws(() => c.query("again"), { code: "ended" });
+  assert.equal(await handshakes(sid), 1);
+});

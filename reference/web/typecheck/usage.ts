@@ -12,6 +12,9 @@ export async function ask(url: string, text: string): Promise<string> {
     onFrame(dir, frame, raw) {
       if (dir === "in" && "type" in frame && frame.type === "chunk") console.log((frame as ChunkFrame).chunk_number, raw.length);
     },
+    onNotice(n) {
+      console.log(n.level, n.notice_id, n.message, n.seq, n.data?.url);
+    },
     onState(state, detail) {
       if (state === "open" && detail?.connected) console.log(detail.connected.capabilities?.join(","), detail.connected.epoch);
       if (state === "closed") console.log(detail?.reason);
@@ -55,6 +58,7 @@ export function exitStatus(code: AgentWSErrorCode): number {
     case "message_too_big":
       return 3;
     case "replaced":
+    case "ended":
       return 4;
     case "cancelled":
     case "unsupported":
