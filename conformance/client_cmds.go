@@ -429,14 +429,9 @@ func cmdSSend(ts *testscript.TestScript, st *caseState, args []string) {
 		if !c.clientLeft() {
 			ts.Fatalf("send %s %s: %v", c.name, typ, err)
 		}
-		// The client may leave; exit 0 after it is judged by judgeExit, unless the
-		// frame was none of the answer's: a replayed end repeats one the history
-		// gave (QID-4), a keepalive or pong carries nothing.
-		var head struct {
-			Replayed bool `json:"replayed"`
-		}
-		json.Unmarshal(data, &head)
-		if head.Replayed || typ == "keepalive" || typ == "pong" {
+		// The client may leave; exit 0 after it is judged by judgeExit, when the
+		// frame was part of the answer.
+		if !ofAnswer(typ, data) {
 			st.wire.add(wireEntry{conn: c.name, dir: "#", text: "not written: the client had closed the connection, and needed none of it"})
 			return
 		}
@@ -445,6 +440,23 @@ func cmdSSend(ts *testscript.TestScript, st *caseState, args []string) {
 		st.srv.mu.Unlock()
 		st.wire.add(wireEntry{conn: c.name, dir: "#", text: "not written: the client had closed the connection"})
 	}
+}
+
+// ofAnswer reports whether a frame of the scripted server carries part of a query's
+// answer, which a client that exits 0 must have had (CLIENT-7): a query_start, chunk,
+// complete or error, unless it is replayed (QID-4: it repeats an end the history
+// gave). No other frame (keepalive, pong, notice, ...) does; a raw frame may, as far as
+// the harness can tell.
+func ofAnswer(typ string, data []byte) bool {
+	switch typ {
+	case "query_start", "chunk", "complete", "error", "raw":
+	default:
+		return false
+	}
+	var head struct {
+		Replayed bool `json:"replayed"`
+	}
+	return json.Unmarshal(data, &head) != nil || !head.Replayed
 }
 
 func cmdReplay(ts *testscript.TestScript, st *caseState, args []string) {

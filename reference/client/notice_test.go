@@ -40,31 +40,29 @@ func TestNoticeMidStream(t *testing.T) {
 		{"core server", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			with := func(kv ...any) []any { return kv }
-			seq := 0
-			member := func(kv []any) []any {
-				if tc.caps == nil {
-					return kv
-				}
-				seq++
-				return append(kv, "seq", seq)
-			}
 			f := newFake(t, func(h *fakeConn) {
 				h.accept(map[string]any{"capabilities": tc.caps, "epoch": "e1"})
 				q := h.recv()
-				qid := q["query_id"]
-				id := func(kv []any) []any {
-					if tc.caps == nil {
-						return kv
+				// send numbers the frames and names the query (nil for a notice) when the
+				// server claims them.
+				seq := 0
+				send := func(typ string, qid any, kv ...any) {
+					if tc.caps != nil {
+						seq++
+						kv = append(kv, "seq", seq)
+						if qid != nil {
+							kv = append(kv, "query_id", qid)
+						}
 					}
-					return append(kv, "query_id", qid)
+					h.send(frame(typ, kv...))
 				}
-				h.send(frame("notice", member(with("notice_id", "n-1", "message", "before the answer", "level", "info"))...))
-				h.send(frame("query_start", member(id(with("query", q["query"])))...))
-				h.send(frame("chunk", member(id(with("chunk_number", 1, "content", "Hel")))...))
-				h.send(frame("notice", member(with("notice_id", "n-2", "message", "Maintenance in 5 minutes", "level", "warning", "data", map[string]any{"in_s": 300}))...))
-				h.send(frame("chunk", member(id(with("chunk_number", 2, "content", "lo")))...))
-				h.send(frame("complete", member(id(with("full_response", "Hello", "total_chunks", 2)))...))
+				qid := q["query_id"]
+				send("notice", nil, "notice_id", "n-1", "message", "before the answer", "level", "info")
+				send("query_start", qid, "query", q["query"])
+				send("chunk", qid, "chunk_number", 1, "content", "Hel")
+				send("notice", nil, "notice_id", "n-2", "message", "Maintenance in 5 minutes", "level", "warning", "data", map[string]any{"in_s": 300})
+				send("chunk", qid, "chunk_number", 2, "content", "lo")
+				send("complete", qid, "full_response", "Hello", "total_chunks", 2)
 				h.wait()
 			})
 			var cl atomic.Pointer[client.Client]
