@@ -32,20 +32,8 @@ func (a *Auth) check() error {
 	return nil
 }
 
-// subject returns the subject of the request's token, or why there is no valid one.
-// The token itself is never logged.
-func (a *Auth) subject(r *http.Request) (string, error) {
-	raw := r.URL.Query().Get("access_token")
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, token, ok := strings.Cut(h, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") {
-			return "", errors.New("the Authorization header is not \"Bearer <token>\"")
-		}
-		raw = strings.TrimSpace(token)
-	}
-	if raw == "" {
-		return "", errors.New("a bearer token is required, in the Authorization header or the access_token parameter")
-	}
+// parse verifies a JWT (AUTH-3); the token itself is never logged.
+func (a *Auth) parse(raw string) (*jwt.Token, error) {
 	var methods []string
 	if len(a.Secret) > 0 {
 		methods = append(methods, "HS256")
@@ -67,7 +55,28 @@ func (a *Auth) subject(r *http.Request) (string, error) {
 		return a.PublicKey, nil
 	}, opts...)
 	if err != nil {
-		return "", fmt.Errorf("the bearer token is not valid: %w", err)
+		return nil, fmt.Errorf("the bearer token is not valid: %w", err)
+	}
+	return token, nil
+}
+
+// subject returns the subject of the request's token, or why there is no valid one.
+// The token itself is never logged.
+func (a *Auth) subject(r *http.Request) (string, error) {
+	raw := r.URL.Query().Get("access_token")
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, token, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return "", errors.New("the Authorization header is not \"Bearer <token>\"")
+		}
+		raw = strings.TrimSpace(token)
+	}
+	if raw == "" {
+		return "", errors.New("a bearer token is required, in the Authorization header or the access_token parameter")
+	}
+	token, err := a.parse(raw)
+	if err != nil {
+		return "", err
 	}
 	sub, err := token.Claims.GetSubject()
 	if err != nil || sub == "" {

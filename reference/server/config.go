@@ -61,6 +61,17 @@ type Config struct {
 	// take its connections' sessions offline.
 	NodeLease time.Duration
 
+	// The admin API (spec section 12.7, extension notice): off unless AdminToken is
+	// set, or AdminScope with Auth.
+	AdminToken string // the static bearer token of the admin API; at least 16 characters
+	// AdminScope, with Auth, makes a valid JWT whose scope (or scp) claim holds it an
+	// admin credential too.
+	AdminScope string
+	// AdminOwnAddress serves the admin API only through [Server.AdminHandler], on an
+	// address of its own, not beside /ws.
+	AdminOwnAddress bool
+	AdminBodyBytes  int64 // the largest body of an admin request
+
 	Agent  agent.Agent // answers the queries
 	Auth   *Auth       // bearer-token authentication; nil: off
 	Logger *slog.Logger
@@ -91,6 +102,7 @@ func DefaultConfig() Config {
 		QueryBurst:        d.QueryBurst,
 		Console:           true,
 		NodeLease:         5 * time.Second,
+		AdminBodyBytes:    defaultAdminBodyBytes,
 		Agent:             agent.Fixture{},
 	}
 }
@@ -103,6 +115,9 @@ const memoryPerMessage = 8
 // minMessageBytes is the smallest message size limit the server accepts: room for any
 // ping, cancel or short query. Below 64 KiB a limit breaks rule ENV-9, a SHOULD.
 const minMessageBytes = 1 << 10
+
+// minAdminToken is the shortest admin token the server accepts.
+const minAdminToken = 16
 
 func (c *Config) check() error {
 	var errs []error
@@ -173,6 +188,13 @@ func (c *Config) check() error {
 			errs = append(errs, fmt.Errorf("node id %q is not 1 to 128 characters of A-Z a-z 0-9 . _ : ~ -", clip(c.NodeID, maxLogValue)))
 		}
 	}
+	if c.AdminToken != "" && len(c.AdminToken) < minAdminToken {
+		errs = append(errs, fmt.Errorf("admin token must be at least %d characters, not %d: it guards broadcasting to and ending every session", minAdminToken, len(c.AdminToken)))
+	}
+	if c.AdminScope != "" && c.Auth == nil {
+		errs = append(errs, errors.New("an admin scope names a scope of the JWTs that authentication verifies: it needs authentication on"))
+	}
+	positive("admin body byte limit", c.AdminBodyBytes)
 	if c.Agent == nil {
 		errs = append(errs, errors.New("no agent"))
 	}

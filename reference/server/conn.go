@@ -52,7 +52,8 @@ type conn struct {
 	room     chan struct{} // closed when out drops below limit or c closes; nil when none waits
 	ansRoom  chan struct{} // closed when one more answer may be queued or c closes; nil when none waits
 
-	lastSent atomic.Int64 // when the writer last wrote a frame, in Unix nanoseconds
+	lastSent atomic.Int64                 // when the writer last wrote a frame, in Unix nanoseconds
+	stats    atomic.Pointer[sessionStats] // its session's, once it joined one
 
 	wake chan struct{} // the writer has something to do
 	done chan struct{} // the writer has returned
@@ -381,6 +382,10 @@ func (c *conn) write(f frame) error {
 		return err
 	}
 	c.lastSent.Store(time.Now().UnixNano())
+	if st := c.stats.Load(); st != nil {
+		st.sent.Add(1)
+		st.touch()
+	}
 	c.srv.stats.sent.Add(1)
 	c.srv.metrics.frames.WithLabelValues(f.typ).Inc()
 	return nil

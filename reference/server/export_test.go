@@ -2,13 +2,6 @@ package server
 
 // Test hooks: what the end-to-end tests poll instead of sleeping.
 
-// lookup returns the session the server holds by id, or nil.
-func (s *Server) lookup(id string) *session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.sessions[id]
-}
-
 // SessionBusy reports whether the session has a query running or queued.
 func (s *Server) SessionBusy(id string) bool {
 	sess := s.lookup(id)

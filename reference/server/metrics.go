@@ -28,6 +28,8 @@ type metrics struct {
 	closes     *prometheus.CounterVec // reason: slow_consumer, replaced
 	authFails  prometheus.Counter
 	upstream   *prometheus.HistogramVec // outcome: of a request to the model upstream
+	broadcasts prometheus.Counter       // notices broadcast through the admin API
+	noticed    prometheus.Counter       // the sessions they reached
 }
 
 // latencyBuckets span a first token in milliseconds to an answer of minutes.
@@ -44,7 +46,10 @@ func newMetrics(s *Server) *metrics {
 	m.refused = counter("client_frames_refused_total", "Client frames refused with a connection-scoped error (queries that did not run, malformed frames, unknown cancels), by error code.", "code")
 	m.frames = counter("frames_sent_total", "Frames written to clients, by type.", "type")
 	m.refusals = counter("handshake_refusals_total", "Requests to /ws refused before the upgrade, by the code of their HTTP error.", "reason")
-	m.closes = counter("connection_closes_total", "Connections the server closed, by reason: slow_consumer (4002), replaced (4001).", "reason")
+	m.closes = counter("connection_closes_total", "Connections the server closed, by reason: slow_consumer (4002), replaced (4001), ended (4003, through the admin API).", "reason")
+	m.broadcasts = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agentws", Name: "broadcasts_total", Help: "Notices broadcast through the admin API (POST /admin/broadcast)."})
+	m.noticed = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agentws", Name: "broadcast_sessions_total", Help: "Sessions the broadcast notices reached, each counted once per notice (with the Redis store, those of every node, counted by the node that broadcast)."})
+	m.registry.MustRegister(m.broadcasts, m.noticed)
 	m.authFails = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agentws", Name: "auth_failures_total", Help: "Handshakes refused for want of a valid token (401)."})
 	m.upstream = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "agentws", Name: "upstream_request_seconds", Help: "Requests to the model upstream, by outcome (ok, refused, unreachable, timeout, failed, cancelled), and how long each took.", Buckets: latencyBuckets}, []string{"outcome"})
 	m.registry.MustRegister(m.upstream)
@@ -105,6 +110,8 @@ func (m *metrics) closed(code websocket.StatusCode) {
 		m.closes.WithLabelValues("slow_consumer").Inc()
 	case closeSessionReplaced:
 		m.closes.WithLabelValues("replaced").Inc()
+	case closeSessionEnded:
+		m.closes.WithLabelValues("ended").Inc()
 	}
 }
 

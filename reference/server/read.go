@@ -47,6 +47,9 @@ func (s *Server) readLoop(c *conn, sess liveSession) {
 			s.readEnded(c, err)
 			return
 		}
+		if st := c.stats.Load(); st != nil {
+			st.touch()
+		}
 		if !utf8.Valid(data) {
 			s.mem.add(-charged)
 			c.log.Info("text frame not UTF-8: closing with 1007")

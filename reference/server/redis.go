@@ -38,7 +38,7 @@ import (
 var luaFiles embed.FS
 
 type redisScripts struct {
-	open, backlog, rangeOf, detach, end, submit, emit, finish, cancel, orphan, stats, sent, unclaim, ack *rueidis.Lua
+	open, backlog, rangeOf, detach, end, submit, emit, finish, cancel, orphan, stats, sent, unclaim, ack, notice, info, kill, touch *rueidis.Lua
 }
 
 func loadScripts() redisScripts {
@@ -55,6 +55,7 @@ func loadScripts() redisScripts {
 		open: load("open"), backlog: load("backlog"), rangeOf: load("range"), detach: load("detach"),
 		end: load("end"), submit: load("submit"), emit: load("emit"), finish: load("finish"),
 		cancel: load("cancel"), orphan: load("orphan"), stats: load("stats"), sent: load("sent"), unclaim: load("unclaim"), ack: load("ack"),
+		notice: load("notice"), info: load("info"), kill: load("kill"), touch: load("touch"),
 	}
 }
 
@@ -364,6 +365,8 @@ func (st *redisStore) onMessage(m string) {
 		st.stopQuery(f[1], f[2], errCancelled)
 	case f[0] == "E" && len(f) == 2:
 		st.stopQuery(f[1], "", errSessionEnded)
+	case f[0] == "K" && len(f) == 3:
+		st.ended(f[1], f[2])
 	case f[0] == "W" && len(f) == 2:
 		st.async(func() { st.claim(f[1]) })
 	}
@@ -473,6 +476,7 @@ func (st *redisStore) leaseLoop() {
 			st.dirty.Store(true)
 		}
 		st.flushSent()
+		st.flushActivity(st.held()...)
 		if st.dirty.Swap(false) {
 			st.reconcile()
 		}

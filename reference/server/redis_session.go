@@ -50,6 +50,9 @@ type redisSession struct {
 	taken     atomic.Int64
 	wantAck   atomic.Bool
 	ackQueued atomic.Bool
+
+	stats   sessionStats // what its connection did, added to Redis by flushActivity
+	flushed atomic.Int64 // the stats.sent already added
 }
 
 // sent is the connection's onSent: it queues an acknowledgement of seq when the
@@ -233,6 +236,8 @@ func (st *redisStore) open(c *conn, sid, user string, resume resumeRequest, log 
 	rs.conn, rs.cursor = c, cursor
 	rs.replaced = rs.replaced || replaced
 	c.join(rs)
+	rs.stats.joined()
+	c.stats.Store(&rs.stats)
 	c.enqueueAll(append([]frame{first}, frames...)...)
 	first.held.drop()
 	if rs.replaced {
@@ -407,6 +412,10 @@ func (rs *redisSession) queueFetched(c *conn, frames []frame, oldest, seq, gen i
 // restarted empty): its client reconnects, and starts a new session with a new epoch
 // (SEQ-5).
 func (rs *redisSession) lost(c *conn) {
+	if rs.st.endedByOperator(rs.id, rs.token) {
+		rs.st.ended(rs.id, rs.token)
+		return
+	}
 	rs.log.Warn("the session store no longer gives this node the session's connection (Redis restarted or was flushed, or this node's lease lapsed): closing it with 1001")
 	rs.st.srv.dropped(c, websocket.StatusGoingAway, "session lost by the session store")
 }
@@ -522,6 +531,7 @@ func (rs *redisSession) detach(c *conn, code websocket.StatusCode, reason string
 	rs.leaveKeepingToken()
 	rs.mu.Unlock()
 	st := rs.st
+	st.flushActivity(rs)
 	_, err := st.call(st.lua.detach, sessionKeys(rs.id), rs.id, st.node, rs.token, strconv.Itoa(written), strconv.FormatInt(st.srv.cfg.SessionTTL.Milliseconds(), 10))
 	rs.forgetToken()
 	if err != nil {

@@ -28,6 +28,7 @@ type Server struct {
 	validator    *schemas.Validator
 	capabilities []string
 	handler      http.Handler
+	admin        http.Handler // the admin API (AdminHandler)
 
 	ctx    context.Context // cancelled when the server stops
 	cancel context.CancelCauseFunc
@@ -76,6 +77,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Auth != nil {
 		s.capabilities = append(s.capabilities, "auth")
 	}
+	if cfg.adminOn() {
+		s.capabilities = append(s.capabilities, "notice")
+	}
 	if _, ok := cfg.Agent.(agent.Fixture); ok {
 		s.capabilities = append(s.capabilities, "fixture")
 	}
@@ -109,6 +113,10 @@ func New(cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", s.serveWS)
 	mux.Handle("GET /metrics", s.metrics.handler())
+	s.admin = s.newAdminHandler()
+	if cfg.adminOn() && !cfg.AdminOwnAddress {
+		mux.Handle("/admin/", s.admin)
+	}
 	if cfg.Console {
 		web.Register(mux)
 	}

@@ -46,6 +46,8 @@ type session struct {
 	queryIDs int         // query ids assigned so far
 	finished finishedQueries
 	credit   int // bytes reserved for what the frame being emitted adds to the memory count
+
+	stats sessionStats // what the admin API shows of its activity (ADMIN-3)
 }
 
 func newSession(srv *Server, id, user string) *session {
@@ -124,6 +126,8 @@ func (s *session) attach(c *conn, r resumeRequest) (old *conn, err error) {
 	s.srv.cameOnline(s)
 	s.attached++
 	c.join(s)
+	s.stats.joined()
+	c.stats.Store(&s.stats)
 	first := encode(connected)
 	first.evicted = connected.Evicted
 	s.srv.mem.charge(&first)

@@ -73,6 +73,8 @@ type options struct {
 	tlsCert    string
 	tlsKey     string
 	proxies    string
+	adminAddr  string
+	adminFile  string
 }
 
 // httpLimits bound an HTTP connection before it is upgraded or between requests.
@@ -153,11 +155,15 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	fs.StringVar(&o.cfg.Store, "store", "", "where sessions live: none for this process's memory, or the `URL` of a Redis 7 that many nodes share, such as redis://localhost:6379/0 (rediss:// for TLS; a password as redis://:password@host:6379/0); every node of one cluster names the same")
 	fs.StringVar(&o.cfg.NodeID, "node-id", "", "with -store: this node's `name` among the nodes sharing the store (default: its host name and a random suffix)")
 	fs.DurationVar(&o.cfg.NodeLease, "node-lease", o.cfg.NodeLease, "with -store: how long after a node last renewed its lease the others end the queries it ran (unavailable) and take its connections' sessions offline; a node renews it four times a lease")
+	fs.StringVar(&o.adminFile, "admin-token-file", "", "turn on the admin API (POST /admin/broadcast, GET and DELETE /admin/sessions) with the bearer token in this `file` (at least 16 characters; AGENTWS_ADMIN_TOKEN gives it directly)")
+	fs.StringVar(&o.cfg.AdminScope, "admin-scope", "", "with authentication: a `scope` that makes a valid JWT holding it in its scope or scp claim an admin credential too, such as agentws:admin")
+	fs.StringVar(&o.adminAddr, "admin-addr", "", "serve the admin API on this listen `address` of its own, such as localhost:8051, and not beside /ws (default: beside /ws)")
+	fs.Int64Var(&o.cfg.AdminBodyBytes, "admin-max-body-bytes", o.cfg.AdminBodyBytes, "the largest body of an admin request; a larger one gets 400 invalid_body")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.BoolVar(&o.version, "version", false, "print the version (from the build information) and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: agentws-server [flags]\n\nEvery flag can also be set with its environment variable, %sNAME (-session-ttl: %s).\nThe API key of -agent openai comes from %sAGENT_API_KEY or OPENAI_API_KEY.\nBearer-token authentication with an HS256 secret is turned on by %sAUTH_SECRET.\n\n", envPrefix, envName("session-ttl"), envPrefix, envPrefix)
+		fmt.Fprintf(stderr, "usage: agentws-server [flags]\n\nEvery flag can also be set with its environment variable, %sNAME (-session-ttl: %s).\nThe API key of -agent openai comes from %sAGENT_API_KEY or OPENAI_API_KEY.\nBearer-token authentication with an HS256 secret is turned on by %sAUTH_SECRET.\nThe admin API's token can come from %sADMIN_TOKEN instead of -admin-token-file.\n\n", envPrefix, envName("session-ttl"), envPrefix, envPrefix, envPrefix)
 		fs.PrintDefaults()
 	}
 	usage := fs.Usage
@@ -218,6 +224,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 		}
 		o.cfg.Auth = auth
 	}
+	if err := o.adminToken(getenv); err != nil {
+		return nil, err
+	}
 	switch o.agentName {
 	case "fixture":
 		if o.delay < 0 {
@@ -255,6 +264,40 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 		return nil, fmt.Errorf("-agent: unknown agent %q: want fixture or openai", o.agentName)
 	}
 	return o, nil
+}
+
+// adminToken reads the admin API's token, from -admin-token-file or AGENTWS_ADMIN_TOKEN,
+// and checks the admin flags that need it.
+func (o *options) adminToken(getenv func(string) string) error {
+	env := getenv(envPrefix + "ADMIN_TOKEN")
+	switch {
+	case o.adminFile != "" && env != "":
+		return fmt.Errorf("-admin-token-file and %sADMIN_TOKEN both give the admin token: give one", envPrefix)
+	case o.adminFile != "":
+		data, err := os.ReadFile(o.adminFile)
+		if err != nil {
+			return fmt.Errorf("-admin-token-file: %w", err)
+		}
+		o.cfg.AdminToken = strings.TrimSpace(string(data))
+		if o.cfg.AdminToken == "" {
+			return fmt.Errorf("-admin-token-file: %s is empty", o.adminFile)
+		}
+	default:
+		o.cfg.AdminToken = env
+	}
+	if o.cfg.AdminToken != "" && len(o.cfg.AdminToken) < 16 {
+		return fmt.Errorf("the admin token is %d characters long: it must be at least 16 (it guards broadcasting to and ending every session)", len(o.cfg.AdminToken))
+	}
+	if o.cfg.AdminScope != "" && o.cfg.Auth == nil {
+		return fmt.Errorf("-admin-scope names a scope of the JWTs that authentication verifies: turn authentication on (%sAUTH_SECRET or -auth-public-key)", envPrefix)
+	}
+	if o.adminAddr != "" {
+		if o.cfg.AdminToken == "" && o.cfg.AdminScope == "" {
+			return fmt.Errorf("-admin-addr serves the admin API, which is off: give its token (-admin-token-file or %sADMIN_TOKEN) or -admin-scope", envPrefix)
+		}
+		o.cfg.AdminOwnAddress = true
+	}
+	return nil
 }
 
 // splitList returns the items of a comma-separated list.
@@ -315,6 +358,9 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 	}
 	return nil, fmt.Errorf("-log-format: unknown format %q: want text or json", format)
 }
+
+// adminListening, when set, is told the address of -admin-addr once it listens.
+var adminListening func(addr string)
 
 // stdout is where -version prints.
 var stdout io.Writer = os.Stdout
@@ -403,16 +449,53 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			" can run queries on this server as any user. Turn authentication on (AGENTWS_AUTH_SECRET or -auth-public-key)," +
 			" or listen on loopback (-addr localhost:8050); see README, Before you expose it")
 	}
+	var as *http.Server // the admin API's own server, with -admin-addr
+	if o.adminAddr != "" {
+		aln, err := net.Listen("tcp", o.adminAddr)
+		if err != nil {
+			hs.Close()
+			srv.Close()
+			return fmt.Errorf("-admin-addr: %w", err)
+		}
+		as = newHTTPServer(srv.AdminHandler(), o.http)
+		if tlsConfig != nil {
+			as.TLSConfig = tlsConfig.Clone()
+		}
+		go func() {
+			var err error
+			if as.TLSConfig != nil {
+				err = as.ServeTLS(aln, "", "")
+			} else {
+				err = as.Serve(aln)
+			}
+			if !errors.Is(err, http.ErrServerClosed) {
+				served <- fmt.Errorf("-admin-addr: %w", err)
+			}
+		}()
+		log.Info("admin API listening", "url", web+displayAddr(aln.Addr())+"/admin/sessions")
+		if adminListening != nil {
+			adminListening(aln.Addr().String())
+		}
+	} else if o.cfg.AdminToken != "" || o.cfg.AdminScope != "" {
+		log.Info("admin API beside /ws", "url", web+displayAddr(ln.Addr())+"/admin/sessions")
+	}
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
 	select {
 	case err := <-served:
+		if as != nil {
+			as.Close()
+		}
+		hs.Close()
 		srv.Close()
 		return err
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
+	if as != nil {
+		as.Close() // no operator request waits for the drain
+	}
 	srv.Drain(context.Background())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -407,3 +407,71 @@ func TestLogDurations(t *testing.T) {
 		t.Errorf("logged %s, want timeout 30s", buf.String())
 	}
 }
+
+// The admin API is off by default, on with its token from a file or AGENTWS_ADMIN_TOKEN
+// (never a plain flag), and with -admin-addr served on its own address and not beside
+// /ws. Bad admin settings are errors that name the flag.
+func TestAdminSettings(t *testing.T) {
+	if o, _ := parse(nil, env(nil), io.Discard); o.cfg.AdminToken != "" || o.cfg.AdminOwnAddress {
+		t.Errorf("admin API on by default: %+v", o.cfg)
+	}
+	file := filepath.Join(t.TempDir(), "admin-token")
+	os.WriteFile(file, []byte("from-the-file-0123456789\n"), 0o600)
+	o, err := parse([]string{"-admin-token-file", file}, env(nil), io.Discard)
+	if err != nil || o.cfg.AdminToken != "from-the-file-0123456789" {
+		t.Errorf("-admin-token-file: token %q, %v", o.cfg.AdminToken, err)
+	}
+	o, err = parse(nil, env(map[string]string{"AGENTWS_ADMIN_TOKEN": "from-the-env-0123456789"}), io.Discard)
+	if err != nil || o.cfg.AdminToken != "from-the-env-0123456789" {
+		t.Errorf("AGENTWS_ADMIN_TOKEN: token %q, %v", o.cfg.AdminToken, err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"-admin-token-file", file}, map[string]string{"AGENTWS_ADMIN_TOKEN": "from-the-env-0123456789"}, "give one"},
+		{[]string{"-admin-token-file", filepath.Join(t.TempDir(), "missing")}, nil, "-admin-token-file: open"},
+		{[]string{"-admin-token-file", empty}, nil, "is empty"},
+		{nil, map[string]string{"AGENTWS_ADMIN_TOKEN": "short"}, "at least 16"},
+		{[]string{"-admin-addr", "localhost:0"}, nil, "-admin-addr serves the admin API, which is off"},
+		{[]string{"-admin-scope", "agentws:admin"}, nil, "-admin-scope names a scope"},
+		{[]string{"-admin-max-body-bytes", "0"}, map[string]string{"AGENTWS_ADMIN_TOKEN": "from-the-env-0123456789"}, "admin body byte limit must be positive"},
+	} {
+		o, err := parse(tc.args, env(tc.env), io.Discard)
+		if err == nil { // a bound the server checks
+			var srv *server.Server
+			if srv, err = server.New(o.cfg); err == nil {
+				srv.Close()
+			}
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: %v, want %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+
+	adminAt := make(chan string, 1)
+	adminListening = func(addr string) { adminAt <- addr }
+	t.Cleanup(func() { adminListening = nil })
+	addr, _ := startRun(t, "-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-admin-token-file", file)
+	admin := <-adminAt
+	get := func(base string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+base+"/admin/sessions", nil)
+		req.Header.Set("Authorization", "Bearer from-the-file-0123456789")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if status, body := get(admin); status != 200 || !strings.Contains(body, `"sessions"`) {
+		t.Errorf("GET /admin/sessions on -admin-addr: %d %s", status, body)
+	}
+	if status, body := get(addr); status != 404 || !strings.Contains(body, `"not_found"`) {
+		t.Errorf("GET /admin/sessions beside /ws with -admin-addr: %d %s, want 404 not_found", status, body)
+	}
+}

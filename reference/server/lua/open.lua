@@ -23,7 +23,8 @@ elseif redis.call('HGET', s, 'user') ~= user then
   return {'user_mismatch'}
 end
 local m = redis.call('HMGET', s, 'owner', 'token', 'epoch', 'running')
-redis.call('HSET', s, 'owner', node, 'token', token)
+local now = now_ms()
+redis.call('HSET', s, 'owner', node, 'token', token, 'since', now, 'active', now)
 redis.call('PERSIST', s)
 redis.call('PERSIST', h)
 redis.call('PERSIST', q)
