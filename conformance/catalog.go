@@ -31,9 +31,11 @@ type Case struct {
 	file     string
 }
 
-// settingNames are the settings a case may need, each an Options field, or (anonymous)
-// a server without authentication, whose users are named by user_id.
-var settingNames = []string{"keepalive", "session-ttl", "max-sessions", "query-rate", "shutdown", "token", "anonymous"}
+// settingNames are the settings a case may need, each an Options field (admin: the
+// admin API's URL and token), or (anonymous) a server without authentication, whose
+// users are named by user_id, or (alone) a run with no other case at the same time,
+// for a case that reaches every session of the server (a broadcast to all).
+var settingNames = []string{"keepalive", "session-ttl", "max-sessions", "query-rate", "shutdown", "token", "anonymous", "admin", "alone"}
 
 // headerKeys are the keys a case's header may have after its summary line.
 var headerKeys = []string{"rules", "level", "needs", "settings"}
@@ -158,6 +160,8 @@ func (c Case) skipReason(caps []string, o *Options) string {
 			return "needs a valid and an expired bearer token for the server: give -token and -expired-token"
 		case s == "anonymous" && slices.Contains(caps, "auth"):
 			return "names its users with user_id, so it needs a server with authentication off: with auth, the user is the token's subject (AUTH-2)"
+		case s == "admin" && (o.AdminURL == "" || o.AdminToken == ""):
+			return "needs the server's admin API (extension notice, section 12.7): give its origin and token with -admin-url and -admin-token"
 		case s == "shutdown" && o.Shutdown == nil:
 			return "shuts the server down, so it needs a server of its own and a shutdown hook (the in-process run of the reference server has one)"
 		}

@@ -21,13 +21,13 @@ const (
 	exitQueryError = 1 // the server ended the query with an error
 	exitUsage      = 2 // a usage error, or the first connection failed
 	exitIncomplete = 3 // the answer is incomplete or lost
-	exitReplaced   = 4 // another connection took the session over (4001)
+	exitReplaced   = 4 // another connection took the session over (4001), or the operator ended it (4003)
 	exitCancelled  = 5 // the query was cancelled
 )
 
 var exitMeaning = map[int]string{
 	exitAnswered: "answered", exitQueryError: "the query failed", exitUsage: "usage, or no first connection",
-	exitIncomplete: "incomplete or lost", exitReplaced: "replaced", exitCancelled: "cancelled",
+	exitIncomplete: "incomplete or lost", exitReplaced: "replaced or ended", exitCancelled: "cancelled",
 }
 
 // maxAdapterOutput bounds what the harness keeps of the adapter's stdout and stderr,

@@ -56,7 +56,7 @@ func clientCommandTable() map[string]command {
 		},
 		"exit": {
 			usage:   "exit [-within DURATION] STATUS|nonzero",
-			summary: "the adapter exits within DURATION (two frame timeouts) with STATUS (0 answered, 1 the query failed, 3 incomplete or lost, 4 replaced, 5 cancelled), or any status but 0",
+			summary: "the adapter exits within DURATION (two frame timeouts) with STATUS (0 answered, 1 the query failed, 3 incomplete or lost, 4 replaced or ended, 5 cancelled), or any status but 0",
 			run:     cmdExit,
 		},
 		"handshake": {
@@ -96,7 +96,7 @@ func clientCommandTable() map[string]command {
 		},
 		"send": {
 			usage:   "send [-lost] NAME TYPE [ARG...] [MEMBER=JSON...]",
-			summary: "sends a frame of TYPE on NAME, made from the session: query_start, chunk CONTENT, complete, error CODE [TEXT] (each with the session's query_id and next seq when NAME's connected claims them), keepalive, pong, disconnected, another TYPE as it is, or raw JSON; MEMBER=JSON sets a member (MEMBER=- removes it); -lost keeps a session-scoped frame in the history without writing it, as a frame lost in a dying connection; a frame the client can no longer get, having closed the connection itself, is noted, and the client's exit 0 after it fails CLIENT-7",
+			summary: "sends a frame of TYPE on NAME, made from the session: query_start, chunk CONTENT, complete, error CODE [TEXT] (each with the session's query_id and next seq when NAME's connected claims them), notice (with the next seq, and no query_id), keepalive, pong, disconnected, another TYPE as it is, or raw JSON; MEMBER=JSON sets a member (MEMBER=- removes it); -lost keeps a session-scoped frame in the history without writing it, as a frame lost in a dying connection; a frame the client can no longer get, having closed the connection itself, is noted, and the client's exit 0 after it fails CLIENT-7",
 			run:     cmdSSend,
 		},
 	}

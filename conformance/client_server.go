@@ -459,6 +459,14 @@ func (s *scriptServer) buildLocked(c *sconn, typ string, args []string) map[stri
 	case "disconnected":
 		f["session_id"], f["message"] = sid, "Disconnected"
 		session = false
+	case "notice":
+		// session-scoped, but of no query (NOTICE-2): a seq with resume, no query_id
+		f["session_id"], f["notice_id"], f["message"], f["level"] = sid, "n-scripted-1", "Maintenance in 5 minutes", "warning"
+		if c.claims("resume") {
+			s.seq++
+			f["seq"] = s.seq
+		}
+		session = false
 	default: // pong, keepalive, and types of the case's own
 		session = false
 	}

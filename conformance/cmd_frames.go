@@ -16,12 +16,36 @@ import (
 
 // readFlags are the flags of expect and skipto; -within is d unless given.
 func readFlags(ts *testscript.TestScript, name string, d time.Duration, args []string) (keepalive bool, within time.Duration, rest []string) {
+	keepalive, within, _, rest = readLacksFlags(ts, name, d, args, false)
+	return keepalive, within, rest
+}
+
+// readLacksFlags are readFlags and, when lacks is set, -lacks TEXT, repeatable.
+func readLacksFlags(ts *testscript.TestScript, name string, d time.Duration, args []string, lacks bool) (keepalive bool, within time.Duration, texts []string, rest []string) {
 	within = d
 	rest = parse(ts, name, args, 2, 2, func(fs *flag.FlagSet) {
 		fs.BoolVar(&keepalive, "keepalive", false, "")
 		fs.DurationVar(&within, "within", within, "")
+		if lacks {
+			lacksFlag(fs, &texts)
+		}
 	})
-	return keepalive, within, rest
+	return keepalive, within, texts, rest
+}
+
+// lacksFlag defines -lacks TEXT, which may be given many times.
+func lacksFlag(fs *flag.FlagSet, texts *[]string) {
+	fs.Func("lacks", "", func(s string) error { *texts = append(*texts, s); return nil })
+}
+
+// checkLacks fails when data contains one of texts (expanded): what a frame or a body
+// must not reveal, such as another session's id (ADMIN-5).
+func checkLacks(ts *testscript.TestScript, what string, data []byte, texts []string) {
+	for _, t := range texts {
+		if t = expand(ts, t); t != "" && strings.Contains(string(data), t) {
+			ts.Fatalf("%s: contains %q, which it must not: %s", what, t, truncate(string(data), 500))
+		}
+	}
 }
 
 func pattern(ts *testscript.TestScript, text string) any {
@@ -48,7 +72,7 @@ func matchFrame(ts *testscript.TestScript, p any, e event) string {
 }
 
 func cmdExpect(ts *testscript.TestScript, st *caseState, args []string) {
-	keepalive, within, args := readFlags(ts, "expect", st.opts.FrameTimeout, args)
+	keepalive, within, lacks, args := readLacksFlags(ts, "expect", st.opts.FrameTimeout, args, true)
 	c := connNamed(ts, st, args[0])
 	p := pattern(ts, args[1])
 	e, err := c.next(wait{until: time.Now().Add(within), of: within}, keepalive)
@@ -59,6 +83,7 @@ func cmdExpect(ts *testscript.TestScript, st *caseState, args []string) {
 	if d := matchFrame(ts, p, e); d != "" {
 		ts.Fatalf("expect %s: %s\n%s", args[0], d, frameDiff(p, e))
 	}
+	checkLacks(ts, "expect "+args[0]+": the frame", e.data, lacks)
 }
 
 // frameDiff shows a frame against the pattern it failed, as cmp.Diff (-want +got),
@@ -121,7 +146,20 @@ func cmdStream(ts *testscript.TestScript, st *caseState, args []string) {
 	}
 	c := connNamed(ts, st, args[0])
 	whole := within(d)
-	first, err := c.next(frameWait(st, whole), false)
+	// A notice belongs to no query and may come between any two frames (NOTICE-2):
+	// the stream skips the notices, and names them.
+	var notices []string
+	next := func() (event, error) {
+		for {
+			e, err := c.next(frameWait(st, whole), false)
+			if err != nil || e.end != nil || e.typ() != "notice" {
+				return e, err
+			}
+			id, _ := e.frame["notice_id"].(string)
+			notices = append(notices, id)
+		}
+	}
+	first, err := next()
 	if err != nil {
 		ts.Fatalf("stream %s: %v; want query_start", args[0], err)
 	}
@@ -137,7 +175,7 @@ func cmdStream(ts *testscript.TestScript, st *caseState, args []string) {
 	}
 	e, chunks, joined := first, 0, strings.Builder{}
 	for e.typ() != "complete" && e.typ() != "error" {
-		if e, err = c.next(frameWait(st, whole), false); err != nil && st.ctx.Err() == nil && !time.Now().Before(whole.until) {
+		if e, err = next(); err != nil && st.ctx.Err() == nil && !time.Now().Before(whole.until) {
 			st.failAgainst(ts, "STREAM-1", "stream %s: the stream did not end within %v (%d chunks); want complete or error", args[0], d, chunks)
 		}
 		if err != nil {
@@ -155,6 +193,8 @@ func cmdStream(ts *testscript.TestScript, st *caseState, args []string) {
 	}
 	ts.Setenv("STREAM_TEXT", joined.String())
 	ts.Setenv("STREAM_CHUNKS", strconv.Itoa(chunks))
+	ts.Setenv("STREAM_NOTICES", strconv.Itoa(len(notices)))
+	ts.Setenv("STREAM_NOTICE_IDS", strings.Join(notices, ","))
 	if e.typ() != end {
 		ts.Fatalf("stream %s: ended with %s, want %s", args[0], truncate(describe(e), 300), end)
 	}

@@ -35,9 +35,11 @@ func cmdPause(ts *testscript.TestScript, st *caseState, args []string) {
 
 func cmdHTTP(ts *testscript.TestScript, st *caseState, args []string) {
 	status, within := http.StatusOK, st.opts.FrameTimeout
+	var lacks []string
 	args = parse(ts, "http", args, 2, 3, func(fs *flag.FlagSet) {
 		fs.IntVar(&status, "status", status, "")
 		fs.DurationVar(&within, "within", within, "")
+		lacksFlag(fs, &lacks)
 	})
 	fail := ts.Fatalf
 	if args[0] == http.MethodGet && strings.HasSuffix(args[1], "/health") && status == http.StatusOK {
@@ -76,6 +78,7 @@ func cmdHTTP(ts *testscript.TestScript, st *caseState, args []string) {
 			st.finding("HEALTH-1", "GET %s: the body breaks health.json: %v: %s", args[1], err, truncate(string(body), 300))
 		}
 	}
+	checkLacks(ts, fmt.Sprintf("http %s %s: the body", args[0], args[1]), body, lacks)
 	if len(args) < 3 {
 		return
 	}

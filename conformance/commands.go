@@ -27,6 +27,11 @@ func init() { commands = commandTable() }
 
 func commandTable() map[string]command {
 	return map[string]command{
+		"admin": {
+			usage:   "admin [-status N] [-auth none|wrong|client] [-body JSON] [-within DURATION] METHOD PATH [PATTERN]",
+			summary: "a request to the server's admin API (-admin-url, then PATH such as /admin/sessions/$SID), with the admin token (-auth: none, a wrong one, or the run's client token) and the JSON body, answered within DURATION (the frame timeout); its status (200 unless -status), its body valid against the path's schema (broadcast-result, session-list, session-info, http-error; none for 204), and matching PATTERN",
+			run:     cmdAdmin,
+		},
 		"compare": {
 			usage:   "compare A OP B",
 			summary: "compares two integers, each a number or a sum such as $SEQ+1; OP is one of == != < <= > >=",
@@ -53,8 +58,8 @@ func commandTable() map[string]command {
 			run:     cmdDrop,
 		},
 		"expect": {
-			usage:   "expect [-keepalive] [-within DURATION] NAME PATTERN",
-			summary: "the next frame on NAME, within DURATION (the frame timeout), matches PATTERN (see Patterns); keepalive frames are skipped unless -keepalive, and do not extend the wait",
+			usage:   "expect [-keepalive] [-within DURATION] [-lacks TEXT]... NAME PATTERN",
+			summary: "the next frame on NAME, within DURATION (the frame timeout), matches PATTERN (see Patterns), and contains none of the TEXTs (such as another session's id); keepalive frames are skipped unless -keepalive, and do not extend the wait; notice frames are not skipped",
 			run:     cmdExpect,
 		},
 		"expectfile": {
@@ -63,8 +68,8 @@ func commandTable() map[string]command {
 			run:     cmdExpectFile,
 		},
 		"http": {
-			usage:   "http [-status N] [-within DURATION] METHOD PATH [PATTERN]",
-			summary: "an HTTP request to the server (with -token, carrying it), answered within DURATION (the frame timeout); its status (200 unless -status) and JSON body (matching PATTERN); a /health body answered with 200 is validated against health.json and joins the run-wide checks",
+			usage:   "http [-status N] [-within DURATION] [-lacks TEXT]... METHOD PATH [PATTERN]",
+			summary: "an HTTP request to the server (with -token, carrying it), answered within DURATION (the frame timeout); its status (200 unless -status) and JSON body (matching PATTERN, and containing none of the TEXTs); a /health body answered with 200 is validated against health.json and joins the run-wide checks",
 			run:     cmdHTTP,
 		},
 		"nothing": {
@@ -129,7 +134,7 @@ func commandTable() map[string]command {
 		},
 		"stream": {
 			usage:   "stream [-text TEXT] [-end complete|error] [-code CODE] [-within DURATION] NAME",
-			summary: "reads one whole stream on NAME, query_start to complete or error, each frame within the frame timeout and the whole within DURATION (four frame timeouts); checks the stream rules, the joined text (-text), how it ends (-end, complete unless given) and the error's code; sets $STREAM_TEXT and $STREAM_CHUNKS",
+			summary: "reads one whole stream on NAME, query_start to complete or error, each frame within the frame timeout and the whole within DURATION (four frame timeouts); checks the stream rules, the joined text (-text), how it ends (-end, complete unless given) and the error's code; notice frames before or inside the stream are skipped (NOTICE-2); sets $STREAM_TEXT, $STREAM_CHUNKS, $STREAM_NOTICES (the notices skipped) and $STREAM_NOTICE_IDS (their notice_id, comma-separated)",
 			run:     cmdStream,
 		},
 		"wsping": {

@@ -45,6 +45,8 @@ var (
 	flagWireLogs     = flag.String("wirelogs", "", "write the wire log of each failed or warned case, as a replayable transcript, to this directory")
 	flagToken        = flag.String("token", "", "a valid bearer token for a server with the auth capability")
 	flagExpiredToken = flag.String("expired-token", "", "an expired bearer token for the same server")
+	flagAdminURL     = flag.String("admin-url", "", "the origin of the server's admin API (extension notice), such as http://localhost:8050; none: skip the admin cases")
+	flagAdminToken   = flag.String("admin-token", "", "the admin API's bearer token, with -admin-url")
 	flagClient       = flag.String("client", "", "check a client instead of a server: the command of its adapter, words separated by spaces (see README.md, \"Check your own client\")")
 	flagClientFeat   = flag.String("client-features", "", "comma-separated features the client's adapter supports beyond the contract's minimum: cancel")
 	flagUpdate       = flag.Bool("update", false, "re-bless: rewrite the expectfile patterns of testdata from the reference server's frames (and the README's command reference)")
@@ -127,6 +129,9 @@ func options(t *testing.T) conformance.Options {
 	opts.BufferSize, opts.BufferBytes = *flagBufferSize, *flagBufferBytes
 	opts.MaxMessageBytes, opts.QueueDepth = *flagMaxMessage, *flagQueueDepth
 	opts.Token, opts.ExpiredToken = *flagToken, *flagExpiredToken
+	if *flagAdminURL != "" || url != "" {
+		opts.AdminURL, opts.AdminToken = *flagAdminURL, *flagAdminToken
+	}
 	opts.MaxSessions, opts.QueryRate, opts.QueryBurst = *flagMaxSessions, *flagQueryRate, *flagQueryBurst
 	return opts
 }

@@ -36,17 +36,20 @@ func (e event) typ() string {
 // bounded in frames and bytes. It never blocks: a server that floods the connection
 // gets a finding and the connection is ended.
 type conn struct {
-	name   string
-	st     *caseState
-	ws     *websocket.Conn
-	raw    net.Conn // the TCP connection under ws
-	in     *inbox
-	stop   context.CancelFunc // ends the connection at once (the reader's Read returns)
-	done   chan struct{}      // closed when the reader has returned
-	first  bool               // the first frame is still to come; only the reader goroutine uses it
-	framed atomic.Bool        // a frame has arrived, the first one included
-	sid    string             // the session_id it was opened with
-	ours   atomic.Bool        // the harness ended the connection (drop, close, end of the case)
+	name  string
+	st    *caseState
+	ws    *websocket.Conn
+	raw   net.Conn // the TCP connection under ws
+	in    *inbox
+	stop  context.CancelFunc // ends the connection at once (the reader's Read returns)
+	done  chan struct{}      // closed when the reader has returned
+	first bool               // the first frame is still to come; only the reader goroutine uses it
+	// notices are the notice_ids the connection received; only the reader goroutine
+	// uses it (NOTICE-3: one notice of a broadcast per session)
+	notices map[string]bool
+	framed  atomic.Bool // a frame has arrived, the first one included
+	sid     string      // the session_id it was opened with
+	ours    atomic.Bool // the harness ended the connection (drop, close, end of the case)
 }
 
 // dial opens a connection for the case. The dial, HTTP answer included, is bounded by

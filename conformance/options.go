@@ -57,6 +57,13 @@ type Options struct {
 	Token             string        // AUTH-2: a valid bearer token; "": unknown
 	ExpiredToken      string        // AUTH-3: an expired token for the same server
 
+	// AdminURL is the origin of the server's admin API (extension notice, section
+	// 12.7), such as http://localhost:8050: the cases request AdminURL+"/admin/...".
+	// "" (or no AdminToken): unknown, and the cases that need it are skipped.
+	AdminURL string
+	// AdminToken is the admin API's bearer token (ADMIN-1).
+	AdminToken string
+
 	// Update re-blesses the expectations of expectfile: a frame that does not match is
 	// written into the case's archive instead of failing it. Use it against the
 	// reference server only, with Dir set to the cases' directory.
@@ -140,10 +147,20 @@ func (o *Options) check() error {
 		return fmt.Errorf("query rate must be a positive number of queries a second (or 0, unknown), not %v", o.QueryRate)
 	case o.QueryRate > 0 && (o.QueryBurst < 1 || o.QueryBurst+o.rateMargin() > maxSendMany):
 		return fmt.Errorf("query burst must be from 1 to %d with a query rate of %v a second, not %d", maxSendMany-o.rateMargin(), o.QueryRate, o.QueryBurst)
+	case o.AdminURL != "" && !isHTTPOrigin(o.AdminURL):
+		return fmt.Errorf("admin URL %q: give the origin of the admin API, such as http://localhost:8050, without a path or query", o.AdminURL)
 	case o.Update && o.Dir == "":
 		return errors.New("update rewrites case files: give the directory of the cases")
 	}
 	return nil
+}
+
+// isHTTPOrigin reports whether s is an http or https URL with a host and no query;
+// a path is allowed (a server may serve its admin API under a prefix), without a
+// trailing slash.
+func isHTTPOrigin(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.RawQuery == "" && !strings.HasSuffix(u.Path, "/")
 }
 
 // httpBase returns the server's HTTP origin: ws://h:p/ws gives http://h:p.

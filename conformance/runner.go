@@ -84,18 +84,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		defer close(sampled)
 		r.inv.sampleHealth(sampling, &opts, healthSampleInterval)
 	}()
-	// The cases that spend the client's query allowance run after all the others,
-	// which it would otherwise starve (STREAM-11).
-	var first, last []string
-	for i, c := range cases {
-		if slices.Contains(c.Settings, "query-rate") {
-			last = append(last, files[i])
-		} else {
-			first = append(first, files[i])
-		}
-	}
-	for _, group := range [][]string{first, last} {
-		if len(group) > 0 && err == nil {
+	for _, group := range schedule(cases, files) {
+		if err == nil {
 			err = r.runScripts(group)
 		}
 	}
@@ -110,6 +100,33 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return rep, fmt.Errorf("the run was cut short: %w", context.Cause(ctx))
 	}
 	return rep, nil
+}
+
+// schedule groups the case files into the runs that follow one another, the cases of
+// a run at the same time: first every case that can share the server; then each case
+// that must be alone on it (setting alone: it reaches every session, such as a
+// broadcast to all), on its own; last the cases that spend the client's query
+// allowance, which they would otherwise starve (STREAM-11).
+func schedule(cases []Case, files []string) [][]string {
+	var shared, last []string
+	var alone [][]string
+	for i, c := range cases {
+		switch {
+		case slices.Contains(c.Settings, "query-rate"):
+			last = append(last, files[i])
+		case slices.Contains(c.Settings, "alone"):
+			alone = append(alone, []string{files[i]})
+		default:
+			shared = append(shared, files[i])
+		}
+	}
+	var out [][]string
+	for _, g := range append(append([][]string{shared}, alone...), last) {
+		if len(g) > 0 {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // prepare reads what a run needs: the spec's rules, the validator, and the cases of
@@ -343,6 +360,14 @@ func (r *runner) setup(env *testscript.Env) error {
 	for i, name := range []string{"SID", "SID2", "SID3"} {
 		env.Setenv(name, fmt.Sprintf("cf-%s-%s-%d", r.runID, ct.c.Name, i+1))
 	}
+	// $UID, $UID2 and $UID3 are user ids unique to the run and the case, which contain
+	// no session id of the case, nor a session id them.
+	for i, name := range []string{"UID", "UID2", "UID3"} {
+		env.Setenv(name, fmt.Sprintf("cf-%s-%s-u%d", r.runID, ct.c.Name, i+1))
+	}
+	// $SID0 comes just before $SID in session_id order, and no case uses it: a page
+	// of the admin API's list after it starts with the case's sessions (ADMIN-3).
+	env.Setenv("SID0", fmt.Sprintf("cf-%s-%s-0", r.runID, ct.c.Name))
 	sid128 := fmt.Sprintf("cf-%s-%s-128-", r.runID, ct.c.Name)
 	env.Setenv("SID128", sid128+strings.Repeat("x", 128-len(sid128)))
 	env.Setenv("HTTP", r.opts.httpBase())

@@ -49,6 +49,7 @@ type caseState struct {
 	epochs    map[string]string       // by connection name: the epoch its connected named
 	streams   map[string]*streamState // by session_id
 	updates   map[string]string       // archive file -> new content, with Options.Update
+	notices   map[string]noticeSeen   // by session_id and notice_id: where the session first had it
 }
 
 // blessed records the new content of an archive file, to write when the case ends.
@@ -129,7 +130,14 @@ func (st *caseState) check(c *conn, e event) {
 		st.finding("CONN-3", "%s: connected carries session_id %q, want the request's %q", c.name, sid, c.sid)
 	}
 	if invalid := st.checkCode(c, e, st.v.ValidateMessage(schemas.Server, e.data)); invalid != nil {
-		st.finding("ENV-2", "%s: a %q frame breaks its schema: %v: %s", c.name, e.typ(), invalid, truncate(string(e.data), 200))
+		rule := "ENV-2"
+		if e.typ() == "notice" {
+			rule = "NOTICE-1" // valid against notice.json
+		}
+		st.finding(rule, "%s: a %q frame breaks its schema: %v: %s", c.name, e.typ(), invalid, truncate(string(e.data), 200))
+	}
+	if e.typ() == "notice" {
+		st.checkNotice(c, e)
 	}
 	switch sid, _ := e.frame["session_id"].(string); e.typ() {
 	case "query_start", "chunk", "complete":
