@@ -54,10 +54,12 @@ func cmdRefused(ts *testscript.TestScript, st *caseState, args []string) {
 	var status int
 	var code string
 	var httpOnly bool
+	var lacks []string
 	args = parse(ts, "refused", args, 1, -1, func(fs *flag.FlagSet) {
 		fs.BoolVar(&httpOnly, "http", false, "")
 		fs.IntVar(&status, "status", 0, "")
 		fs.StringVar(&code, "code", "", "")
+		lacksFlag(fs, &lacks)
 	})
 	ctx, cancel := context.WithTimeout(st.ctx, st.opts.FrameTimeout)
 	defer cancel()
@@ -90,6 +92,7 @@ func cmdRefused(ts *testscript.TestScript, st *caseState, args []string) {
 	case status != 0 && resp.StatusCode != status:
 		ts.Fatalf("refused with HTTP %s, want %d", resp.Status, status)
 	}
+	checkLacks(ts, "the refusal's body", body, lacks)
 	if code == "" {
 		return
 	}

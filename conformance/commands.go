@@ -93,8 +93,8 @@ func commandTable() map[string]command {
 			run:     cmdPause,
 		},
 		"refused": {
-			usage:   "refused [-http] [-status N] [-code CODE] QUERY [HEADER:VALUE...]",
-			summary: "a connection with QUERY is refused, within the frame timeout: by an HTTP error before the upgrade (of status N, with a JSON body of code CODE, when given), or by a close 1008 before any frame unless -http",
+			usage:   "refused [-http] [-status N] [-code CODE] [-lacks TEXT]... QUERY [HEADER:VALUE...]",
+			summary: "a connection with QUERY is refused, within the frame timeout: by an HTTP error before the upgrade (of status N, with a JSON body of code CODE, when given, and containing none of the TEXTs), or by a close 1008 before any frame unless -http",
 			run:     cmdRefused,
 		},
 		"sendmany": {
