@@ -106,6 +106,7 @@ func options(t *testing.T) conformance.Options {
 		opts.URL, _ = reftest.Start(t, nil)
 		opts.KeepaliveInterval, opts.SessionTTL = reftest.Keepalive, reftest.SessionTTL
 		*flagBufferSize = reftest.BufferSize
+		opts.AdminURL, opts.AdminToken = reftest.AdminURL(opts.URL), reftest.AdminToken
 	} else {
 		opts.KeepaliveInterval, opts.SessionTTL = *flagKeepalive, *flagSessionTTL
 	}
@@ -129,7 +130,7 @@ func options(t *testing.T) conformance.Options {
 	opts.BufferSize, opts.BufferBytes = *flagBufferSize, *flagBufferBytes
 	opts.MaxMessageBytes, opts.QueueDepth = *flagMaxMessage, *flagQueueDepth
 	opts.Token, opts.ExpiredToken = *flagToken, *flagExpiredToken
-	if *flagAdminURL != "" || url != "" {
+	if url != "" {
 		opts.AdminURL, opts.AdminToken = *flagAdminURL, *flagAdminToken
 	}
 	opts.MaxSessions, opts.QueryRate, opts.QueryBurst = *flagMaxSessions, *flagQueryRate, *flagQueryBurst

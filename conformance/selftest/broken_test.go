@@ -311,12 +311,31 @@ func TestBrokenServers(t *testing.T) {
 		})}, []string{"buf_drop_reconnect"}, "BUF-4", conformance.Fail},
 		{"a resume skips the first frame after last_seq", breakage{frame: skipAfterResumed()},
 			[]string{"seq_resume"}, "SEQ-3", conformance.Fail},
+		{"notices carry a query_id", breakage{frame: ofType("notice", func(f map[string]any) []map[string]any {
+			f["query_id"] = "auto-1"
+			return keep(f)
+		})}, []string{"notice_stream"}, "NOTICE-2", conformance.Fail},
+		{"a broadcast's notice comes twice", breakage{frame: ofType("notice", func(f map[string]any) []map[string]any {
+			return []map[string]any{f, f}
+		})}, []string{"notice_targets", "notice_offline"}, "NOTICE-3", conformance.Fail},
+		{"notices without a level", breakage{frame: ofType("notice", func(f map[string]any) []map[string]any {
+			delete(f, "level")
+			return keep(f)
+		})}, []string{"notice_offline"}, "NOTICE-1", conformance.Fail},
+		{"an operator's end closes with 1000", breakage{closeCode: func(c websocket.StatusCode) websocket.StatusCode {
+			if c == 4003 {
+				return websocket.StatusNormalClosure
+			}
+			return c
+		}}, []string{"admin_delete"}, "ADMIN-4", conformance.Fail},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			opts := conformance.DefaultOptions(proxy(t, upstream, tt.b))
+			url := proxy(t, upstream, tt.b)
+			opts := conformance.DefaultOptions(url)
 			opts.Cases, opts.FrameTimeout = tt.cases, time.Second
+			opts.AdminURL, opts.AdminToken = reftest.AdminURL(url), reftest.AdminToken // through the proxy
 			start := time.Now()
 			rep, err := conformance.Run(t.Context(), opts)
 			if err != nil {

@@ -213,3 +213,40 @@ func TestExtensionsSkippedWhenNotClaimed(t *testing.T) {
 		}
 	}
 }
+
+// Without -admin-url and -admin-token the cases that need the admin API are skipped,
+// and say which flags to give; against a server that does not claim notice, every case
+// of section 12.7 is.
+func TestAdminCasesSkipped(t *testing.T) {
+	url, _ := reftest.Start(t, nil)
+	opts := conformance.DefaultOptions(url)
+	opts.Cases = []string{"notice_", "admin_"}
+	rep, err := conformance.Run(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range rep.Cases {
+		needsAdmin := slices.Contains(c.Settings, "admin")
+		switch {
+		case slices.Contains(c.Needs, "auth") && c.Verdict == conformance.Skip:
+			// needs a server with auth, too (admin_client_token), which says so first
+		case needsAdmin && (c.Verdict != conformance.Skip || !strings.Contains(c.Reason, "-admin-url") || !strings.Contains(c.Reason, "-admin-token")):
+			t.Errorf("%s: %s %q, want skipped for -admin-url and -admin-token", c.Name, c.Verdict, c.Reason)
+		case !needsAdmin && c.Verdict != conformance.Pass:
+			t.Errorf("%s: %s %q, want it run and passed", c.Name, c.Verdict, c.Reason)
+		}
+	}
+	opts.AdminURL, opts.AdminToken = reftest.AdminURL(url), reftest.AdminToken
+	opts.Capabilities = []string{"buffering", "error_codes", "query_id", "resume", "fixture"}
+	if rep, err = conformance.Run(t.Context(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Totals.Skip != len(rep.Cases) || len(rep.Cases) < 10 {
+		t.Errorf("%s: want every one of the %d cases skipped", rep.Tally(), len(rep.Cases))
+	}
+	for _, c := range rep.Cases {
+		if !strings.Contains(c.Reason, `"notice"`) {
+			t.Errorf("%s: reason %q, want the capability notice", c.Name, c.Reason)
+		}
+	}
+}

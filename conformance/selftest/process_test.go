@@ -3,6 +3,7 @@ package selftest_test
 import (
 	"bufio"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -59,6 +60,7 @@ func TestAgainstReferenceProcess(t *testing.T) {
 			url := startProcess(t, bin, append(baseFlags(), s.flags...))
 			opts := conformance.DefaultOptions(url)
 			opts.KeepaliveInterval, opts.SessionTTL, opts.BufferSize = reftest.Keepalive, reftest.SessionTTL, baseBufferSize
+			opts.AdminURL, opts.AdminToken = reftest.AdminURL(url), reftest.AdminToken
 			if s.tell != nil {
 				s.tell(&opts)
 			}
@@ -94,6 +96,7 @@ func unexpectedWarnings(rep *conformance.Report, allowed []string) bool {
 func startProcess(t *testing.T, bin string, flags []string) string {
 	t.Helper()
 	cmd := exec.Command(bin, flags...)
+	cmd.Env = append(os.Environ(), "AGENTWS_ADMIN_TOKEN="+reftest.AdminToken) // the admin API, beside /ws
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

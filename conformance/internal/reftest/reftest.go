@@ -25,10 +25,20 @@ const (
 	Keepalive  = 400 * time.Millisecond
 	SessionTTL = 4 * time.Second
 	BufferSize = 40 // small enough for buf_bounded to overflow it
+	// AdminToken is the admin API's token (extension notice), served beside /ws.
+	AdminToken = "the-in-process-conformance-admin-token"
 )
 
+// AdminURL returns the origin of the admin API of the server at url (ws://h:p/ws):
+// the reference server serves it on the handler of /ws.
+func AdminURL(url string) string {
+	origin, _, _ := strings.Cut(strings.TrimPrefix(url, "ws"), "/ws")
+	return "http" + origin
+}
+
 // Start runs the reference server in-process with the settings above, edited by edit,
-// and returns its URL and the server. The server stops when the test ends.
+// and returns its URL and the server. The server stops when the test ends. It serves
+// the admin API with AdminToken.
 func Start(t testing.TB, edit func(*server.Config)) (string, *server.Server) {
 	t.Helper()
 	cfg := server.DefaultConfig()
@@ -39,6 +49,7 @@ func Start(t testing.TB, edit func(*server.Config)) (string, *server.Server) {
 	// bound, so that its size never decides a case. The case of the query rate runs on
 	// a server of its own (OwnServerCases).
 	cfg.QueryRate = 0
+	cfg.AdminToken = AdminToken
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -58,6 +69,7 @@ func Start(t testing.TB, edit func(*server.Config)) (string, *server.Server) {
 func Options(url string) conformance.Options {
 	opts := conformance.DefaultOptions(url)
 	opts.KeepaliveInterval, opts.SessionTTL, opts.BufferSize = Keepalive, SessionTTL, BufferSize
+	opts.AdminURL, opts.AdminToken = AdminURL(url), AdminToken
 	return opts
 }
 
@@ -100,6 +112,7 @@ func OwnServerCases(t testing.TB, opts conformance.Options) ([]*conformance.Case
 		})
 		own := opts
 		own.URL, own.Cases, own.MaxSessions = url, []string{c.Name}, OwnServerMaxSessions
+		own.AdminURL, own.AdminToken = AdminURL(url), AdminToken
 		own.QueryRate, own.QueryBurst = OwnServerQueryRate, OwnServerQueryBurst
 		own.Shutdown = func() { srv.Drain(context.Background()) }
 		if auth {
