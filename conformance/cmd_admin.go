@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -23,20 +24,55 @@ const maxAdminBody = 4 << 20
 
 func cmdAdmin(ts *testscript.TestScript, st *caseState, args []string) {
 	status, within, auth := http.StatusOK, st.opts.FrameTimeout, ""
+	var wait time.Duration
 	var body *string
 	args = parse(ts, "admin", args, 2, 3, func(fs *flag.FlagSet) {
 		fs.IntVar(&status, "status", status, "")
 		fs.DurationVar(&within, "within", within, "")
+		fs.DurationVar(&wait, "wait", 0, "")
 		fs.StringVar(&auth, "auth", "", "")
 		fs.Func("body", "", func(s string) error { body = &s; return nil })
 	})
-	method, path := args[0], expand(ts, args[1])
-	if !strings.HasPrefix(path, "/admin/") {
+	if !strings.HasPrefix(expand(ts, args[1]), "/admin/") || wait < 0 || wait > time.Minute {
 		usage(ts, "admin")
 	}
 	if st.opts.AdminURL == "" || st.opts.AdminToken == "" {
 		ts.Fatalf("admin: the run has no admin API: give -admin-url and -admin-token, and the case the setting admin")
 	}
+	// With -wait, the request is repeated until it is answered as wanted: the state it
+	// asks of (a session detached after a drop) may take the server a moment.
+	deadline := time.Now().Add(wait)
+	tick := time.NewTicker(adminPoll)
+	defer tick.Stop()
+	for {
+		failure, captured := adminRequest(ts, st, args, status, within, auth, body)
+		if failure == "" {
+			for k, v := range captured {
+				ts.Setenv(k, v)
+			}
+			return
+		}
+		if !time.Now().Before(deadline) {
+			if wait > 0 {
+				failure += fmt.Sprintf(" (for %v)", wait)
+			}
+			ts.Fatalf("%s", failure)
+		}
+		select {
+		case <-tick.C:
+		case <-st.ctx.Done():
+			ts.Fatalf("%s: %v", failure, context.Cause(st.ctx))
+		}
+	}
+}
+
+// adminPoll is how often admin -wait repeats its request.
+const adminPoll = 20 * time.Millisecond
+
+// adminRequest makes one request of the admin command and says how its answer is not
+// what was wanted ("" when it is), with the captures of its pattern.
+func adminRequest(ts *testscript.TestScript, st *caseState, args []string, status int, within time.Duration, auth string, body *string) (string, map[string]string) {
+	method, path := args[0], expand(ts, args[1])
 	what := method + " " + path
 	ctx, cancel := context.WithTimeout(st.ctx, within)
 	defer cancel()
@@ -56,16 +92,16 @@ func cmdAdmin(ts *testscript.TestScript, st *caseState, args []string) {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		ts.Fatalf("admin %s: %v (the answer must come within %v)", what, err, within)
+		return fmt.Sprintf("admin %s: %v (the answer must come within %v)", what, err, within), nil
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAdminBody))
 	if err != nil {
-		ts.Fatalf("admin %s: the body did not come within %v: %v", what, within, err)
+		return fmt.Sprintf("admin %s: the body did not come within %v: %v", what, within, err), nil
 	}
 	st.wire.note("admin", fmt.Sprintf("%s (auth %s): %s %s", what, authName(auth), resp.Status, truncate(string(data), 500)))
 	if resp.StatusCode != status {
-		ts.Fatalf("admin %s: %s, want %d: %s", what, resp.Status, status, truncate(string(data), 300))
+		return fmt.Sprintf("admin %s: %s, want %d: %s", what, resp.Status, status, truncate(string(data), 300)), nil
 	}
 	schema, rule := adminSchema(method, path, resp.StatusCode)
 	if schema != "" {
@@ -73,20 +109,18 @@ func cmdAdmin(ts *testscript.TestScript, st *caseState, args []string) {
 			st.finding(rule, "admin %s: the %d answer breaks %s: %v: %s", what, resp.StatusCode, schema.File(), err, truncate(string(data), 300))
 		}
 	}
+	captured := map[string]string{}
 	if len(args) < 3 {
-		return
+		return "", captured
 	}
 	var got any
 	if err := json.Unmarshal(data, &got); err != nil {
-		ts.Fatalf("admin %s: the body is not JSON: %q", what, truncate(string(data), 300))
+		return fmt.Sprintf("admin %s: the body is not JSON: %q", what, truncate(string(data), 300)), nil
 	}
-	captured := map[string]string{}
 	if d := match(pattern(ts, args[2]), got, "", captured); d != "" {
-		ts.Fatalf("admin %s: %s\nbody: %s", what, d, truncate(string(data), 500))
+		return fmt.Sprintf("admin %s: %s\nbody: %s", what, d, truncate(string(data), 500)), nil
 	}
-	for k, v := range captured {
-		ts.Setenv(k, v)
-	}
+	return "", captured
 }
 
 // adminCredential returns the bearer token of an admin request: the admin token,

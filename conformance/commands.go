@@ -28,8 +28,8 @@ func init() { commands = commandTable() }
 func commandTable() map[string]command {
 	return map[string]command{
 		"admin": {
-			usage:   "admin [-status N] [-auth none|wrong|client] [-body JSON] [-within DURATION] METHOD PATH [PATTERN]",
-			summary: "a request to the server's admin API (-admin-url, then PATH such as /admin/sessions/$SID), with the admin token (-auth: none, a wrong one, or the run's client token) and the JSON body, answered within DURATION (the frame timeout); its status (200 unless -status), its body valid against the path's schema (broadcast-result, session-list, session-info, http-error; none for 204), and matching PATTERN",
+			usage:   "admin [-status N] [-auth none|wrong|client] [-body JSON] [-within DURATION] [-wait DURATION] METHOD PATH [PATTERN]",
+			summary: "a request to the server's admin API (-admin-url, then PATH such as /admin/sessions/$SID), with the admin token (-auth: none, a wrong one, or the run's client token) and the JSON body, answered within DURATION (the frame timeout); its status (200 unless -status), its body valid against the path's schema (broadcast-result, session-list, session-info, http-error; none for 204), and matching PATTERN; with -wait, the request is repeated every 20ms until it is answered so, for at most that DURATION (a state the server reaches in a moment, such as a session detached after a drop)",
 			run:     cmdAdmin,
 		},
 		"compare": {
