@@ -67,7 +67,7 @@ func (st *sessionStats) joined() {
 func (st *sessionStats) touch() { st.active.Store(time.Now().UnixMilli()) }
 
 func millisStamp(ms int64) string {
-	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	return time.UnixMilli(ms).UTC().Format(stampLayout)
 }
 
 // A broadcastTarget is what a broadcast body targets (ADMIN-2).

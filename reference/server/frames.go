@@ -25,7 +25,10 @@ type frame struct {
 	refusal *refusal // for the refusal of a client frame: what the log says of it
 }
 
-func timestamp() string { return time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+// stampLayout is how the server writes timestamps: UTC, in milliseconds (ENV-5).
+const stampLayout = "2006-01-02T15:04:05.000Z07:00"
+
+func timestamp() string { return time.Now().UTC().Format(stampLayout) }
 
 // encoders holds buffers for encode; one that grew past 64 KiB is not kept.
 var encoders = sync.Pool{New: func() any { return new(bytes.Buffer) }}

@@ -267,7 +267,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 }
 
 // adminToken reads the admin API's token, from -admin-token-file or AGENTWS_ADMIN_TOKEN,
-// and checks the admin flags that need it.
+// and checks the admin flags that need it; the server checks the token's length and
+// that -admin-scope has authentication.
 func (o *options) adminToken(getenv func(string) string) error {
 	env := getenv(envPrefix + "ADMIN_TOKEN")
 	switch {
@@ -284,12 +285,6 @@ func (o *options) adminToken(getenv func(string) string) error {
 		}
 	default:
 		o.cfg.AdminToken = env
-	}
-	if o.cfg.AdminToken != "" && len(o.cfg.AdminToken) < 16 {
-		return fmt.Errorf("the admin token is %d characters long: it must be at least 16 (it guards broadcasting to and ending every session)", len(o.cfg.AdminToken))
-	}
-	if o.cfg.AdminScope != "" && o.cfg.Auth == nil {
-		return fmt.Errorf("-admin-scope names a scope of the JWTs that authentication verifies: turn authentication on (%sAUTH_SECRET or -auth-public-key)", envPrefix)
 	}
 	if o.adminAddr != "" {
 		if o.cfg.AdminToken == "" && o.cfg.AdminScope == "" {

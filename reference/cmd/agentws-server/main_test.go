@@ -437,7 +437,7 @@ func TestAdminSettings(t *testing.T) {
 		{[]string{"-admin-token-file", empty}, nil, "is empty"},
 		{nil, map[string]string{"AGENTWS_ADMIN_TOKEN": "short"}, "at least 16"},
 		{[]string{"-admin-addr", "localhost:0"}, nil, "-admin-addr serves the admin API, which is off"},
-		{[]string{"-admin-scope", "agentws:admin"}, nil, "-admin-scope names a scope"},
+		{[]string{"-admin-scope", "agentws:admin"}, nil, "an admin scope names a scope"},
 		{[]string{"-admin-max-body-bytes", "0"}, map[string]string{"AGENTWS_ADMIN_TOKEN": "from-the-env-0123456789"}, "admin body byte limit must be positive"},
 	} {
 		o, err := parse(tc.args, env(tc.env), io.Discard)
