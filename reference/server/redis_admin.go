@@ -198,14 +198,21 @@ func (st *redisStore) flushActivity(sessions ...*redisSession) {
 		}
 		var adds []added
 		for _, rs := range chunk {
-			cur := rs.stats.sent.Load()
+			cur, active := rs.stats.sent.Load(), rs.stats.active.Load()
 			n := cur - rs.flushed.Swap(cur)
+			if n == 0 && rs.flushedActive.Swap(active) == active {
+				continue // nothing new: an idle connection costs Redis nothing
+			}
 			adds = append(adds, added{rs, n})
-			args = append(args, rs.id, strconv.FormatInt(n, 10), strconv.FormatInt(rs.stats.active.Load(), 10))
+			args = append(args, rs.id, strconv.FormatInt(n, 10), strconv.FormatInt(active, 10))
+		}
+		if len(args) == 0 {
+			continue
 		}
 		if _, err := st.call(st.lua.touch, nil, args...); err != nil {
 			for _, a := range adds {
 				a.rs.flushed.Add(-a.n)
+				a.rs.flushedActive.Store(0)
 			}
 			st.log.Debug("could not add the sessions' activity to the session store; the next flush will", "err", err)
 		}

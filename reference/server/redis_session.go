@@ -51,8 +51,9 @@ type redisSession struct {
 	wantAck   atomic.Bool
 	ackQueued atomic.Bool
 
-	stats   sessionStats // what its connection did, added to Redis by flushActivity
-	flushed atomic.Int64 // the stats.sent already added
+	stats         sessionStats // what its connection did, added to Redis by flushActivity
+	flushed       atomic.Int64 // the stats.sent already added
+	flushedActive atomic.Int64 // the stats.active last added
 }
 
 // sent is the connection's onSent: it queues an acknowledgement of seq when the
