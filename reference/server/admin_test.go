@@ -455,3 +455,33 @@ func TestAdminDelete(t *testing.T) {
 		}
 	})
 }
+
+// The metrics count broadcasts, the sessions they reached, and the connections the
+// operator ended (4003); /metrics names no session id.
+func TestAdminMetrics(t *testing.T) {
+	s := start(t, withAdmin)
+	a, b := newSession(t), newSession(t)
+	ca, _ := s.connect(t, "session_id="+a)
+	s.connect(t, "session_id="+b)
+	s.broadcast(t, `{"message": "one"}`)
+	s.broadcast(t, fmt.Sprintf(`{"message": "two", "sessions": ["%s"]}`, a))
+	if status, _ := s.adminDo(t, "DELETE", "/admin/sessions/"+a, adminToken, "", ""); status != 204 {
+		t.Fatalf("DELETE: %d", status)
+	}
+	ca.expect("notice")
+	ca.expect("notice")
+	ca.expectClose(websocket.StatusCode(4003))
+	data, m := scrape(t, s.URL+"/metrics")
+	for series, want := range map[string]float64{
+		"agentws_broadcasts_total":                        2,
+		"agentws_broadcast_sessions_total":                3,
+		`agentws_connection_closes_total{reason="ended"}`: 1,
+	} {
+		if m[series] != want {
+			t.Errorf("%s = %v, want %v", series, m[series], want)
+		}
+	}
+	if strings.Contains(data, a) || strings.Contains(data, b) {
+		t.Error("/metrics names a session id")
+	}
+}
