@@ -142,7 +142,9 @@ func (c Case) selected(prefixes []string) bool {
 // skipReason says why the case cannot run against this server, or "".
 func (c Case) skipReason(caps []string, o *Options) string {
 	for _, need := range c.Needs {
-		if !slices.Contains(caps, need) {
+		if not, ok := strings.CutPrefix(need, "!"); ok && slices.Contains(caps, not) {
+			return fmt.Sprintf("checks a server that does not claim capability %q, which this one claims", not)
+		} else if !ok && !slices.Contains(caps, need) {
 			return fmt.Sprintf("needs capability %q, which the server does not claim (name it with -capabilities to test it)", need)
 		}
 	}

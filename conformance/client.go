@@ -108,7 +108,9 @@ func (o *Options) checkClient() error {
 func (r *runner) setupClient(env *testscript.Env) error {
 	ct := env.T().(*caseT)
 	for _, need := range ct.c.Needs {
-		if !slices.Contains(r.caps, need) {
+		if not, ok := strings.CutPrefix(need, "!"); ok && slices.Contains(r.caps, not) {
+			env.T().Skip(fmt.Sprintf("checks a client that does not declare the feature %q, which the adapter declares", not))
+		} else if !ok && !slices.Contains(r.caps, need) {
 			env.T().Skip(fmt.Sprintf("needs the client feature %q, which the adapter does not declare (declare it with -client-features if the adapter supports it)", need))
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentws/agentws/conformance"
 	"github.com/agentws/agentws/conformance/internal/reftest"
+	"github.com/agentws/agentws/reference/server"
 	"github.com/agentws/agentws/spec"
 )
 
@@ -41,8 +42,8 @@ func TestCatalogCoversEveryRule(t *testing.T) {
 				t.Errorf("case %s names %s, a rule for clients", c.Name, id)
 			case c.Level == spec.Must && r.Level != spec.Must:
 				t.Errorf("case %s is MUST but checks %s, a %s rule", c.Name, id, r.Level)
-			case r.Capability != "" && !slices.Contains(c.Needs, r.Capability):
-				t.Errorf("case %s checks %s but does not need its capability %s", c.Name, id, r.Capability)
+			case r.Capability != "" && !slices.Contains(c.Needs, r.Capability) && !slices.Contains(c.Needs, "!"+r.Capability):
+				t.Errorf("case %s checks %s but does not need its capability %s (or its absence)", c.Name, id, r.Capability)
 			}
 			covered[id] = true
 		}
@@ -228,6 +229,10 @@ func TestAdminCasesSkipped(t *testing.T) {
 	for _, c := range rep.Cases {
 		needsAdmin := slices.Contains(c.Settings, "admin")
 		switch {
+		case c.Name == "admin_off":
+			if c.Verdict != conformance.Skip || !strings.Contains(c.Reason, `does not claim capability "notice"`) {
+				t.Errorf("%s: %s %q, want skipped: the server claims notice", c.Name, c.Verdict, c.Reason)
+			}
 		case slices.Contains(c.Needs, "auth") && c.Verdict == conformance.Skip:
 			// needs a server with auth, too (admin_client_token), which says so first
 		case needsAdmin && (c.Verdict != conformance.Skip || !strings.Contains(c.Reason, "-admin-url") || !strings.Contains(c.Reason, "-admin-token")):
@@ -241,12 +246,30 @@ func TestAdminCasesSkipped(t *testing.T) {
 	if rep, err = conformance.Run(t.Context(), opts); err != nil {
 		t.Fatal(err)
 	}
-	if rep.Totals.Skip != len(rep.Cases) || len(rep.Cases) < 10 {
-		t.Errorf("%s: want every one of the %d cases skipped", rep.Tally(), len(rep.Cases))
+	if rep.Totals.Skip != len(rep.Cases)-1 || len(rep.Cases) < 10 {
+		t.Errorf("%s: want every one of the %d cases but admin_off skipped", rep.Tally(), len(rep.Cases))
 	}
 	for _, c := range rep.Cases {
-		if !strings.Contains(c.Reason, `"notice"`) {
+		switch {
+		case c.Name == "admin_off":
+			// Told that the server does not claim notice, the harness finds it serving
+			// the admin API anyway: its paths answer 401, not 404.
+			if c.Verdict != conformance.Fail || !strings.Contains(c.Failure, "401") {
+				t.Errorf("%s: %s %q, want it failed: the server serves the admin API", c.Name, c.Verdict, c.Failure)
+			}
+		case !strings.Contains(c.Reason, `"notice"`):
 			t.Errorf("%s: reason %q, want the capability notice", c.Name, c.Reason)
 		}
+	}
+
+	// A server with no admin credential does not claim notice, and serves no admin API.
+	url, _ = reftest.Start(t, func(cfg *server.Config) { cfg.AdminToken = "" })
+	opts = conformance.DefaultOptions(url)
+	opts.Cases = []string{"admin_off"}
+	if rep, err = conformance.Run(t.Context(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Totals.Pass != 1 || len(rep.Cases) != 1 {
+		t.Errorf("%s: want admin_off run and passed against a server without the admin API", rep.Tally())
 	}
 }
