@@ -64,6 +64,7 @@ type options struct {
 	agentModel string
 	upstream   *agent.OpenAI // -agent openai, with its bounds from the -agent-* flags
 	delay      time.Duration
+	chunkRunes int
 	logFormat  string
 	logLevel   string
 	version    bool
@@ -146,6 +147,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	fs.DurationVar(&o.cfg.UpstreamCheckInterval, "agent-check-interval", 0, "with -agent openai: how often to ask the upstream for its models (GET /models, with the key); while the last check failed, /readyz fails and upstream_up is 0 (0: no check)")
 	fs.IntVar(&o.upstream.Retries, "agent-retries", agent.DefaultRetries, "with -agent openai: how many times a request that failed before its first token (no connection, HTTP 5xx or 429, no first token in time) is tried again, with backoff; 0: never")
 	fs.DurationVar(&o.delay, "fixture-delay", 0, "with -agent fixture: the pause before each chunk, to emulate a model's token rate")
+	fs.IntVar(&o.chunkRunes, "fixture-chunk-size", 16, "with -agent fixture: the characters of each chunk (a longer answer than 100 chunks of it gets larger chunks; a __slow__ query, chunks of 8)")
 	fs.BoolVar(&o.cfg.Console, "console", o.cfg.Console, "serve the browser console at / and the JavaScript client at /agentws.js (-console=false: neither)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve TLS (wss://, https://) with the PEM certificate chain in this `file`, with -tls-key; both are read again when they change, at most once a second")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key `file` of -tls-cert")
@@ -235,7 +237,10 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 		if o.cfg.UpstreamCheckInterval != 0 {
 			return nil, errors.New("-agent-check-interval checks a model upstream: it needs -agent openai")
 		}
-		o.cfg.Agent = agent.Fixture{Delay: o.delay}
+		if o.chunkRunes < 1 {
+			return nil, fmt.Errorf("-fixture-chunk-size must be 1 or more, not %d", o.chunkRunes)
+		}
+		o.cfg.Agent = agent.Fixture{Delay: o.delay, ChunkRunes: o.chunkRunes}
 	case "openai":
 		if o.agentURL == "" || o.agentModel == "" {
 			return nil, errors.New("-agent openai needs -agent-url and -agent-model")

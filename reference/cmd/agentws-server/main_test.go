@@ -58,6 +58,7 @@ func TestEnvironmentTwins(t *testing.T) {
 		"AGENTWS_QUEUE_DEPTH":         "7",
 		"AGENTWS_ALLOWED_ORIGINS":     "localhost:3000, *.example.com",
 		"AGENTWS_FIXTURE_DELAY":       "20ms",
+		"AGENTWS_FIXTURE_CHUNK_SIZE":  "8",
 		"AGENTWS_MAX_MESSAGE_BYTES":   "65536",
 		"AGENTWS_MAX_CONNS_PER_IP":    "9",
 		"AGENTWS_MAX_CONNS_PER_USER":  "4",
@@ -88,8 +89,8 @@ func TestEnvironmentTwins(t *testing.T) {
 	if strings.Join(o.cfg.AllowedOrigins, "|") != "localhost:3000|*.example.com" {
 		t.Errorf("origins %q", o.cfg.AllowedOrigins)
 	}
-	if f := o.cfg.Agent.(agent.Fixture); f.Delay != 20*time.Millisecond {
-		t.Errorf("fixture delay %v", f.Delay)
+	if f := o.cfg.Agent.(agent.Fixture); f.Delay != 20*time.Millisecond || f.ChunkRunes != 8 {
+		t.Errorf("fixture delay %v, chunk size %d; want 20ms and 8", f.Delay, f.ChunkRunes)
 	}
 }
 
@@ -106,6 +107,7 @@ func TestBadSettings(t *testing.T) {
 		{[]string{"stray"}, nil, `unexpected argument "stray"`},
 		{[]string{"-session-ttl", "5"}, nil, `invalid value "5" for flag -session-ttl: parse error (agentws-server -help lists the flags)`},
 		{[]string{"-fixture-delay", "-1s"}, nil, "-fixture-delay must be 0 or more, not -1s"},
+		{[]string{"-fixture-chunk-size", "0"}, nil, "-fixture-chunk-size must be 1 or more, not 0"},
 		{[]string{"-agent", "openai", "-agent-url", "localhost:19010/v1", "-agent-model", "m"}, nil, `-agent-url "localhost:19010/v1" is not an http:// or https:// URL with a host`},
 		{[]string{"-agent", "openai", "-agent-url", "http://localhost:1/v1", "-agent-model", "m", "-agent-token-timeout", "-1s"}, nil, "-agent-token-timeout must be positive, not -1s"},
 		{[]string{"-agent", "openai", "-agent-url", "http://localhost:1/v1", "-agent-model", "m", "-agent-retries", "-2"}, nil, "-agent-retries must be 0 or more, not -2"},
