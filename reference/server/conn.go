@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,12 +19,14 @@ const (
 )
 
 // A conn is one WebSocket connection of a session: the reader runs in the handler's
-// goroutine, the writer in its own, draining a bounded queue. ws is set once, by start,
-// before the writer and the reader run; nothing else uses it.
+// goroutine, the writer in its own while frames wait in a bounded queue (an idle
+// connection has none), writing them a batch at a time. ws and cork are set once, by
+// start, before the writer and the reader run; nothing else uses them.
 type conn struct {
-	srv *Server
-	ws  *websocket.Conn
-	log *slog.Logger
+	srv  *Server
+	ws   *websocket.Conn
+	cork *corkConn // ws's socket; nil: write each frame with its own system call
+	log  *slog.Logger
 
 	// sent is the seq of the last session-scoped frame the writer took (or, for a
 	// connection of the Redis store, was given by its backlog): what the session's
@@ -48,15 +51,18 @@ type conn struct {
 	refusals refusalLog    // bounds the log lines of its refused frames
 	answers  int           // queued frames that answer a client frame
 	ansB     int           // their bytes
-	writing  bool          // the writer took a frame and writes it
+	writing  bool          // the writer took frames and writes them
+	started  bool          // start gave c its socket
+	running  bool          // the writer runs
+	inflight int           // the frames the writer took and writes, which count against the limits
+	inflB    int           // their bytes
 	room     chan struct{} // closed when out drops below limit or c closes; nil when none waits
 	ansRoom  chan struct{} // closed when one more answer may be queued or c closes; nil when none waits
 
 	lastSent atomic.Int64                 // when the writer last wrote a frame, in Unix nanoseconds
 	stats    atomic.Pointer[sessionStats] // its session's, once it joined one
 
-	wake chan struct{} // the writer has something to do
-	done chan struct{} // the writer has returned
+	done chan struct{} // the writer has closed the connection, or dropped it
 }
 
 // controlReserve is how many frames that answer a client frame (pong, refusals, a
@@ -71,22 +77,28 @@ const controlReserve = 32
 func newConn(srv *Server, log *slog.Logger) *conn {
 	return &conn{
 		srv: srv, log: log, limit: srv.cfg.SendQueue, maxB: srv.cfg.SendQueueBytes,
-		wake: make(chan struct{}, 1), done: make(chan struct{}),
+		done: make(chan struct{}),
 	}
 }
 
-// start gives c its socket and starts its writer, which writes what was queued so far
-// (connected first) or closes the connection if it was closed meanwhile.
-func (c *conn) start(ws *websocket.Conn) {
-	c.ws = ws
+// start gives c its socket (cork, when the upgrade went through a corkWriter) and
+// starts its writer, which writes what was queued so far (connected first) or closes
+// the connection if it was closed meanwhile.
+func (c *conn) start(ws *websocket.Conn, cork *corkConn) {
+	c.ws, c.cork = ws, cork
 	c.lastSent.Store(time.Now().UnixNano())
-	go c.writeLoop()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.started = true
+	c.notify()
 }
 
+// notify starts the writer, unless it runs or c has no socket yet: frames wait, or c
+// closes. c.mu is held.
 func (c *conn) notify() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	if c.started && !c.running {
+		c.running = true
+		go c.writeLoop()
 	}
 }
 
@@ -115,7 +127,7 @@ func (c *conn) reserveLocked() bool {
 // the send queue's frames or bytes. One frame may overshoot the byte limit. c.mu is
 // held.
 func (c *conn) fullLocked() bool {
-	return len(c.out) >= c.limit || c.bytes >= c.maxB
+	return len(c.out)+c.inflight >= c.limit || c.bytes+c.inflB >= c.maxB
 }
 
 // queueLocked appends f to the queue, which holds it until the writer has written it
@@ -293,102 +305,152 @@ func (c *conn) closeNow(code websocket.StatusCode, reason string) (unsent []fram
 	return unsent, unannounced
 }
 
-// writeLoop writes queued frames until the connection closes.
+// writeLoop writes queued frames, a batch at a time, until none waits, or until the
+// connection closes.
 func (c *conn) writeLoop() {
-	defer close(c.done)
-	for range c.wake {
-		for {
-			f, ok := c.take()
-			if !ok {
-				break
-			}
-			if err := c.write(f); err != nil {
-				c.writeFailed(f, err)
+	var batch []frame
+	for {
+		batch = c.take(batch[:0])
+		if len(batch) > 0 {
+			if err := c.write(batch); err != nil {
+				c.writeFailed(batch, err)
+				close(c.done)
 				return
 			}
-			f.held.drop()
+			c.wrote(batch)
+			continue
 		}
-		// A frame queued after take found none, before the close that flushes, is still
-		// written: its queueing woke this loop again.
+		// A frame queued after take found none is taken by the next round: take and
+		// this check hold c.mu, as queueing does.
 		c.mu.Lock()
-		done := c.closing && (!c.flush || len(c.out) == 0)
-		code, reason := c.code, c.reason
-		c.mu.Unlock()
-		if done {
+		if c.closing && (!c.flush || len(c.out) == 0) {
+			code, reason := c.code, c.reason
+			c.mu.Unlock()
 			c.close(code, reason)
+			close(c.done)
 			return
 		}
+		if len(c.out) == 0 {
+			c.running = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
 	}
 }
 
-// take takes the next frame to write, with the queue's hold, unless none is queued or
-// c closes without writing what is queued; a runner waiting for room is woken.
-func (c *conn) take() (frame, bool) {
+// take appends to batch the next frames to write, with the queue's holds: the first,
+// and those after it that fit in corkBatchBytes with it; none when none is queued or c
+// closes without writing what is queued. The frames taken count against the queue's
+// limits until they are written (wrote); a runner waiting for room is woken when
+// there is room without them.
+func (c *conn) take(batch []frame) []frame {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.writing = false
 	if len(c.out) == 0 || (c.closing && !c.flush) {
-		return frame{}, false
+		return batch
 	}
-	f := c.out[0]
-	if f.session {
-		c.sent = f.seq
-		if c.onSent != nil {
-			c.onSent(f.seq)
+	size := 0
+	for len(c.out) > 0 && (len(batch) == 0 || (c.cork != nil && size+len(c.out[0].data) <= corkBatchBytes)) {
+		f := c.out[0]
+		if f.session {
+			c.sent = f.seq
+			if c.onSent != nil {
+				c.onSent(f.seq)
+			}
 		}
-	}
-	c.out[0] = frame{}
-	c.out = c.out[1:]
-	if f.answer {
-		c.answers--
-		c.ansB -= len(f.data)
-		if c.reserveLocked() {
-			c.signalAnswerRoomLocked()
+		c.out[0] = frame{}
+		c.out = c.out[1:]
+		if f.answer {
+			c.answers--
+			c.ansB -= len(f.data)
 		}
+		c.bytes -= len(f.data)
+		c.inflight++
+		c.inflB += len(f.data)
+		size += len(f.data)
+		batch = append(batch, f)
 	}
-	c.bytes -= len(f.data)
+	if c.reserveLocked() {
+		c.signalAnswerRoomLocked()
+	}
 	c.writing = true
 	if !c.fullLocked() {
 		c.signalRoomLocked()
 	}
-	return f, true
+	return batch
 }
 
-// writeFailed drops c after the write of f failed; f goes first to the session's
-// buffer, which takes over the writer's hold. A client that took no frame for the write timeout is a slow consumer: it is
-// dropped with 4002, though the close frame cannot reach a client that does not read.
-// The session gets f before the socket is closed for good, which waits for the reader.
-func (c *conn) writeFailed(f frame, err error) {
+// wrote drops the holds of a batch the writer has written, and counts it.
+func (c *conn) wrote(batch []frame) {
+	c.mu.Lock()
+	c.inflight, c.inflB = 0, 0
+	if !c.fullLocked() {
+		c.signalRoomLocked()
+	}
+	c.mu.Unlock()
+	for i := range batch {
+		batch[i].held.drop()
+		c.srv.metrics.sent(batch[i].typ)
+		batch[i] = frame{}
+	}
+	now := time.Now()
+	c.lastSent.Store(now.UnixNano())
+	if st := c.stats.Load(); st != nil {
+		st.sent.Add(int64(len(batch)))
+		st.active.Store(now.UnixMilli())
+	}
+	c.srv.stats.sent.Add(int64(len(batch)))
+}
+
+// writeFailed drops c after the write of batch failed; its frames go first to the
+// session's buffer, which takes over the writer's holds (the client may have got some
+// of them: a resume skips what it has, SEQ-4). A client that took no frame for the
+// write timeout is a slow consumer: it is dropped with 4002, though the close frame
+// cannot reach a client that does not read. The session gets the frames before the
+// socket is closed for good, which waits for the reader.
+func (c *conn) writeFailed(batch []frame, err error) {
 	defer c.ws.CloseNow()
-	if errors.Is(err, context.DeadlineExceeded) {
+	c.mu.Lock()
+	c.inflight, c.inflB = 0, 0
+	c.mu.Unlock()
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
 		c.log.Warn("slow consumer: it took no frame for the write timeout; dropping it (4002) and buffering the session's frames", "write_timeout", c.srv.cfg.WriteTimeout)
-		c.srv.dropped(c, closeSlowConsumer, "slow consumer", f)
+		c.srv.dropped(c, closeSlowConsumer, "slow consumer", batch...)
 		return
 	}
 	c.log.Debug("write failed", "err", err)
-	c.srv.dropped(c, websocket.StatusGoingAway, "", f)
+	c.srv.dropped(c, websocket.StatusGoingAway, "", batch...)
 }
 
 // idleSince reports whether the writer has written nothing since t.
 func (c *conn) idleSince(t time.Time) bool { return c.lastSent.Load() <= t.UnixNano() }
 
-func (c *conn) write(f frame) error {
-	if c.srv.redis != nil && !f.session {
-		c.srv.redis.countSent()
+// write writes a batch of frames: one alone as the library writes it, bounded by the
+// write timeout; more corked, so that they leave in one system call, which flush
+// bounds by the write timeout (corked, the library's writes only copy).
+func (c *conn) write(batch []frame) error {
+	if c.srv.redis != nil {
+		for _, f := range batch {
+			if !f.session {
+				c.srv.redis.countSent()
+			}
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.WriteTimeout)
-	defer cancel()
-	if err := c.ws.Write(ctx, websocket.MessageText, f.data); err != nil {
-		return err
+	if len(batch) == 1 {
+		ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.WriteTimeout)
+		defer cancel()
+		return c.ws.Write(ctx, websocket.MessageText, batch[0].data)
 	}
-	c.lastSent.Store(time.Now().UnixNano())
-	if st := c.stats.Load(); st != nil {
-		st.sent.Add(1)
-		st.touch()
+	c.cork.cork()
+	for _, f := range batch {
+		if err := c.ws.Write(context.Background(), websocket.MessageText, f.data); err != nil {
+			c.cork.flush(c.srv.cfg.WriteTimeout)
+			return err
+		}
 	}
-	c.srv.stats.sent.Add(1)
-	c.srv.metrics.frames.WithLabelValues(f.typ).Inc()
-	return nil
+	return c.cork.flush(c.srv.cfg.WriteTimeout)
 }
 
 // close ends the connection with a close frame; it waits a short while for the client's

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -28,7 +29,25 @@ type frame struct {
 // stampLayout is how the server writes timestamps: UTC, in milliseconds (ENV-5).
 const stampLayout = "2006-01-02T15:04:05.000Z07:00"
 
-func timestamp() string { return time.Now().UTC().Format(stampLayout) }
+// timestamp returns the time now as frames write it. Frames written in the same
+// millisecond share its text, formatted once.
+func timestamp() string {
+	now := time.Now()
+	ms := now.UnixMilli()
+	if last := lastStamp.Load(); last != nil && last.ms == ms {
+		return last.text
+	}
+	text := now.UTC().Format(stampLayout)
+	lastStamp.Store(&stamp{ms: ms, text: text})
+	return text
+}
+
+type stamp struct {
+	ms   int64
+	text string
+}
+
+var lastStamp atomic.Pointer[stamp]
 
 // encoders holds buffers for encode; one that grew past 64 KiB is not kept.
 var encoders = sync.Pool{New: func() any { return new(bytes.Buffer) }}

@@ -156,7 +156,8 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, log *slog.
 	}
 	// serveWS checked the Origin (originAllowed, HS-8), which allows null by name as the
 	// library's own check cannot; the library's check would only repeat it.
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	cw := &corkWriter{ResponseWriter: w}
+	ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		log.Warn("upgrade failed", "err", err)
 		s.release(c)
@@ -167,7 +168,7 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, log *slog.
 	// reach the connection: net/http clears them when Accept hijacks it.
 	ws.SetReadLimit(s.cfg.MaxMessageBytes)
 	log.Info("connected", "user_id", user)
-	c.start(ws)
+	c.start(ws, cw.conn)
 	s.readLoop(c, sess)
 	<-c.done
 }

@@ -19,13 +19,14 @@ import (
 // session id, user or address is ever a label.
 type metrics struct {
 	registry   *prometheus.Registry
-	queries    *prometheus.CounterVec // outcome: complete or the error code that ended it
-	refused    *prometheus.CounterVec // code: the error code of a refused client frame
-	frames     *prometheus.CounterVec // type: the frame's type
-	firstChunk prometheus.Histogram   // seconds from a query's start to its first chunk
-	duration   prometheus.Histogram   // seconds from a query's start to its end
-	refusals   *prometheus.CounterVec // reason: the HTTP error code of a refused request
-	closes     *prometheus.CounterVec // reason: slow_consumer, replaced
+	queries    *prometheus.CounterVec        // outcome: complete or the error code that ended it
+	refused    *prometheus.CounterVec        // code: the error code of a refused client frame
+	frames     *prometheus.CounterVec        // type: the frame's type
+	sentBy     map[string]prometheus.Counter // frames' counter of each type frameType names
+	firstChunk prometheus.Histogram          // seconds from a query's start to its first chunk
+	duration   prometheus.Histogram          // seconds from a query's start to its end
+	refusals   *prometheus.CounterVec        // reason: the HTTP error code of a refused request
+	closes     *prometheus.CounterVec        // reason: slow_consumer, replaced
 	authFails  prometheus.Counter
 	upstream   *prometheus.HistogramVec // outcome: of a request to the model upstream
 	broadcasts prometheus.Counter       // notices broadcast through the admin API
@@ -45,6 +46,10 @@ func newMetrics(s *Server) *metrics {
 	m.queries = counter("queries_total", "Queries ended, by outcome: complete, or the code of the error that ended them.", "outcome")
 	m.refused = counter("client_frames_refused_total", "Client frames refused with a connection-scoped error (queries that did not run, malformed frames, unknown cancels), by error code.", "code")
 	m.frames = counter("frames_sent_total", "Frames written to clients, by type.", "type")
+	m.sentBy = map[string]prometheus.Counter{}
+	for _, typ := range frameTypes {
+		m.sentBy[typ] = m.frames.WithLabelValues(typ)
+	}
 	m.refusals = counter("handshake_refusals_total", "Requests to /ws refused before the upgrade, by the code of their HTTP error.", "reason")
 	m.closes = counter("connection_closes_total", "Connections the server closed, by reason: slow_consumer (4002), replaced (4001), ended (4003, through the admin API).", "reason")
 	m.broadcasts = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agentws", Name: "broadcasts_total", Help: "Notices broadcast through the admin API (POST /admin/broadcast)."})
@@ -157,6 +162,18 @@ func (s *Server) sessionCount() int {
 	return len(s.sessions)
 }
 
+// sent counts a frame of type typ written (one of frameTypes).
+func (m *metrics) sent(typ string) {
+	if c, ok := m.sentBy[typ]; ok {
+		c.Inc()
+		return
+	}
+	m.frames.WithLabelValues(typ).Inc()
+}
+
+// frameTypes are the types frameType names.
+var frameTypes = []string{"connected", "query_start", "chunk", "complete", "error", "pong", "keepalive", "disconnected", "notice", "other"}
+
 // frameType names the type of a server message, for frames_sent_total.
 func frameType(v any) string {
 	switch m := v.(type) {
@@ -175,6 +192,8 @@ func frameType(v any) string {
 	case msg.Keepalive:
 		return string(m.Type)
 	case msg.Disconnected:
+		return string(m.Type)
+	case msg.Notice:
 		return string(m.Type)
 	}
 	return "other"

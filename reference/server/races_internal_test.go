@@ -35,7 +35,7 @@ func testServer(t *testing.T, edit func(*Config)) *Server {
 
 // socketless returns a conn without a socket, whose queue is never written.
 func socketless(srv *Server) *conn {
-	return &conn{srv: srv, log: srv.log, limit: 1 << 20, maxB: 1 << 40, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	return &conn{srv: srv, log: srv.log, limit: 1 << 20, maxB: 1 << 40, done: make(chan struct{})}
 }
 
 // joined returns session sid with a socketless conn attached.

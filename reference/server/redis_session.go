@@ -100,7 +100,8 @@ func (s *Server) serveRedis(w http.ResponseWriter, r *http.Request, log *slog.Lo
 		return
 	}
 	st.writeCount() // before connected can reach the client: it counts in active_connections
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	cw := &corkWriter{ResponseWriter: w}
+	ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		log.Warn("upgrade failed", "err", err)
 		s.release(c)
@@ -109,7 +110,7 @@ func (s *Server) serveRedis(w http.ResponseWriter, r *http.Request, log *slog.Lo
 	}
 	ws.SetReadLimit(s.cfg.MaxMessageBytes)
 	log.Info("connected", "user_id", user, "node", st.node)
-	c.start(ws)
+	c.start(ws, cw.conn)
 	s.readLoop(c, rs)
 	<-c.done
 }

@@ -28,7 +28,7 @@ func BenchmarkResumeAttach(b *testing.B) {
 	resume := resumeRequest{asked: true, lastSeq: s.hist.frames[0].seq - 1, epoch: s.epoch}
 	b.ReportAllocs()
 	for b.Loop() {
-		c := &conn{srv: srv, limit: cfg.SendQueue, wake: make(chan struct{}, 1), done: make(chan struct{})}
+		c := &conn{srv: srv, limit: cfg.SendQueue, done: make(chan struct{})}
 		if _, err := s.attach(c, resume); err != nil {
 			b.Fatalf("attach: %v", err)
 		}
