@@ -1,0 +1,273 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// A worker drives one connection: it dials, waits for connected, sends its queries
+// one after another (or holds the connection, with -idle), and disconnects.
+type worker struct {
+	r         *runner
+	id        int
+	sessionID string
+	conn      *websocket.Conn
+	caps      map[string]bool
+	counts    counts
+	free      time.Time // open loop: when the connection last became free to send
+	idle      bool      // reads wait without bound: an idle connection may get no frame
+	closing   atomic.Bool
+}
+
+// errStop ends a worker's queries: its connection failed (the failure is recorded),
+// or the run was interrupted.
+var errStop = errors.New("stop")
+
+// dial opens the connection and reads its connected frame (none with -echo). It
+// records the connect latency, or the failure.
+func (w *worker) dial(ctx context.Context) error {
+	c := w.r.cfg
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	start := time.Now()
+	opts := &websocket.DialOptions{HTTPHeader: http.Header{}}
+	if c.token != "" {
+		opts.HTTPHeader.Set("Authorization", "Bearer "+c.token)
+	}
+	conn, resp, err := websocket.Dial(ctx, w.r.endpoint(w.sessionID), opts)
+	if err != nil {
+		if w.r.interrupted(ctx) {
+			return errStop
+		}
+		kind, detail := dialFailure(ctx, resp, err)
+		w.r.rec.fail(kind, detail, fmt.Sprintf("connection %d: %v", w.id, err))
+		return errStop
+	}
+	w.conn = conn
+	conn.SetReadLimit(c.maxFrameBytes)
+	if !c.echo {
+		if err := w.readConnected(ctx); err != nil {
+			return err
+		}
+	}
+	w.counts.opened++
+	w.r.rec.latency(latConnect, time.Since(start))
+	return nil
+}
+
+// dialFailure classifies a failed handshake: its HTTP status and the code of its JSON
+// body (spec section 15.3), or the cause of a failure before any answer.
+func dialFailure(ctx context.Context, resp *http.Response, err error) (kind, detail string) {
+	switch {
+	case resp != nil:
+		detail = "HTTP " + strconv.Itoa(resp.StatusCode)
+		var body struct {
+			Code string `json:"code"`
+		}
+		if resp.Body != nil && json.NewDecoder(resp.Body).Decode(&body) == nil && body.Code != "" {
+			detail += " " + body.Code
+		}
+		return errDial, detail
+	case ctx.Err() != nil:
+		return errTimeout, "handshake"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return errDial, "connection refused"
+	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
+		return errDial, "too many open files"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return errDial, "no local port left"
+	}
+	return errDial, "other"
+}
+
+// readConnected reads the first frame, which must be connected for this session
+// (CONN-1, CONN-3), and keeps the server's capabilities.
+func (w *worker) readConnected(ctx context.Context) error {
+	f, err := w.readFrame(ctx, "connected")
+	if err != nil {
+		return err
+	}
+	if f == nil || f.Type != typeConnected {
+		got := "an invalid frame"
+		if f != nil {
+			got = quote(f.Type)
+		}
+		w.r.rec.failCheck(checkConnected, fmt.Sprintf("connection %d: the first frame is %s, want connected", w.id, got))
+		w.conn.CloseNow()
+		return errStop
+	}
+	if f.SessionID != w.sessionID {
+		w.r.rec.failCheck(checkConnected, fmt.Sprintf("connection %d: connected names session %s, want %s", w.id, quote(f.SessionID), quote(w.sessionID)))
+	}
+	w.caps = map[string]bool{}
+	for _, c := range f.Capabilities {
+		w.caps[c] = true
+	}
+	w.r.noteCapabilities(f.Capabilities)
+	return nil
+}
+
+// readMessage reads one message within -timeout (without bound on an idle
+// connection). A failure is recorded, with awaiting saying what was awaited, and
+// returned as errStop.
+func (w *worker) readMessage(ctx context.Context, awaiting string) (websocket.MessageType, []byte, error) {
+	rctx, cancel := ctx, context.CancelFunc(func() {})
+	if !w.idle {
+		rctx, cancel = context.WithTimeout(ctx, w.r.cfg.timeout)
+	}
+	defer cancel()
+	typ, data, err := w.conn.Read(rctx)
+	if err != nil {
+		w.readFailure(rctx, err, awaiting)
+		return 0, nil, errStop
+	}
+	w.counts.framesRead++
+	w.counts.bytesRead += int64(len(data))
+	return typ, data, nil
+}
+
+// readFailure records why a read failed, unless the run was interrupted or the
+// worker closed the connection itself.
+func (w *worker) readFailure(rctx context.Context, err error, awaiting string) {
+	if w.closing.Load() {
+		return
+	}
+	example := fmt.Sprintf("connection %d, awaiting %s: %v", w.id, awaiting, err)
+	switch code := websocket.CloseStatus(err); {
+	case code != -1:
+		w.r.rec.fail(errClose, strconv.Itoa(int(code)), example)
+	case w.r.interrupted(rctx):
+	case rctx.Err() != nil:
+		w.r.rec.fail(errTimeout, awaiting, example)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		w.r.rec.fail(errRead, "connection closed without a close frame", example)
+	case errors.Is(err, syscall.ECONNRESET):
+		w.r.rec.fail(errRead, "connection reset", example)
+	default:
+		w.r.rec.fail(errRead, "other", example)
+	}
+}
+
+// readFrame reads one message and parses it as a server frame. An invalid one is a
+// failed check, returned as a nil frame and no error.
+func (w *worker) readFrame(ctx context.Context, awaiting string) (*frame, error) {
+	typ, data, err := w.readMessage(ctx, awaiting)
+	if err != nil {
+		return nil, err
+	}
+	if typ != websocket.MessageText {
+		w.r.rec.failCheck(checkInvalidFrame, fmt.Sprintf("connection %d: a binary frame of %d bytes (ENV-1)", w.id, len(data)))
+		return nil, nil
+	}
+	f, err := parseFrame(w.r.validator, data)
+	if err != nil {
+		w.r.rec.failCheck(checkInvalidFrame, fmt.Sprintf("connection %d: %v: %s", w.id, err, quote(string(data))))
+		return nil, nil
+	}
+	return f, nil
+}
+
+// write sends one text message within -timeout.
+func (w *worker) write(ctx context.Context, data []byte, what string) error {
+	wctx, cancel := context.WithTimeout(ctx, w.r.cfg.timeout)
+	defer cancel()
+	if err := w.conn.Write(wctx, websocket.MessageText, data); err != nil {
+		example := fmt.Sprintf("connection %d, writing %s: %v", w.id, what, err)
+		switch {
+		case w.r.interrupted(wctx):
+		case wctx.Err() != nil:
+			w.r.rec.fail(errTimeout, "write", example)
+		default:
+			w.r.rec.fail(errWrite, "", example)
+		}
+		return errStop
+	}
+	w.counts.framesWritten++
+	return nil
+}
+
+// disconnect ends the session (DISC-1): disconnect, then disconnected and the
+// server's close 1000. Frames of no query may still come before it.
+func (w *worker) disconnect(ctx context.Context) {
+	defer w.conn.CloseNow()
+	if w.r.cfg.echo {
+		w.conn.Close(websocket.StatusNormalClosure, "")
+		return
+	}
+	if w.write(ctx, []byte(`{"type":"disconnect"}`), "disconnect") != nil {
+		return
+	}
+	for {
+		f, err := w.readFrame(ctx, "disconnected")
+		if err != nil {
+			return
+		}
+		switch {
+		case f == nil, ignorable(f.Type):
+		case f.Type == typeDisconnected:
+			w.awaitClose(ctx)
+			return
+		default:
+			w.r.rec.failCheck(checkOrder, fmt.Sprintf("connection %d: %s after disconnect, want disconnected", w.id, quote(f.Type)))
+		}
+	}
+}
+
+// awaitClose waits for the server's close 1000 after disconnected (DISC-2).
+func (w *worker) awaitClose(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, w.r.cfg.timeout)
+	defer cancel()
+	_, data, err := w.conn.Read(rctx)
+	switch code := websocket.CloseStatus(err); {
+	case err == nil:
+		w.r.rec.failCheck(checkOrder, fmt.Sprintf("connection %d: a frame after disconnected: %s", w.id, quote(string(data))))
+	case code == websocket.StatusNormalClosure, w.r.interrupted(rctx):
+	default:
+		w.readFailure(rctx, err, "the close after disconnected")
+	}
+}
+
+// endpoint returns the URL of the connection of session id.
+func (r *runner) endpoint(id string) string {
+	u := *r.url
+	q := u.Query()
+	q.Set("session_id", id)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// queryText returns the k-th query of connection i: "load I.K " filled to n
+// characters with letters, so that every query of a run differs.
+func queryText(i, k, n int) string {
+	var b strings.Builder
+	b.Grow(n + len(filler))
+	b.WriteString("load ")
+	b.WriteString(strconv.Itoa(i))
+	b.WriteByte('.')
+	b.WriteString(strconv.Itoa(k))
+	b.WriteByte(' ')
+	for b.Len() < n {
+		b.WriteString(filler)
+	}
+	return b.String()[:n]
+}
+
+const filler = "abcdefghijklmnopqrstuvwxyz"
+
+// parseURL parses -url (checked by parse).
+func parseURL(s string) *url.URL {
+	u, _ := url.Parse(s)
+	return u
+}
