@@ -48,7 +48,7 @@ func (w *worker) dial(ctx context.Context) error {
 	}
 	conn, resp, err := websocket.Dial(ctx, w.r.endpoint(w.sessionID), opts)
 	if err != nil {
-		if w.r.interrupted(ctx) {
+		if w.r.interrupted() {
 			return errStop
 		}
 		kind, detail := dialFailure(ctx, resp, err)
@@ -148,7 +148,7 @@ func (w *worker) readFailure(rctx context.Context, err error, awaiting string) {
 	switch code := websocket.CloseStatus(err); {
 	case code != -1:
 		w.r.rec.fail(errClose, strconv.Itoa(int(code)), example)
-	case w.r.interrupted(rctx):
+	case w.r.interrupted():
 	case rctx.Err() != nil:
 		w.r.rec.fail(errTimeout, awaiting, example)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
@@ -186,7 +186,7 @@ func (w *worker) write(ctx context.Context, data []byte, what string) error {
 	if err := w.conn.Write(wctx, websocket.MessageText, data); err != nil {
 		example := fmt.Sprintf("connection %d, writing %s: %v", w.id, what, err)
 		switch {
-		case w.r.interrupted(wctx):
+		case w.r.interrupted():
 		case wctx.Err() != nil:
 			w.r.rec.fail(errTimeout, "write", example)
 		default:
@@ -233,7 +233,7 @@ func (w *worker) awaitClose(ctx context.Context) {
 	switch code := websocket.CloseStatus(err); {
 	case err == nil:
 		w.r.rec.failCheck(checkOrder, fmt.Sprintf("connection %d: a frame after disconnected: %s", w.id, quote(string(data))))
-	case code == websocket.StatusNormalClosure, w.r.interrupted(rctx):
+	case code == websocket.StatusNormalClosure, w.r.interrupted():
 	default:
 		w.readFailure(rctx, err, "the close after disconnected")
 	}

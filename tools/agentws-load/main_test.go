@@ -24,7 +24,32 @@ func load(t *testing.T, args ...string) (int, *report) {
 	if rep.Status != status {
 		t.Errorf("the report's status is %d, the exit status %d", rep.Status, status)
 	}
+	wantFields(t, stdout.Bytes())
 	return status, rep
+}
+
+// wantFields checks the JSON report's field names: lists are lists even when empty,
+// and each latency has its percentiles.
+func wantFields(t *testing.T, data []byte) {
+	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"errors", "check_failures", "warnings", "capabilities"} {
+		if _, ok := doc[name].([]any); !ok {
+			t.Errorf("%s is %v, want a list", name, doc[name])
+		}
+	}
+	lats, _ := doc["latency_us"].(map[string]any)
+	for name, l := range lats {
+		p, _ := l.(map[string]any)
+		for _, key := range []string{"count", "min", "mean", "p50", "p90", "p99", "p99_9", "max"} {
+			if _, ok := p[key].(float64); !ok {
+				t.Errorf("latency_us.%s.%s is %v, want a number", name, key, p[key])
+			}
+		}
+	}
 }
 
 // framesOf returns how many frames the reference server sends for the queries of

@@ -156,7 +156,7 @@ func serverOf(m *measure, n counts) *serverReport {
 // makes the numbers doubtful.
 func (r *runner) warnings(rep *report, m *measure) []warning {
 	c := r.cfg
-	var ws []warning
+	ws := []warning{}
 	add := func(kind, format string, args ...any) {
 		ws = append(ws, warning{kind, fmt.Sprintf(format, args...)})
 	}

@@ -51,9 +51,9 @@ func (r *runner) noteCapabilities(caps []string) {
 	r.capsOnce.Do(func() { r.caps = append([]string{}, caps...) })
 }
 
-// interrupted reports whether ctx ended because the run was interrupted, not
-// because of a timeout.
-func (r *runner) interrupted(ctx context.Context) bool { return r.sig.Err() != nil }
+// interrupted reports whether the run was interrupted: a failure then is no error of
+// the server's.
+func (r *runner) interrupted() bool { return r.sig.Err() != nil }
 
 // more reports whether a connection sends its k-th query, due at origin.
 func (r *runner) more(k int, origin time.Time) bool {
