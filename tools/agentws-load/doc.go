@@ -6,7 +6,7 @@
 //
 // Usage:
 //
-//	agentws-load [-url URL] [-c N] [-q N | -duration D] [-rate R] [-ramp D] [-idle | -echo] [-query-size N] [-pid P] [-json] [flags]
+//	agentws-load [-url URL] [-c N] [-q N | -duration D] [-rate R] [-ramp D] [-idle] [-echo] [-query-size N] [-pid P] [-json] [flags]
 //
 // Against the reference server, whose per-address bounds a load from one machine would
 // hit (5 queries a second, 128 connections: spec table 15.4), lift them first:
@@ -42,7 +42,10 @@
 // last is connected, sending nothing, and then disconnected. It reports the connect
 // latency and, with -pid, the server's RSS per held connection: its RSS with every
 // connection held less its RSS before the first dial, divided by the connections
-// opened.
+// opened, and the server's CPU time per connection opened: its CPU time from the
+// first dial until every connection is open, divided by the connections opened. With
+// -echo the connections are held against an echo server: nothing is expected of them,
+// and they are closed (1000) at the end.
 //
 // Echo (-echo): each "query" is a text frame of -query-size bytes, and is answered
 // when the same frame comes back; nothing of the protocol is sent or expected (no
@@ -143,7 +146,7 @@
 //	-sample-interval D    with -pid: how often the server's RSS is sampled (default 100ms)
 //	-session-prefix P     session ids are P-0, P-1, … (default load-RUN)
 //
-// -q and -duration exclude each other, and so do -idle and -echo; -idle takes neither
+// -q and -duration exclude each other; -idle takes neither
 // -q nor -rate.
 //
 // Exit status:

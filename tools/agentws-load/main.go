@@ -35,7 +35,7 @@ const (
 // defaultIdle is how long -idle holds its connections without -duration.
 const defaultIdle = 10 * time.Second
 
-const usageLine = "usage: agentws-load [-url URL] [-c N] [-q N | -duration D] [-rate R] [-ramp D] [-idle | -echo] [-query-size N] [-pid P] [-json] [flags]"
+const usageLine = "usage: agentws-load [-url URL] [-c N] [-q N | -duration D] [-rate R] [-ramp D] [-idle] [-echo] [-query-size N] [-pid P] [-json] [flags]"
 
 // The modes of a run.
 const (
@@ -143,8 +143,6 @@ func (c *config) check(fs *flag.FlagSet, set map[string]bool) error {
 		return fmt.Errorf("-rate is %v, want 0 (closed loop) or a positive number of queries a second", c.rate)
 	case c.ramp < 0:
 		return fmt.Errorf("-ramp is %v, want 0 or more", c.ramp)
-	case c.idle && c.echo:
-		return errors.New("-idle and -echo exclude each other")
 	case c.idle && (set["q"] || set["rate"]):
 		return errors.New("-idle sends nothing: -q and -rate do not apply")
 	case c.querySize < 1:

@@ -173,6 +173,21 @@ func TestEcho(t *testing.T) {
 	}
 }
 
+// -idle -echo holds connections to an echo server, expecting no connected, and
+// closes them; the CPU per connection is that of opening them.
+func TestIdleEcho(t *testing.T) {
+	url := startEcho(t)
+	status, rep := load(t, "-echo", "-idle", "-url", url, "-c", "4", "-duration", "10ms", "-pid", strconv.Itoa(os.Getpid()))
+	wantPassed(t, status, rep)
+	wantCount(t, "connections opened", rep.ConnectionsOpened, 4)
+	wantCount(t, "connect latencies", rep.LatencyUS[latConnect].Count, 4)
+	wantCount(t, "frames received", rep.FramesReceived, 0)
+	wantCount(t, "frames sent", rep.FramesSent, 0)
+	if s := rep.Server; s == nil || s.RSSHeldBytes <= 0 {
+		t.Fatalf("server report %+v, want the RSS with the connections held", s)
+	}
+}
+
 func TestEchoOpenLoop(t *testing.T) {
 	url := startEcho(t)
 	status, rep := load(t, "-echo", "-url", url, "-c", "2", "-q", "5", "-rate", "1000")
@@ -302,7 +317,6 @@ func TestUsage(t *testing.T) {
 		{[]string{"-q", "0"}, "-q is 0"},
 		{[]string{"-q", "5", "-duration", "1s"}, "-q and -duration exclude each other"},
 		{[]string{"-rate", "-1"}, "-rate is -1"},
-		{[]string{"-idle", "-echo"}, "-idle and -echo exclude each other"},
 		{[]string{"-idle", "-rate", "5"}, "-idle sends nothing"},
 		{[]string{"-query-size", "0"}, "-query-size is 0"},
 		{[]string{"-timeout", "0s"}, "-timeout is 0s"},

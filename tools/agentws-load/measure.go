@@ -15,6 +15,7 @@ type measure struct {
 	ownEnd   time.Duration
 
 	before, after procSample
+	opened        procSample // with -idle: once every connection is open
 	held          procSample // with -idle: while the connections are held
 	procErr       error      // the server could not be read (it exited?)
 
@@ -56,6 +57,16 @@ func (m *measure) notePeak(rss int64) {
 	m.mu.Lock()
 	m.peak = max(m.peak, rss)
 	m.mu.Unlock()
+}
+
+// sampleOpened reads the server once every idle connection is open: its CPU time
+// since the start is what opening them cost.
+func (m *measure) sampleOpened() {
+	if m.pid <= 0 || m.procErr != nil {
+		return
+	}
+	m.opened, m.procErr = readProc(m.pid)
+	m.notePeak(m.opened.rss)
 }
 
 // sampleHeld reads the server while every idle connection is held.

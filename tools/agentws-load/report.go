@@ -144,6 +144,10 @@ func serverOf(m *measure, n counts) *serverReport {
 	s.CPUPerQueryUS = per(cpu, n.queriesSent)
 	s.CPUPerFrameUS = per(cpu, n.framesRead)
 	s.CPUPerConnectionUS = per(cpu, n.opened)
+	if m.opened.cpu > 0 {
+		// -idle: what opening the connections cost, not holding or closing them.
+		s.CPUPerConnectionUS = per(m.opened.cpu-m.before.cpu, n.opened)
+	}
 	s.RSSBeforeBytes, s.RSSHeldBytes, s.RSSAfterBytes = m.before.rss, m.held.rss, m.after.rss
 	s.RSSPeakBytes = m.peak
 	if m.held.rss > 0 && n.opened > 0 {

@@ -85,6 +85,7 @@ func (r *runner) run(sig context.Context) *report {
 	}
 	if c.idle {
 		held.Wait()
+		m.sampleOpened()
 		r.deadline = time.Now().Add(c.duration)
 		t := time.NewTimer(c.duration)
 		select {

@@ -235,6 +235,12 @@ func (w *worker) hold(ctx context.Context, release <-chan struct{}) {
 	case <-done: // the connection failed
 		return
 	}
+	if w.r.cfg.echo { // an echo server knows no disconnect
+		w.closing.Store(true)
+		w.conn.Close(websocket.StatusNormalClosure, "")
+		<-done
+		return
+	}
 	if w.write(ctx, []byte(`{"type":"disconnect"}`), "disconnect") != nil {
 		w.closing.Store(true)
 		w.conn.CloseNow()
