@@ -112,6 +112,14 @@ func noticeBuilder(n msg.Notice, sid string) func(seq int) any {
 	}
 }
 
+// noticeBytes is the size of the notice n as a session's frame, for the longest session
+// id and seq. A broadcast refuses a notice larger than a session's buffer: buffered, it
+// would evict every frame of the buffer and the history, then itself (BUF-7), so that a
+// session without a connection would lose what it had and get nothing.
+func noticeBytes(n msg.Notice) int {
+	return len(encode(noticeBuilder(n, strings.Repeat("x", 128))(1<<53 - 1)).data)
+}
+
 // broadcastNotice gives the notice n to every session of this process that t reaches, each
 // once, and returns how many it reached (NOTICE-1, NOTICE-3). A session without a
 // connection buffers it; one whose handshake has not joined it yet is not held yet.
@@ -239,6 +247,10 @@ func (a adminAPI) PostBroadcast(ctx context.Context, req adminapi.PostBroadcastR
 		level = msg.NoticeLevelInfo
 	}
 	n := msg.Notice{Type: msg.NoticeTypeNotice, NoticeId: "n-" + randomHex(8), Message: b.Message, Level: level, Data: b.Data}
+	if size := noticeBytes(n); size > a.s.cfg.BufferBytes {
+		return adminapi.PostBroadcast400JSONResponse{Code: adminapi.HTTPErrorCode(httpapi.HTTPErrorCodeInvalidBody), Error: fmt.Sprintf(
+			"the notice, with its message and data, would be %d bytes: more than a session's buffer holds (%d bytes, -buffer-bytes)", size, a.s.cfg.BufferBytes)}, nil
+	}
 	present, _ := ctx.Value(broadcastKey{}).(bool)
 	reached, err := a.s.adminBroadcast(ctx, n, targetOf(b, present))
 	if err != nil {

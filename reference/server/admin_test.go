@@ -485,3 +485,35 @@ func TestAdminMetrics(t *testing.T) {
 		t.Error("/metrics names a session id")
 	}
 }
+
+// A notice larger than a session's buffer can hold (-buffer-bytes) is refused with 400
+// invalid_body naming the bound: buffered, it would evict every frame the session's
+// buffer and history hold, and itself, so that no session without a connection could
+// get it and each would lose what it had (NOTICE-1, BUF-7). One that fits is sent.
+func TestBroadcastLargerThanBuffer(t *testing.T) {
+	stores(t, func(c *server.Config) { c.BufferBytes = 4096 }, func(t *testing.T, admin *testServer, nodes []*testServer) {
+		sid := newSession(t)
+		c, _ := nodes[1].connect(t, "session_id="+sid)
+		c.ws.CloseNow()
+		eventually(t, "the session is detached", func() bool {
+			_, info := admin.sessionInfo(t, sid)
+			return info.State == adminapi.SessionInfoStateDetached
+		})
+		kept := admin.broadcast(t, fmt.Sprintf(`{"message": "kept", "sessions": ["%s"]}`, sid))
+		big := fmt.Sprintf(`{"message": "big", "data": {"blob": "%s"}}`, strings.Repeat("x", 4096))
+		status, data := admin.adminDo(t, "POST", "/admin/broadcast", adminToken, big, schemas.BroadcastResult)
+		if status != 400 || errorCode(data) != "invalid_body" || !strings.Contains(string(data), "-buffer-bytes") {
+			t.Errorf("a notice larger than the buffer: %d %s, want 400 invalid_body naming -buffer-bytes", status, data)
+		}
+		if _, info := admin.sessionInfo(t, sid); info.BufferedFrames != 1 {
+			t.Errorf("buffered_frames %d after the refused broadcast, want the first notice", info.BufferedFrames)
+		}
+		fits := admin.broadcast(t, fmt.Sprintf(`{"message": "fits", "data": {"blob": "%s"}}`, strings.Repeat("x", 3000)))
+		back, connected := nodes[0].connect(t, "session_id="+sid)
+		if connected["evicted"] != nil {
+			t.Errorf("connected %v: frames were evicted", connected)
+		}
+		nextNotice(t, back, kept.NoticeId)
+		nextNotice(t, back, fits.NoticeId)
+	})
+}
