@@ -517,3 +517,32 @@ func TestBroadcastLargerThanBuffer(t *testing.T) {
 		nextNotice(t, back, fits.NoticeId)
 	})
 }
+
+// A broadcast's retry after a lost reply stores its notice not twice, though another
+// broadcast reached the session between the try and the retry (NOTICE-3).
+func TestNoticeRetryAfterAnotherBroadcast(t *testing.T) {
+	r := redistest.Start(t)
+	a := startNode(t, r, "a", withAdmin)
+	sid := newSession(t)
+	c, _ := a.connect(t, "session_id="+sid)
+	c.ws.CloseNow()
+	eventually(t, "the session is detached", func() bool {
+		_, info := a.sessionInfo(t, sid)
+		return info.State == adminapi.SessionInfoStateDetached
+	})
+	const retried = "n-0123456789abcdef"
+	if n, err := a.StoreNotice(sid, retried); n != 1 || err != nil {
+		t.Fatalf("the first try: %d %v", n, err)
+	}
+	other := a.broadcast(t, fmt.Sprintf(`{"message": "between", "sessions": ["%s"]}`, sid))
+	if n, err := a.StoreNotice(sid, retried); n != 1 || err != nil {
+		t.Fatalf("the retry: %d %v", n, err)
+	}
+	back, _ := a.connect(t, "session_id="+sid)
+	nextNotice(t, back, retried)
+	nextNotice(t, back, other.NoticeId)
+	back.send(ping)
+	if f := back.next(); f.str("type") != "pong" {
+		t.Errorf("after the two notices: %v, want the pong: the retry stored its notice twice", f)
+	}
+}

@@ -1,5 +1,11 @@
 package server
 
+import (
+	"context"
+
+	"github.com/agentws/agentws/schemas/msg"
+)
+
 // Test hooks: what the end-to-end tests poll instead of sleeping.
 
 // SessionBusy reports whether the session has a query running or queued.
@@ -60,4 +66,11 @@ func (s *Server) DropConnection(id string) bool {
 	}
 	c.ws.CloseNow()
 	return true
+}
+
+// StoreNotice runs, with the Redis store, one try of a broadcast of the notice id to
+// the session sid: what a broadcast's retry after a lost reply runs again.
+func (s *Server) StoreNotice(sid, id string) (int, error) {
+	n := msg.Notice{Type: msg.NoticeTypeNotice, NoticeId: id, Message: "retried", Level: msg.NoticeLevelInfo}
+	return s.redis.broadcast(context.Background(), n, broadcastTarget{sessions: map[string]bool{sid: true}})
 }
