@@ -546,3 +546,24 @@ func TestNoticeRetryAfterAnotherBroadcast(t *testing.T) {
 		t.Errorf("after the two notices: %v, want the pong: the retry stored its notice twice", f)
 	}
 }
+
+// A broadcast reaches every session it targets though its requester goes away before
+// the answer: the notices do not depend on the admin client waiting (ADMIN-2).
+func TestBroadcastRequesterGone(t *testing.T) {
+	stores(t, noEdit, func(t *testing.T, admin *testServer, nodes []*testServer) {
+		base := newSession(t)
+		var cs []*client
+		for i := range 3 {
+			c, _ := nodes[i%2].connect(t, fmt.Sprintf("session_id=%s-%d", base, i))
+			cs = append(cs, c)
+		}
+		if n, err := admin.BroadcastGoneRequester(); n != len(cs) || err != nil {
+			t.Fatalf("a broadcast whose requester went away reached %d sessions (%v), want %d", n, err, len(cs))
+		}
+		for _, c := range cs {
+			if f := c.expect("notice"); f.str("message") != "gone" {
+				t.Errorf("notice %v", f)
+			}
+		}
+	})
+}

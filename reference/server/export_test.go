@@ -74,3 +74,13 @@ func (s *Server) StoreNotice(sid, id string) (int, error) {
 	n := msg.Notice{Type: msg.NoticeTypeNotice, NoticeId: id, Message: "retried", Level: msg.NoticeLevelInfo}
 	return s.redis.broadcast(context.Background(), n, broadcastTarget{sessions: map[string]bool{sid: true}})
 }
+
+// BroadcastGoneRequester broadcasts a notice to every session as a request does whose
+// requester went away at once (its context is cancelled), and returns how many
+// sessions it reached.
+func (s *Server) BroadcastGoneRequester() (int, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	n := msg.Notice{Type: msg.NoticeTypeNotice, NoticeId: "n-" + randomHex(8), Message: "gone", Level: msg.NoticeLevelInfo}
+	return s.adminBroadcast(ctx, n, broadcastTarget{all: true})
+}

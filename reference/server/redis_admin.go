@@ -20,9 +20,18 @@ import (
 // adminBatch is how many sessions one round trip to Redis handles.
 const adminBatch = 500
 
+// roundTrip bounds one round trip of the admin API to Redis by the store's call
+// timeout. The request's cancellation does not reach it: a requester that goes away
+// neither cuts a broadcast short nor makes the node count Redis as unreachable.
+func roundTrip(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), storeCallTimeout)
+}
+
 // liveSessionIDs returns the ids of the cluster's sessions that have not expired.
 func (st *redisStore) liveSessionIDs(ctx context.Context) ([]string, error) {
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	ctx, cancel := roundTrip(ctx)
+	defer cancel()
 	ids, err := st.client.Do(ctx, st.client.B().Zrangebyscore().Key(redisSessions).Min(now).Max("+inf").Build()).AsStrSlice()
 	st.noteCall(err)
 	if err != nil {
@@ -39,7 +48,10 @@ func (st *redisStore) users(ctx context.Context, ids []string) ([]string, error)
 		for i, sid := range chunk {
 			cmds[i] = st.client.B().Hget().Key(redisPrefix + "s:" + sid).Field("user").Build()
 		}
-		for _, r := range st.client.DoMulti(ctx, cmds...) {
+		rctx, cancel := roundTrip(ctx)
+		res := st.client.DoMulti(rctx, cmds...)
+		cancel()
+		for _, r := range res {
 			u, err := r.ToString()
 			if err != nil && !rueidis.IsRedisNil(err) {
 				st.noteCall(err)
@@ -98,7 +110,10 @@ func (st *redisStore) broadcast(ctx context.Context, n msg.Notice, t broadcastTa
 			}
 			var failed []string
 			var lastErr error
-			for i, r := range st.lua.notice.ExecMulti(ctx, st.client, execs...) {
+			rctx, cancel := roundTrip(ctx)
+			res := st.lua.notice.ExecMulti(rctx, st.client, execs...)
+			cancel()
+			for i, r := range res {
 				v, err := r.AsInt64()
 				if err != nil {
 					failed, lastErr = append(failed, pending[i]), err
@@ -107,7 +122,7 @@ func (st *redisStore) broadcast(ctx context.Context, n msg.Notice, t broadcastTa
 				reached += int(v)
 			}
 			st.noteCall(lastErr)
-			if len(failed) > 0 && (try == 2 || ctx.Err() != nil) {
+			if len(failed) > 0 && try == 2 {
 				return reached, fmt.Errorf("%w: the notice reached %d sessions, and %d could not be told: %v", errStoreDown, reached, len(failed), lastErr)
 			}
 			pending = failed
@@ -145,6 +160,8 @@ func (st *redisStore) sessionInfo(ctx context.Context, sid string) (adminapi.Ses
 
 // infos returns what info.lua says of the sessions of ids that exist, in their order.
 func (st *redisStore) infos(ctx context.Context, ids []string) ([]adminapi.SessionInfo, error) {
+	ctx, cancel := roundTrip(ctx)
+	defer cancel()
 	resp := st.lua.info.Exec(ctx, st.client, nil, ids)
 	st.noteCall(resp.Error())
 	res, err := resp.ToArray()
