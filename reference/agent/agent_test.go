@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 	"unicode/utf8"
 
@@ -311,6 +312,40 @@ func TestFixtureDelay(t *testing.T) {
 	if took, least := time.Since(start), time.Duration(len(chunks))*delay; took < least {
 		t.Errorf("%d chunks in %v, want at least %v: one delay before each", len(chunks), took, least)
 	}
+}
+
+// Delay is a rate, not a pause after each emit: chunk k is due k delays after the
+// start, so a reader that held the first chunk for three delays gets the next two at
+// once (they were due), and the third on time. A slow query keeps its pause before
+// each chunk (FIX-3), whatever the reader did.
+func TestFixtureDelayIsARate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const delay = 10 * time.Millisecond
+		for _, tc := range []struct {
+			query string
+			d     time.Duration
+			want  []time.Duration // when each chunk came, from the start
+		}{
+			{"0123456789", delay, []time.Duration{delay, 4 * delay, 4 * delay, 4 * delay}},
+			{agent.SlowPrefix + "0123", 0, []time.Duration{agent.SlowDelay, 3*delay + 2*agent.SlowDelay, 3*delay + 3*agent.SlowDelay}},
+		} {
+			start := time.Now()
+			var got []time.Duration
+			err := agent.Fixture{Delay: tc.d, ChunkRunes: 4}.Stream(context.Background(), agent.Request{Query: tc.query}, func(string) error {
+				got = append(got, time.Since(start))
+				if len(got) == 1 {
+					time.Sleep(3 * delay) // the reader holds the first chunk
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%q: when the chunks came (-want +got):\n%s", tc.query, diff)
+			}
+		}
+	})
 }
 
 // One agent serves many queries at once: its client is made once, without a race

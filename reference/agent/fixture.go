@@ -22,8 +22,9 @@ var ErrFixtureFailure error = &failure{kind: "failed", public: "the fixture agen
 // Fixture is the deterministic agent of the fixture contract: the answer to q is
 // "Echo: " + q.
 type Fixture struct {
-	// Delay is the pause before each chunk (the server's -fixture-delay), to emulate a
-	// model's token rate. A slow query always waits SlowDelay.
+	// Delay paces the chunks (the server's -fixture-delay), to emulate a model's token
+	// rate: chunk k is due k delays after the start. A slow query always waits
+	// SlowDelay before each chunk.
 	Delay time.Duration
 	// ChunkRunes is the smallest chunk size, in characters; 0 means 16. Long answers
 	// use larger chunks, so that no answer has more than MaxChunks chunks.
@@ -48,14 +49,23 @@ func (f Fixture) Stream(ctx context.Context, req Request, emit func(string) erro
 	if strings.HasPrefix(req.Query, SlowPrefix) {
 		size, delay = SlowChunkRunes, SlowDelay
 	}
+	// A slow query waits SlowDelay before each chunk (FIX-3). Delay is a token rate:
+	// chunk k is due k delays after the start, however long emitting the ones before
+	// took, as a model's tokens come at its pace whatever the reader does with them.
+	slow := strings.HasPrefix(req.Query, SlowPrefix)
+	start := time.Now()
 	var timer *time.Timer
-	for _, chunk := range split(answer, size) {
+	for k, chunk := range split(answer, size) {
 		if delay > 0 {
+			wait := delay
+			if !slow {
+				wait = time.Until(start.Add(time.Duration(k+1) * delay))
+			}
 			if timer == nil {
-				timer = time.NewTimer(delay)
+				timer = time.NewTimer(wait)
 				defer timer.Stop()
 			} else {
-				timer.Reset(delay)
+				timer.Reset(wait)
 			}
 			select {
 			case <-ctx.Done():
