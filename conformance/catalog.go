@@ -139,10 +139,14 @@ func (c Case) selected(prefixes []string) bool {
 	return false
 }
 
-// skipReason says why the case cannot run against this server, or "".
-func (c Case) skipReason(caps []string, o *Options) string {
+// skipReason says why the case cannot run against this server, or "". unknown: the
+// server's capabilities are not known (its connected did not come), so that a case for
+// a server without one cannot tell whether it applies.
+func (c Case) skipReason(caps []string, unknown bool, o *Options) string {
 	for _, need := range c.Needs {
-		if not, ok := strings.CutPrefix(need, "!"); ok && slices.Contains(caps, not) {
+		if not, ok := strings.CutPrefix(need, "!"); ok && unknown {
+			return fmt.Sprintf("checks a server that does not claim capability %q, and this one's capabilities are not known: its first connection got no connected (give them with -capabilities)", not)
+		} else if ok && slices.Contains(caps, not) {
 			return fmt.Sprintf("checks a server that does not claim capability %q, which this one claims", not)
 		} else if !ok && !slices.Contains(caps, need) {
 			return fmt.Sprintf("needs capability %q, which the server does not claim (name it with -capabilities to test it)", need)

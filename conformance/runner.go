@@ -64,7 +64,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	defer cleanup()
 	r := &runner{
-		opts: &opts, caps: caps, v: v, rules: map[string]spec.Rule{},
+		opts: &opts, caps: caps, capsUnknown: probeNote != "" && opts.Capabilities == nil, v: v, rules: map[string]spec.Rule{},
 		cases: map[string]Case{}, results: map[string]*CaseResult{},
 		sem: make(chan struct{}, opts.Parallel), runID: newRunID(), ctx: ctx,
 	}
@@ -257,18 +257,20 @@ const healthSampleInterval = 100 * time.Millisecond
 // runner is the testscript.T of a run: its Run runs each case in its own goroutine,
 // at most opts.Parallel at a time, under a caseT that records the verdict.
 type runner struct {
-	ctx     context.Context // the run's: when it ends, every case ends
-	client  bool            // the client cases: the harness plays the server, caps are the adapter's features
-	opts    *Options
-	caps    []string
-	v       *schemas.Validator
-	rules   map[string]spec.Rule
-	cases   map[string]Case
-	runID   string
-	caseDir string // where the copies of the built-in cases are, shown as testdata/ in failures
-	sem     chan struct{}
-	wg      sync.WaitGroup
-	inv     *invariants // what the whole run observed
+	ctx    context.Context // the run's: when it ends, every case ends
+	client bool            // the client cases: the harness plays the server, caps are the adapter's features
+	opts   *Options
+	caps   []string
+	// capsUnknown: the probe got no connected, and no -capabilities named them.
+	capsUnknown bool
+	v           *schemas.Validator
+	rules       map[string]spec.Rule
+	cases       map[string]Case
+	runID       string
+	caseDir     string // where the copies of the built-in cases are, shown as testdata/ in failures
+	sem         chan struct{}
+	wg          sync.WaitGroup
+	inv         *invariants // what the whole run observed
 
 	mu      sync.Mutex
 	results map[string]*CaseResult
@@ -346,7 +348,7 @@ func (r *runner) ordered(cases []Case) []*CaseResult {
 // script its session ids and the server's settings as variables.
 func (r *runner) setup(env *testscript.Env) error {
 	ct := env.T().(*caseT)
-	if reason := ct.c.skipReason(r.caps, r.opts); reason != "" {
+	if reason := ct.c.skipReason(r.caps, r.capsUnknown, r.opts); reason != "" {
 		env.T().Skip(reason)
 	}
 	st := newCaseState(ct.ctx, r.opts, r.rules, r.v)
