@@ -136,6 +136,15 @@ func (v *Validator) Strict() bool { return v.strict }
 // up to each decoder. A problem is reported as a *ValidationError with code
 // invalid_json.
 func Decode(data []byte) (any, error) {
+	if doc, ok := parseFast(data); ok {
+		return doc, nil
+	}
+	return decodeStd(data)
+}
+
+// decodeStd is Decode with encoding/json, which explains what is wrong with a text that
+// parseFast refuses.
+func decodeStd(data []byte) (any, error) {
 	if !utf8.Valid(data) {
 		return nil, single("", "", CodeInvalidJSON, "invalid JSON: not valid UTF-8")
 	}
