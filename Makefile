@@ -12,8 +12,9 @@ test: lint check-generate lint-spec typecheck seed-clients browser redis node
 	AGENTWS_REQUIRE_SEED_CLIENTS=1 AGENTWS_REQUIRE_BROWSER=1 AGENTWS_REQUIRE_REDIS=1 AGENTWS_REQUIRE_NODE=1 $(GO) test -race -count=1 -p 1 ./...
 	$(MAKE) fuzz FUZZTIME=60000x
 
-# The validator against the server's decoding of client frames, and schemas.Decode
-# against encoding/json (make fuzz FUZZTIME=10m for longer). -fuzzminimizetime is
+# The validator against the server's decoding of client frames, schemas.Decode against
+# encoding/json, Decode's fast path against its encoding/json path, and ValidateMessage
+# against the full union schemas (make fuzz FUZZTIME=10m for longer). -fuzzminimizetime is
 # bounded: unbounded, minimizing each new input can stall the run (golang/go#48820).
 # make test gives a count of inputs (about 5 s here), not a duration: a duration can
 # fail a clean run with "context deadline exceeded" when the machine is loaded, a race
@@ -22,6 +23,8 @@ FUZZTIME ?= 2m
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeClient$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1000x ./schemas/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1000x ./schemas/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseFast$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1000x ./schemas/
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateMessage$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1000x ./schemas/
 
 # Check a server: make conformance URL=ws://localhost:8050/ws (no URL: the reference server).
 # The reports land in the repository root.

@@ -3,6 +3,7 @@ package schemas_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"maps"
 	"os"
 	"path/filepath"
@@ -137,4 +138,42 @@ func schemaProperties(t testing.TB, typ string) map[string]bool {
 		out[k] = true
 	}
 	return out
+}
+
+// FuzzValidateMessage checks ValidateMessage (its own parsing, a message sent straight to
+// its type's schema) against the reference path (encoding/json, then the direction's
+// whole union schema), for every direction, lenient and strict: the same verdict and,
+// for an invalid message, the same problems.
+func FuzzValidateMessage(f *testing.F) {
+	seedCorpus(f)
+	for _, s := range []string{
+		`{}`, `[]`, `null`, `"chunk"`, `{"type":null}`, `{"type":7}`, `{"type":"hello"}`, `{"TYPE":"ping"}`,
+		`{"type":"chunk","type":"pong"}`, `{"type":"chunk","content":"a\nb","chunk_number":1.0,"session_id":"s","timestamp":"2025-10-25T12:34:56Z"}`,
+		`{"type":"chunk","content":"x","chunk_number":1e400,"session_id":"s","timestamp":"2025-10-25T12:34:56Z","seq":-0}`,
+		`{"type":"query","query":"\ud800","query_id":"q\u002d1"}`, "{\"type\":\"ping\"}\xff", `{"type":"ping"} x`,
+		string(typicalChunk),
+	} {
+		f.Add([]byte(s))
+	}
+	validators := []*schemas.Validator{newValidator(f, false), newValidator(f, true)}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, v := range validators {
+			for _, d := range []schemas.Direction{schemas.Client, schemas.Server, schemas.Any} {
+				got, want := v.ValidateMessage(d, data), v.ValidateMessageFull(d, data)
+				if (got == nil) != (want == nil) {
+					t.Fatalf("%s, strict %v: %q: got %v, the full schema says %v", d, v.Strict(), data, got, want)
+				}
+				if got == nil {
+					continue
+				}
+				var gotErr, wantErr *schemas.ValidationError
+				if !errors.As(got, &gotErr) || !errors.As(want, &wantErr) {
+					t.Fatalf("%s, strict %v: %q: got %#v, the full schema says %#v, want two *ValidationError", d, v.Strict(), data, got, want)
+				}
+				if diff := cmp.Diff(wantErr.Problems, gotErr.Problems); diff != "" {
+					t.Fatalf("%s, strict %v: %q: problems differ from the full schema's (-full +got):\n%s", d, v.Strict(), data, diff)
+				}
+			}
+		}
+	})
 }
