@@ -59,6 +59,14 @@ func (a *accessLog) refused(code httpapi.HTTPErrorCode, reason string) {
 	a.code, a.reason = code, reason
 }
 
+// upgraded logs a handshake whose 101 the upgraded connection writes (corkWriter).
+func (a *accessLog) upgraded() {
+	if a.status == 0 {
+		a.status = http.StatusSwitchingProtocols
+		a.write()
+	}
+}
+
 // done logs a handshake whose handler returned without a status.
 func (a *accessLog) done() {
 	if !a.logged {

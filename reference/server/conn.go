@@ -362,6 +362,9 @@ func (c *conn) take(batch []frame) []frame {
 		}
 		c.out[0] = frame{}
 		c.out = c.out[1:]
+		if len(c.out) == 0 {
+			c.out = nil // an idle connection keeps no queue
+		}
 		if f.answer {
 			c.answers--
 			c.ansB -= len(f.data)
@@ -427,9 +430,10 @@ func (c *conn) writeFailed(batch []frame, err error) {
 // idleSince reports whether the writer has written nothing since t.
 func (c *conn) idleSince(t time.Time) bool { return c.lastSent.Load() <= t.UnixNano() }
 
-// write writes a batch of frames: one alone as the library writes it, bounded by the
-// write timeout; more corked, so that they leave in one system call, which flush
-// bounds by the write timeout (corked, the library's writes only copy).
+// write writes a batch of frames corked, so that they leave in one system call with
+// whatever the socket holds (the 101 of the upgrade), which flush bounds by the write
+// timeout (corked, the library's writes only copy). A frame larger than a batch is
+// written alone, as the library writes it, bounded by the write timeout.
 func (c *conn) write(batch []frame) error {
 	if c.srv.redis != nil {
 		for _, f := range batch {
@@ -438,10 +442,20 @@ func (c *conn) write(batch []frame) error {
 			}
 		}
 	}
-	if len(batch) == 1 {
+	if c.cork == nil || len(batch[0].data) > corkBatchBytes {
+		if c.cork != nil {
+			if err := c.cork.flush(c.srv.cfg.WriteTimeout); err != nil {
+				return err
+			}
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.WriteTimeout)
 		defer cancel()
-		return c.ws.Write(ctx, websocket.MessageText, batch[0].data)
+		for _, f := range batch {
+			if err := c.ws.Write(ctx, websocket.MessageText, f.data); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	c.cork.cork()
 	for _, f := range batch {
@@ -456,6 +470,9 @@ func (c *conn) write(batch []frame) error {
 // close ends the connection with a close frame; it waits a short while for the client's
 // answer, as the close handshake asks.
 func (c *conn) close(code websocket.StatusCode, reason string) {
+	if c.cork != nil {
+		c.cork.flush(c.srv.cfg.WriteTimeout) // the 101, when no frame followed it
+	}
 	if err := c.ws.Close(code, reason); err != nil && !errors.Is(err, context.Canceled) {
 		c.log.Debug("close", "code", code, "err", err)
 	}

@@ -82,10 +82,35 @@ func (c *corkConn) flush(timeout time.Duration) error {
 // corkWriter is the ResponseWriter that websocket.Accept hijacks: the connection it
 // gets is a corkConn, written through a small buffer (the frame headers; the library
 // writes a payload that does not fit straight through), not the 4 KiB one net/http
-// gives a hijacked connection, which an idle connection would keep.
+// gives a hijacked connection, which an idle connection would keep. The 101 that
+// accepts the upgrade is held in the corked connection, so that it leaves with the
+// connection's first frames (connected) in one system call.
 type corkWriter struct {
 	http.ResponseWriter
-	conn *corkConn
+	conn      *corkConn
+	switching bool // the 101 is held for the hijacked connection to write
+}
+
+// An upgradeNoter is told of a 101 that net/http does not write (the access log).
+type upgradeNoter interface{ upgraded() }
+
+func (w *corkWriter) WriteHeader(status int) {
+	if status != http.StatusSwitchingProtocols {
+		w.ResponseWriter.WriteHeader(status)
+		return
+	}
+	w.switching = true
+	for rw := w.ResponseWriter; rw != nil; {
+		if n, ok := rw.(upgradeNoter); ok {
+			n.upgraded()
+			return
+		}
+		u, ok := rw.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		rw = u.Unwrap()
+	}
 }
 
 // corkWriteBuffer fits a control frame (at most 125 bytes of payload) and its
@@ -102,6 +127,15 @@ func (w *corkWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	w.conn = &corkConn{Conn: raw}
+	if w.switching {
+		w.conn.cork()
+		w.conn.Write([]byte("HTTP/1.1 101 Switching Protocols\r\n"))
+		if err := w.ResponseWriter.Header().Write(w.conn); err != nil {
+			raw.Close()
+			return nil, nil, err
+		}
+		w.conn.Write([]byte("\r\n"))
+	}
 	return w.conn, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(w.conn, corkWriteBuffer)), nil
 }
 

@@ -123,33 +123,35 @@ func (s *Server) cameOnline(sess *session) {
 	s.offline.remove(sess)
 }
 
-// serveSession joins the session sid, then upgrades the request and serves the
-// connection until it ends. The connection joins its session before the upgrade
-// answers: a client that got its 101 has taken the session over, so the connection it
-// opens next is newer in the server's eyes too (TAKE-1). Every refusal is an HTTP
-// error before the upgrade.
-func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, log *slog.Logger, sid, user string, resume resumeRequest, rate *queryRate) {
+// openSession joins the session a asks for, then upgrades the request and starts the
+// connection's writer; it returns the connection and its session, tracked in s.conns
+// until the caller is done with them, or nil when it refused the request (every
+// refusal is an HTTP error before the upgrade) or the upgrade failed. The connection
+// joins its session before the upgrade answers: a client that got its 101 has taken
+// the session over, so the connection it opens next is newer in the server's eyes too
+// (TAKE-1).
+func (s *Server) openSession(w http.ResponseWriter, r *http.Request, a *handshake) (*conn, liveSession) {
 	if s.redis != nil {
-		s.serveRedis(w, r, log, sid, user, resume, rate)
-		return
+		return s.openRedis(w, r, a)
 	}
+	log, sid, user := a.log, a.sid, a.user
 	sess, err := s.join(sid, user)
 	if err != nil {
 		s.refuseJoin(w, log, err)
-		return
+		return nil, nil
 	}
 	if !s.track(&s.conns) {
 		sess.abandon()
 		s.refuseJoin(w, log, errShutdown)
-		return
+		return nil, nil
 	}
-	defer s.conns.Done()
 	c := newConn(s, log)
-	c.rate = rate
-	sess, old, err := s.attach(c, sess, user, resume)
+	c.rate = a.rate
+	sess, old, err := s.attach(c, sess, user, a.resume)
 	if err != nil {
+		s.conns.Done()
 		s.refuseJoin(w, log, err)
-		return
+		return nil, nil
 	}
 	if old != nil {
 		log.Info("session taken over by a new connection")
@@ -162,15 +164,15 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, log *slog.
 		log.Warn("upgrade failed", "err", err)
 		s.release(c)
 		sess.withdraw(c)
-		return
+		s.conns.Done()
+		return nil, nil
 	}
 	// The server's read and write deadlines (-read-timeout, -http-write-timeout) do not
 	// reach the connection: net/http clears them when Accept hijacks it.
 	ws.SetReadLimit(s.cfg.MaxMessageBytes)
 	log.Info("connected", "user_id", user)
 	c.start(ws, cw.conn)
-	s.readLoop(c, sess)
-	<-c.done
+	return c, sess
 }
 
 // refuseJoin answers a handshake that cannot join a session, before the upgrade.

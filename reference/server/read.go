@@ -21,45 +21,55 @@ import (
 // (1001 on shutdown) always goes out first. It reads the next frame once one more
 // answer to it may be queued: while the writer is behind on the answers, the client's
 // frames wait in the network (awaitAnswerRoom).
+//
+// The loop itself is small: it waits for the next frame in a shallow stack (a
+// goroutine of its own, serveConn), and each message is handled in a frame of its own
+// (readFrame), so that an idle connection's goroutine, whose stack grew handling a
+// message, shrinks back at the next GC.
 func (s *Server) readLoop(c *conn, sess liveSession) {
-	for {
-		if !c.awaitAnswerRoom() {
-			return
-		}
+	for c.awaitAnswerRoom() {
 		typ, r, err := c.ws.Reader(context.Background())
-		if err != nil {
-			s.readEnded(c, err)
-			return
-		}
-		if typ == websocket.MessageBinary {
-			c.log.Info("binary frame: closing with 1003")
-			s.dropped(c, websocket.StatusUnsupportedData, "binary frames are not supported")
-			return
-		}
-		data, charged, err := s.readMessage(r)
-		if errors.Is(err, errNoRoom) {
-			c.log.Warn("message not read: no room in the memory budget", "err", err, "max_memory_bytes", s.cfg.MaxMemoryBytes)
-			s.metrics.refused.WithLabelValues(string(msg.ErrorCodeBusy)).Inc()
-			c.reply(errorFrame(sess.sessionID(), msg.ErrorCodeBusy, "", fmt.Sprintf("Message not read: the server's memory budget (-max-memory-bytes) has no room now to read %v; try again later", err)))
-			continue
-		}
-		if err != nil {
-			s.readEnded(c, err)
-			return
-		}
-		if st := c.stats.Load(); st != nil {
-			st.touch()
-		}
-		if !utf8.Valid(data) {
-			s.mem.add(-charged)
-			c.log.Info("text frame not UTF-8: closing with 1007")
-			s.dropped(c, websocket.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
-			return
-		}
-		if !s.handle(c, sess, data, charged) {
+		if !s.readFrame(c, sess, typ, r, err) {
 			return
 		}
 	}
+}
+
+// readFrame handles the frame Reader gave, and reports whether the connection reads
+// on.
+//
+//go:noinline
+func (s *Server) readFrame(c *conn, sess liveSession, typ websocket.MessageType, r io.Reader, err error) bool {
+	if err != nil {
+		s.readEnded(c, err)
+		return false
+	}
+	if typ == websocket.MessageBinary {
+		c.log.Info("binary frame: closing with 1003")
+		s.dropped(c, websocket.StatusUnsupportedData, "binary frames are not supported")
+		return false
+	}
+	data, charged, err := s.readMessage(r)
+	if errors.Is(err, errNoRoom) {
+		c.log.Warn("message not read: no room in the memory budget", "err", err, "max_memory_bytes", s.cfg.MaxMemoryBytes)
+		s.metrics.refused.WithLabelValues(string(msg.ErrorCodeBusy)).Inc()
+		c.reply(errorFrame(sess.sessionID(), msg.ErrorCodeBusy, "", fmt.Sprintf("Message not read: the server's memory budget (-max-memory-bytes) has no room now to read %v; try again later", err)))
+		return true
+	}
+	if err != nil {
+		s.readEnded(c, err)
+		return false
+	}
+	if st := c.stats.Load(); st != nil {
+		st.touch()
+	}
+	if !utf8.Valid(data) {
+		s.mem.add(-charged)
+		c.log.Info("text frame not UTF-8: closing with 1007")
+		s.dropped(c, websocket.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
+		return false
+	}
+	return s.handle(c, sess, data, charged)
 }
 
 // The bytes of a message read without a reservation, and how many bytes of the

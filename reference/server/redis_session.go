@@ -73,31 +73,36 @@ func (rs *redisSession) sent(seq int) {
 
 func (rs *redisSession) sessionID() string { return rs.id }
 
-// serveRedis is serveSession for the Redis store: the connection joins the session in
+// openRedis is openSession for the Redis store: the connection joins the session in
 // Redis, taking it over from any connection on any node, gets connected and its
-// backlog, then is upgraded and served.
-func (s *Server) serveRedis(w http.ResponseWriter, r *http.Request, log *slog.Logger, sid, user string, resume resumeRequest, rate *queryRate) {
-	st := s.redis
+// backlog, then is upgraded.
+func (s *Server) openRedis(w http.ResponseWriter, r *http.Request, a *handshake) (*conn, liveSession) {
+	st, log, user := s.redis, a.log, a.user
 	if !s.track(&s.conns) {
 		s.refuseJoin(w, log, errShutdown)
-		return
+		return nil, nil
 	}
-	defer s.conns.Done()
+	ok := false
+	defer func() {
+		if !ok {
+			s.conns.Done()
+		}
+	}()
 	if !st.up.Load() {
 		s.refuse(w, http.StatusServiceUnavailable, httpapi.HTTPErrorCodeStoreUnavailable, "%v; try again later", errStoreDown)
-		return
+		return nil, nil
 	}
 	c := newConn(s, log)
-	c.rate = rate
-	rs, err := st.open(c, sid, user, resume, log)
+	c.rate = a.rate
+	rs, err := st.open(c, a.sid, user, a.resume, log)
 	if err != nil {
 		if errors.Is(err, errStoreDown) {
 			log.Warn("session store unreachable: refusing the connection", "err", err)
 			s.refuse(w, http.StatusServiceUnavailable, httpapi.HTTPErrorCodeStoreUnavailable, "%v; try again later", errStoreDown)
-			return
+			return nil, nil
 		}
 		s.refuseJoin(w, log, err)
-		return
+		return nil, nil
 	}
 	st.writeCount() // before connected can reach the client: it counts in active_connections
 	cw := &corkWriter{ResponseWriter: w}
@@ -106,13 +111,13 @@ func (s *Server) serveRedis(w http.ResponseWriter, r *http.Request, log *slog.Lo
 		log.Warn("upgrade failed", "err", err)
 		s.release(c)
 		rs.withdraw(c)
-		return
+		return nil, nil
 	}
 	ws.SetReadLimit(s.cfg.MaxMessageBytes)
 	log.Info("connected", "user_id", user, "node", st.node)
 	c.start(ws, cw.conn)
-	s.readLoop(c, rs)
-	<-c.done
+	ok = true
+	return c, rs
 }
 
 // open joins c to session sid in Redis and queues connected and the backlog on it.

@@ -165,34 +165,78 @@ func fallback(mux *http.ServeMux) http.HandlerFunc {
 	}
 }
 
-// serveWS checks the handshake (HS-1 to HS-14, in the order section 2 gives),
-// upgrades, and serves the connection. The connection holds its places among its
-// address's and its user's connections (HS-14) until it ends.
+// serveWS checks the handshake (admit), upgrades (openSession) and hands the
+// connection to a goroutine of its own (serveConn), and returns: net/http then lets go
+// of the request, its response buffer and the stack its handshake grew, which a
+// connection that may stay idle for hours does not need.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	a := s.admit(w, r)
+	if a == nil {
+		return
+	}
+	c, sess := s.openSession(w, r, a)
+	if c == nil {
+		a.release(s)
+		return
+	}
+	go s.serveConn(c, sess, a)
+}
+
+// serveConn reads the connection until it ends. The connection holds its places among
+// its address's and its user's connections (HS-14) until then.
+func (s *Server) serveConn(c *conn, sess liveSession, a *handshake) {
+	defer a.release(s)
+	defer s.conns.Done()
+	s.readLoop(c, sess)
+	<-c.done
+}
+
+// A handshake is one that passed admit's checks: what it asks for, and the places it
+// holds among its address's and its user's connections and their query rates.
+type handshake struct {
+	log       *slog.Logger
+	sid, user string
+	resume    resumeRequest
+	rate      *queryRate
+	addr      string
+	perUser   bool // it holds a place among its user's connections
+}
+
+func (a *handshake) release(s *Server) {
+	s.rates.release(a.rate)
+	if a.perUser {
+		s.perUser.release(a.user)
+	}
+	s.perIP.release(a.addr)
+}
+
+// admit checks the handshake (HS-1 to HS-14, in the order section 2 gives), and
+// returns it, or nil when it answered a refusal.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request) *handshake {
 	q := r.URL.Query()
 	sid, user := q.Get("session_id"), q.Get("user_id")
 	log := s.log.With("session_id", sid, "remote", r.RemoteAddr)
 	if !s.checkUpgrade(w, r) {
-		return
+		return nil
 	}
 	switch {
 	case s.draining.Load():
 		s.refuse(w, http.StatusServiceUnavailable, httpapi.HTTPErrorCodeDraining, "the server is shutting down and accepts no new connections")
-		return
+		return nil
 	case sid == "":
 		s.refuse(w, http.StatusBadRequest, httpapi.HTTPErrorCodeMissingSessionId, "session_id query parameter is required")
-		return
+		return nil
 	case !idSyntax.MatchString(sid):
 		s.refuse(w, http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidSessionId, "session_id %q is not 1 to 128 characters of A-Z a-z 0-9 . _ : ~ -", sid)
-		return
+		return nil
 	case q.Has("user_id") && !idSyntax.MatchString(user):
 		s.refuse(w, http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidUserId, "user_id %q is not 1 to 128 characters of A-Z a-z 0-9 . _ : ~ -", user)
-		return
+		return nil
 	}
 	resume, err := resumeFrom(q)
 	if err != nil {
 		s.refuse(w, http.StatusBadRequest, httpapi.HTTPErrorCodeInvalidParameter, "%v", err)
-		return
+		return nil
 	}
 	addr := s.clientAddr(r)
 	if len(s.cfg.TrustedProxies) > 0 {
@@ -201,19 +245,24 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if !s.perIP.acquire(addr) {
 		log.Warn("connections per client address at their bound: refusing", "max_conns_per_ip", s.cfg.MaxConnsPerIP)
 		s.tooMany(w, "address "+addr, s.cfg.MaxConnsPerIP)
-		return
+		return nil
 	}
-	defer s.perIP.release(addr)
+	held := false
+	defer func() {
+		if !held {
+			s.perIP.release(addr)
+		}
+	}()
 	if s.cfg.Auth != nil {
 		sub, err := s.cfg.Auth.subject(r)
 		if err != nil {
 			log.Warn("unauthorized", "err", err)
 			s.refuse(w, http.StatusUnauthorized, httpapi.HTTPErrorCodeUnauthorized, "%v", err)
-			return
+			return nil
 		}
 		if q.Has("user_id") && user != sub {
 			s.refuse(w, http.StatusForbidden, httpapi.HTTPErrorCodeUserMismatch, "user_id %q is not the token's subject", user)
-			return
+			return nil
 		}
 		user = sub // AUTH-2
 	}
@@ -227,9 +276,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		if !s.perUser.acquire(user) {
 			log.Warn("connections of the user at their bound: refusing", "user_id", user, "max_conns_per_user", s.cfg.MaxConnsPerUser)
 			s.tooMany(w, "user "+strconv.Quote(user), s.cfg.MaxConnsPerUser)
-			return
+			return nil
 		}
-		defer s.perUser.release(user)
+		defer func() {
+			if !held {
+				s.perUser.release(user)
+			}
+		}()
 	}
 	if origin := r.Header.Get("Origin"); origin != "" && !s.originAllowed(origin, r.Host) {
 		hint := "-allowed-origins=" + originHost(origin)
@@ -238,11 +291,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 		log.Warn("origin refused", "origin", clip(origin, maxLogValue), "allow_with", clip(hint, 2*maxLogValue))
 		s.refuse(w, http.StatusForbidden, httpapi.HTTPErrorCodeOriginNotAllowed, "origin %q is not allowed", origin)
-		return
+		return nil
 	}
-	rate := s.rates.acquire(client)
-	defer s.rates.release(rate)
-	s.serveSession(w, r, log, sid, user, resume, rate)
+	held = true
+	return &handshake{log: log, sid: sid, user: user, resume: resume, rate: s.rates.acquire(client), addr: addr, perUser: user != ""}
 }
 
 func isUpgrade(r *http.Request) bool {

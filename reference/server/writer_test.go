@@ -1,14 +1,18 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/coder/websocket"
 
 	"github.com/agentws/agentws/reference/agent"
 	"github.com/agentws/agentws/reference/server"
@@ -56,7 +60,8 @@ func (c *countingConn) Write(p []byte) (int, error) {
 }
 
 // Frames that wait together in a connection's queue leave together: a resume that
-// replays 30 buffered frames after connected writes them with one system call, not 31.
+// replays 30 buffered frames writes them, connected and the 101 of the upgrade with
+// one system call, not 32.
 func TestQueuedFramesShareAWrite(t *testing.T) {
 	cfg := server.DefaultConfig()
 	cfg.Agent = agent.Fixture{ChunkRunes: 16}
@@ -88,12 +93,11 @@ func TestQueuedFramesShareAWrite(t *testing.T) {
 	if len(frames) != 30 {
 		t.Fatalf("the replay has %d frames, want query_start, 28 chunks and complete", len(frames))
 	}
-	// The handshake's answer is one write; connected and the replay, all queued before
-	// the writer started, another. A third is allowed, should connected be taken alone.
+	// The handshake's answer (the 101), connected and the replay, all queued before the
+	// writer started, leave in one write.
 	writes := l.count(t, 1) // the second connection: c2's
-
-	if writes > 3 {
-		t.Errorf("the server wrote the connection %d times for connected and 30 replayed frames, want at most 3", writes)
+	if writes != 1 {
+		t.Errorf("the server wrote the connection %d times for the 101, connected and 30 replayed frames, want once", writes)
 	}
 	t.Logf("%d writes for the handshake, connected and 30 frames", writes)
 }
@@ -113,11 +117,75 @@ func TestIdleConnectionsHoldOneGoroutine(t *testing.T) {
 	const n = 100
 	base := runtime.NumGoroutine()
 	for range n {
-		s.connect(t, "session_id="+newSession(t))
+		c, _ := s.connect(t, "session_id="+newSession(t))
+		// One round trip: handling a message grows the stack past the echo's.
+		c.send(ping)
+		c.expect("pong")
 	}
 	// Each connection's reader, and a few of the server's own (the reclaimer, timers):
 	// with a writer for each, this would be 2n and more.
 	eventually(t, fmt.Sprintf("at most %d more goroutines for %d idle connections", n+10, n), func() bool {
 		return runtime.NumGoroutine()-base <= n+10
 	})
+}
+
+// An idle connection's goroutine has the stack of a bare echo server's: its reader
+// waits in a frame no deeper than the echo handler's, so that the stack it grew during
+// the handshake shrinks back at the next GC.
+func TestIdleConnectionStackIsAnEchos(t *testing.T) {
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		for {
+			typ, data, err := ws.Read(r.Context())
+			if err != nil || ws.Write(r.Context(), typ, data) != nil {
+				return
+			}
+		}
+	}))
+	defer echo.Close()
+	s := start(t, func(c *server.Config) { c.MaxConnsPerIP = 0 })
+	const n = 200
+	perConnection := func(dial func(i int)) float64 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i := range n {
+			dial(i)
+		}
+		runtime.GC() // shrinks the stacks that grew
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		return float64(int64(after.StackInuse)-int64(before.StackInuse)) / n
+	}
+	echoStack := perConnection(func(int) {
+		ws, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(echo.URL, "http"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ws.CloseNow() })
+		// One round trip: the handler has accepted, and waits in Read.
+		if err := ws.Write(context.Background(), websocket.MessageText, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := ws.Read(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+	refStack := perConnection(func(int) {
+		c, _ := s.connect(t, "session_id="+newSession(t))
+		// One round trip: handling a message grows the stack past the echo's.
+		c.send(ping)
+		c.expect("pong")
+	})
+	t.Logf("stack per idle connection: %.0f bytes, a bare echo server's %.0f", refStack, echoStack)
+	// Stacks come in powers of two: a reader that waits in a deeper frame keeps 16 KiB,
+	// twice the echo's 8 KiB; half of that margin absorbs the other goroutines of the
+	// process, whose stacks come and go meanwhile.
+	if refStack > echoStack+4096 {
+		t.Errorf("an idle connection holds %.0f bytes of stack, a bare echo server's %.0f", refStack, echoStack)
+	}
 }
