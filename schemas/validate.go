@@ -39,6 +39,7 @@ var printer = message.NewPrinter(language.English)
 func NewValidator(opts Options) (*Validator, error) {
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
+	c.UseRegexpEngine(compileRegexp)
 	names := All()
 	defsDoc, err := loadDoc(defsSchema)
 	if err != nil {
