@@ -1,7 +1,7 @@
 # agentws. `make test` is the whole test suite and what CI runs (.ci/run).
 GO ?= go
 
-.PHONY: run test fuzz conformance chaos attack generate check-generate lint lint-spec seed-clients browser redis node typecheck bench
+.PHONY: run test fuzz conformance chaos attack generate check-generate lint lint-spec seed-clients browser redis node typecheck bench bench-baseline
 
 run:
 	$(GO) run ./reference/cmd/agentws-server
@@ -25,6 +25,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1000x ./schemas/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFast$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1000x ./schemas/
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateMessage$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1000x ./schemas/
+	$(GO) test -run '^$$' -fuzz '^FuzzClassRegexp$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1000x ./schemas/
 
 # Check a server: make conformance URL=ws://localhost:8050/ws (no URL: the reference server).
 # The reports land in the repository root.
@@ -76,5 +77,16 @@ redis:
 node:
 	tools/node.sh
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./schemas/... ./tools/agentws-validate/ ./reference/server/
+# The benchmarks, each -count times (BENCHCOUNT), written to bench.txt and compared by
+# benchstat with the baseline the repository keeps (testdata/bench/baseline.txt, taken
+# on a 2-core machine with nothing else running). make bench-baseline makes the last
+# run the baseline. BENCH selects benchmarks (a -bench pattern).
+BENCHCOUNT ?= 6
+BENCH ?= .
+bench: redis
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCHCOUNT) ./schemas/... ./tools/agentws-validate/ ./reference/server/ | tee bench.txt
+	$(GO) tool benchstat testdata/bench/baseline.txt bench.txt
+
+bench-baseline:
+	@test -s bench.txt || { echo "bench-baseline: run make bench first"; exit 1; }
+	cp bench.txt testdata/bench/baseline.txt

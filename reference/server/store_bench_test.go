@@ -32,7 +32,7 @@ func BenchmarkStores(b *testing.B) {
 				if store == "redis" {
 					args = append(args, "-store", r.URL())
 				}
-				n := clustertest.StartNode(b, "bench-"+store, args...)
+				n := clustertest.StartNode(b, fmt.Sprintf("bench-%s-%d", store, time.Now().UnixNano()), args...)
 				benchStreams(b, n, r, store == "redis", streams)
 			})
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -368,5 +369,18 @@ func TestParseProc(t *testing.T) {
 	}
 	if _, err := readProc(os.Getpid()); err != nil {
 		t.Errorf("readProc(self): %v", err)
+	}
+}
+
+// The machine's CPUs are all those online (a Linux CPU list), whatever this process may
+// run on.
+func TestMachineCPUs(t *testing.T) {
+	for list, want := range map[string]int{"0": 1, "0-1\n": 2, "0-3,6": 5, "0,2,4-7": 6, "": 0, "x": 0, "3-1": 0} {
+		if got, ok := countCPUs(list); got != want || ok != (want > 0) {
+			t.Errorf("countCPUs(%q) = %d, %v; want %d", list, got, ok, want)
+		}
+	}
+	if n := machineCPUs(); n < runtime.NumCPU() {
+		t.Errorf("machineCPUs() = %d, fewer than the %d this process may use", n, runtime.NumCPU())
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -176,7 +178,7 @@ func (r *runner) warnings(rep *report, m *measure) []warning {
 	}
 	if s := rep.Server; s != nil && s.Error == "" {
 		total := rep.Client.CPUCores + s.CPUCores
-		if ncpu := runtime.NumCPU(); total >= c.cpuShare*float64(ncpu) {
+		if ncpu := machineCPUs(); total >= c.cpuShare*float64(ncpu) {
 			add("machine_cpu", "client and server together used %.2f of the machine's %d cores: they compete for CPU, and the numbers measure the machine as much as the server", total, ncpu)
 		}
 	}
@@ -371,4 +373,39 @@ func bytesText(n float64) string {
 		return fmt.Sprintf("%.1f KiB", n/(1<<10))
 	}
 	return fmt.Sprintf("%.0f B", n)
+}
+
+// machineCPUs counts the machine's online CPUs (/sys/devices/system/cpu/online, such
+// as 0-3,6), not only those this process may run on (runtime.NumCPU, which a taskset
+// narrows).
+func machineCPUs() int {
+	data, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return runtime.NumCPU()
+	}
+	n, ok := countCPUs(string(data))
+	if !ok {
+		return runtime.NumCPU()
+	}
+	return n
+}
+
+// countCPUs counts the CPUs of a Linux CPU list, such as 0-3,6.
+func countCPUs(list string) (int, bool) {
+	n := 0
+	for _, part := range strings.Split(strings.TrimSpace(list), ",") {
+		lo, hi, found := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return 0, false
+		}
+		b := a
+		if found {
+			if b, err = strconv.Atoi(hi); err != nil || b < a {
+				return 0, false
+			}
+		}
+		n += b - a + 1
+	}
+	return n, n > 0
 }
