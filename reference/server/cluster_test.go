@@ -121,3 +121,41 @@ func TestClusterKilledNodeQueryEnds(t *testing.T) {
 	cb.send(query("the survivor answers"))
 	checkStream(t, cb.stream())
 }
+
+// A node restarted under the same node id, before its lease lapses, ends the queries
+// its earlier process ran (unavailable), as another node ends a lapsed node's: the
+// client resumed on it gets the error after the frames stored, and its next query
+// is answered, not queued behind the dead one for good.
+func TestClusterRestartedNodeEndsItsOldQueries(t *testing.T) {
+	r := redistest.Start(t)
+	// A lease of 2 s: the restart comes well within it, and the reconciles that end
+	// the query, each a quarter lease, well within a read's 5 s.
+	a := clustertest.StartNode(t, "restarted", "-store", r.URL(), "-node-lease", "2s", "-log-level", "error")
+	sid := newSession(t)
+	ws, _, err := websocket.Dial(context.Background(), "ws://"+a.Addr+"/ws?session_id="+sid, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &client{t: t, ws: ws}
+	conn := ca.expect("connected")
+	ca.send(query(slowWords(100)))
+	got := []frame{ca.expect("query_start"), ca.expect("chunk")}
+	a.Kill()
+	ws.CloseNow()
+	a.Start() // the same node id, its lease still valid
+	ws, _, err = websocket.Dial(context.Background(), fmt.Sprintf("ws://%s/ws?session_id=%s&last_seq=%d&epoch=%s", a.Addr, sid, got[1].num("seq"), conn.str("epoch")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := &client{t: t, ws: ws}
+	if resumed := cb.expect("connected"); resumed["resumed"] != true {
+		t.Fatalf("connected %v after the restart, want resumed", resumed)
+	}
+	got = append(got, cb.stream()...)
+	checkSeqs(t, got, 1)
+	if end := got[len(got)-1]; end.str("type") != "error" || end.str("code") != "unavailable" {
+		t.Fatalf("the earlier process's query ended with %v, want an error with code unavailable", end)
+	}
+	cb.send(query("the restarted node answers"))
+	checkStream(t, cb.stream())
+}

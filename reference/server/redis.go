@@ -171,6 +171,11 @@ func redactURL(raw string) string {
 // the node's channel, and the lease with the sweep of lapsed nodes. It returns once
 // the node is subscribed, or with the error that kept it from subscribing.
 func (st *redisStore) start() error {
+	// What Redis records as this node's may be an earlier process's of the same node id
+	// (a restart): the first renewal reconciles it with what this process holds, so
+	// that the sessions it left go offline and the queries it ran end (unavailable),
+	// as those of a node whose lease lapsed, which sweep leaves to this node.
+	st.dirty.Store(true)
 	st.srv.background.Add(4)
 	go func() {
 		defer st.srv.background.Done()
