@@ -94,15 +94,7 @@ func TestClusterKilledNodeQueryEnds(t *testing.T) {
 	const lease = 500 * time.Millisecond
 	a := clustertest.StartNode(t, "killed", "-store", r.URL(), "-node-lease", lease.String(), "-log-level", "error")
 	b := startNode(t, r, "survivor", func(c *server.Config) { c.NodeLease = lease })
-	sid := newSession(t)
-	ws, _, err := websocket.Dial(context.Background(), "ws://"+a.Addr+"/ws?session_id="+sid, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := &client{t: t, ws: ws}
-	conn := ca.expect("connected")
-	ca.send(query(slowWords(100)))
-	got := []frame{ca.expect("query_start"), ca.expect("chunk")}
+	sid, ws, conn, got := slowQueryOn(t, a)
 	a.Kill()
 	killed := time.Now()
 	ws.CloseNow()
@@ -131,19 +123,11 @@ func TestClusterRestartedNodeEndsItsOldQueries(t *testing.T) {
 	// A lease of 2 s: the restart comes well within it, and the reconciles that end
 	// the query, each a quarter lease, well within a read's 5 s.
 	a := clustertest.StartNode(t, "restarted", "-store", r.URL(), "-node-lease", "2s", "-log-level", "error")
-	sid := newSession(t)
-	ws, _, err := websocket.Dial(context.Background(), "ws://"+a.Addr+"/ws?session_id="+sid, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := &client{t: t, ws: ws}
-	conn := ca.expect("connected")
-	ca.send(query(slowWords(100)))
-	got := []frame{ca.expect("query_start"), ca.expect("chunk")}
+	sid, ws, conn, got := slowQueryOn(t, a)
 	a.Kill()
 	ws.CloseNow()
 	a.Start() // the same node id, its lease still valid
-	ws, _, err = websocket.Dial(context.Background(), fmt.Sprintf("ws://%s/ws?session_id=%s&last_seq=%d&epoch=%s", a.Addr, sid, got[1].num("seq"), conn.str("epoch")), nil)
+	ws, _, err := websocket.Dial(context.Background(), fmt.Sprintf("ws://%s/ws?session_id=%s&last_seq=%d&epoch=%s", a.Addr, sid, got[1].num("seq"), conn.str("epoch")), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,4 +142,20 @@ func TestClusterRestartedNodeEndsItsOldQueries(t *testing.T) {
 	}
 	cb.send(query("the restarted node answers"))
 	checkStream(t, cb.stream())
+}
+
+// slowQueryOn opens a new session on node n and sends it a slow query of 100 chunks:
+// it returns the session, its connection, connected, and the query_start and first
+// chunk read.
+func slowQueryOn(t *testing.T, n *clustertest.Node) (string, *websocket.Conn, frame, []frame) {
+	t.Helper()
+	sid := newSession(t)
+	ws, _, err := websocket.Dial(context.Background(), "ws://"+n.Addr+"/ws?session_id="+sid, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &client{t: t, ws: ws}
+	conn := c.expect("connected")
+	c.send(query(slowWords(100)))
+	return sid, ws, conn, []frame{c.expect("query_start"), c.expect("chunk")}
 }

@@ -51,10 +51,9 @@ type conn struct {
 	refusals refusalLog    // bounds the log lines of its refused frames
 	answers  int           // queued frames that answer a client frame
 	ansB     int           // their bytes
-	writing  bool          // the writer took frames and writes them
 	started  bool          // start gave c its socket
 	running  bool          // the writer runs
-	inflight int           // the frames the writer took and writes, which count against the limits
+	inflight int           // the frames the writer took and writes (none: it writes nothing), which count against the limits
 	inflB    int           // their bytes
 	room     chan struct{} // closed when out drops below limit or c closes; nil when none waits
 	ansRoom  chan struct{} // closed when one more answer may be queued or c closes; nil when none waits
@@ -165,7 +164,7 @@ func (c *conn) roomSignal() <-chan struct{} {
 func (c *conn) stalled() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return !c.closing && c.fullLocked() && !c.writing
+	return !c.closing && c.fullLocked() && c.inflight == 0
 }
 
 // signalRoomLocked wakes a runner waiting for room, and the reader waiting to queue
@@ -347,7 +346,6 @@ func (c *conn) writeLoop() {
 func (c *conn) take(batch []frame) []frame {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.writing = false
 	if len(c.out) == 0 || (c.closing && !c.flush) {
 		return batch
 	}
@@ -378,7 +376,6 @@ func (c *conn) take(batch []frame) []frame {
 	if c.reserveLocked() {
 		c.signalAnswerRoomLocked()
 	}
-	c.writing = true
 	if !c.fullLocked() {
 		c.signalRoomLocked()
 	}
@@ -436,10 +433,14 @@ func (c *conn) idleSince(t time.Time) bool { return c.lastSent.Load() <= t.UnixN
 // written alone, as the library writes it, bounded by the write timeout.
 func (c *conn) write(batch []frame) error {
 	if c.srv.redis != nil {
+		n := int64(0)
 		for _, f := range batch {
 			if !f.session {
-				c.srv.redis.countSent()
+				n++
 			}
+		}
+		if n > 0 { // one call for the batch
+			c.srv.redis.countSent(n)
 		}
 	}
 	if c.cork == nil || len(batch[0].data) > corkBatchBytes {

@@ -502,19 +502,19 @@ func (st *redisStore) renew() bool {
 	return err == nil
 }
 
-// countSent adds a connection-scoped frame about to be written to the cluster's count
-// of frames sent (HEALTH-3), before the client can see it; session-scoped frames are
-// counted as they are stored. When Redis does not answer within a second, the frame
-// is counted at the next flush.
-func (st *redisStore) countSent() {
+// countSent adds n connection-scoped frames about to be written to the cluster's count
+// of frames sent (HEALTH-3), before the client can see them; session-scoped frames are
+// counted as they are stored. When Redis does not answer within a second, the frames
+// are counted at the next flush.
+func (st *redisStore) countSent(n int64) {
 	if !st.up.Load() { // a pong must not wait for a Redis that does not answer
-		st.unsent.Add(1)
+		st.unsent.Add(n)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if err := st.client.Do(ctx, st.client.B().Incr().Key(redisSent).Build()).Error(); err != nil {
-		st.unsent.Add(1)
+	if err := st.client.Do(ctx, st.client.B().Incrby().Key(redisSent).Increment(n).Build()).Error(); err != nil {
+		st.unsent.Add(n)
 	}
 }
 

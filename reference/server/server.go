@@ -198,13 +198,12 @@ type handshake struct {
 	sid, user string
 	resume    resumeRequest
 	rate      *queryRate
-	addr      string
-	perUser   bool // it holds a place among its user's connections
+	addr      string // it holds a place among its address's connections, and its user's when it has one
 }
 
 func (a *handshake) release(s *Server) {
 	s.rates.release(a.rate)
-	if a.perUser {
+	if a.user != "" {
 		s.perUser.release(a.user)
 	}
 	s.perIP.release(a.addr)
@@ -294,7 +293,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) *handshake {
 		return nil
 	}
 	held = true
-	return &handshake{log: log, sid: sid, user: user, resume: resume, rate: s.rates.acquire(client), addr: addr, perUser: user != ""}
+	return &handshake{log: log, sid: sid, user: user, resume: resume, rate: s.rates.acquire(client), addr: addr}
 }
 
 func isUpgrade(r *http.Request) bool {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/agentws/agentws/reference/agent"
 	"github.com/agentws/agentws/reference/server"
+	"github.com/agentws/agentws/tools/agentws-echo/echo"
 )
 
 // countingListener counts the writes to each connection it accepts, in the order it
@@ -133,20 +133,8 @@ func TestIdleConnectionsHoldOneGoroutine(t *testing.T) {
 // waits in a frame no deeper than the echo handler's, so that the stack it grew during
 // the handshake shrinks back at the next GC.
 func TestIdleConnectionStackIsAnEchos(t *testing.T) {
-	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer ws.CloseNow()
-		for {
-			typ, data, err := ws.Read(r.Context())
-			if err != nil || ws.Write(r.Context(), typ, data) != nil {
-				return
-			}
-		}
-	}))
-	defer echo.Close()
+	echoServer := httptest.NewServer(echo.Handler(echo.DefaultReadLimit))
+	defer echoServer.Close()
 	s := start(t, func(c *server.Config) { c.MaxConnsPerIP = 0 })
 	const n = 200
 	perConnection := func(dial func(i int)) float64 {
@@ -162,7 +150,7 @@ func TestIdleConnectionStackIsAnEchos(t *testing.T) {
 		return float64(int64(after.StackInuse)-int64(before.StackInuse)) / n
 	}
 	echoStack := perConnection(func(int) {
-		ws, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(echo.URL, "http"), nil)
+		ws, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(echoServer.URL, "http"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
