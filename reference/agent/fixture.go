@@ -46,13 +46,13 @@ func (f Fixture) Stream(ctx context.Context, req Request, emit func(string) erro
 		size = 16
 	}
 	size = max(size, (utf8.RuneCountInString(answer)+MaxChunks-1)/MaxChunks)
-	if strings.HasPrefix(req.Query, SlowPrefix) {
-		size, delay = SlowChunkRunes, SlowDelay
-	}
 	// A slow query waits SlowDelay before each chunk (FIX-3). Delay is a token rate:
 	// chunk k is due k delays after the start, however long emitting the ones before
 	// took, as a model's tokens come at its pace whatever the reader does with them.
 	slow := strings.HasPrefix(req.Query, SlowPrefix)
+	if slow {
+		size, delay = SlowChunkRunes, SlowDelay
+	}
 	start := time.Now()
 	var timer *time.Timer
 	for k, chunk := range split(answer, size) {
