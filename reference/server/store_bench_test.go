@@ -32,6 +32,9 @@ func BenchmarkStores(b *testing.B) {
 				if store == "redis" {
 					args = append(args, "-store", r.URL())
 				}
+				// A node id of its own for each process: one that took over a previous
+				// process's id would first end what that one left (a restart), which
+				// is no part of the streams measured.
 				n := clustertest.StartNode(b, fmt.Sprintf("bench-%s-%d", store, time.Now().UnixNano()), args...)
 				benchStreams(b, n, r, store == "redis", streams)
 			})
