@@ -208,11 +208,28 @@ func (s *Server) adminBroadcast(ctx context.Context, n msg.Notice, t broadcastTa
 	return s.broadcastNotice(n, t), nil
 }
 
-func (s *Server) adminSessions(ctx context.Context) ([]adminapi.SessionInfo, error) {
+// adminSessions returns the page of at most limit sessions after the session_id after,
+// in session_id order, and the session_id the next page follows ("" when none does).
+func (s *Server) adminSessions(ctx context.Context, after string, limit int) ([]adminapi.SessionInfo, string, error) {
 	if s.redis != nil {
-		return s.redis.sessionInfos(ctx)
+		return s.redis.sessionPage(ctx, after, limit)
 	}
-	return s.sessionInfos(), nil
+	page, next := pageOf(s.sessionInfos(), func(i adminapi.SessionInfo) string { return i.SessionId }, after, limit)
+	return page, next, nil
+}
+
+// pageOf returns the items of sorted (by key) after the key after, at most limit of
+// them, and the key of the last one when more follow.
+func pageOf[T any](sorted []T, key func(T) string, after string, limit int) ([]T, string) {
+	i, found := slices.BinarySearchFunc(sorted, after, func(e T, t string) int { return strings.Compare(key(e), t) })
+	if found {
+		i++
+	}
+	page := sorted[i:min(len(sorted), i+limit)]
+	if i+limit < len(sorted) {
+		return page, key(page[len(page)-1])
+	}
+	return page, ""
 }
 
 func (s *Server) adminSession(ctx context.Context, sid string) (adminapi.SessionInfo, bool, error) {
@@ -268,22 +285,14 @@ func (a adminAPI) ListSessions(ctx context.Context, req adminapi.ListSessionsReq
 	if limit == 0 {
 		limit = defaultSessionPage
 	}
-	all, err := a.s.adminSessions(ctx)
+	sessions, next, err := a.s.adminSessions(ctx, after, limit)
 	if err != nil {
 		return nil, err
 	}
-	i, _ := slices.BinarySearchFunc(all, after, func(e adminapi.SessionInfo, t string) int { return strings.Compare(e.SessionId, t) })
-	if i < len(all) && all[i].SessionId == after {
-		i++
+	if sessions == nil {
+		sessions = []adminapi.SessionInfo{}
 	}
-	page := adminapi.ListSessions200JSONResponse{Sessions: all[i:min(len(all), i+limit)]}
-	if page.Sessions == nil {
-		page.Sessions = []adminapi.SessionInfo{}
-	}
-	if i+limit < len(all) {
-		page.Next = page.Sessions[len(page.Sessions)-1].SessionId
-	}
-	return page, nil
+	return adminapi.ListSessions200JSONResponse{Sessions: sessions, Next: next}, nil
 }
 
 func notFound(sid string) adminapi.HTTPError {

@@ -131,22 +131,25 @@ func (st *redisStore) broadcast(ctx context.Context, n msg.Notice, t broadcastTa
 	return reached, nil
 }
 
-// sessionInfos returns the cluster's sessions, in session_id order.
-func (st *redisStore) sessionInfos(ctx context.Context) ([]adminapi.SessionInfo, error) {
+// sessionPage returns a page of the cluster's sessions, as adminSessions: the page is
+// taken of their ids, and only its sessions are asked of Redis (a session that ended
+// meanwhile is left out of it).
+func (st *redisStore) sessionPage(ctx context.Context, after string, limit int) ([]adminapi.SessionInfo, string, error) {
 	ids, err := st.liveSessionIDs(ctx)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	slices.Sort(ids)
+	ids, next := pageOf(ids, func(id string) string { return id }, after, limit)
 	var out []adminapi.SessionInfo
 	for chunk := range slices.Chunk(ids, adminBatch) {
 		infos, err := st.infos(ctx, chunk)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		out = append(out, infos...)
 	}
-	return out, nil
+	return out, next, nil
 }
 
 // sessionInfo returns session sid of the cluster; false when it does not exist.
