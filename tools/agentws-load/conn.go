@@ -209,8 +209,15 @@ func (w *worker) disconnect(ctx context.Context) {
 	if w.write(ctx, []byte(`{"type":"disconnect"}`), "disconnect") != nil {
 		return
 	}
+	w.readUntilDisconnected(ctx, "disconnected", "after disconnect, want disconnected")
+}
+
+// readUntilDisconnected reads frames until disconnected and then the close after it,
+// or until the connection fails. Frames of no query are ignored; any other is out of
+// order, where (such as "after disconnect") says how.
+func (w *worker) readUntilDisconnected(ctx context.Context, awaiting, where string) {
 	for {
-		f, err := w.readFrame(ctx, "disconnected")
+		f, err := w.readFrame(ctx, awaiting)
 		if err != nil {
 			return
 		}
@@ -220,7 +227,7 @@ func (w *worker) disconnect(ctx context.Context) {
 			w.awaitClose(ctx)
 			return
 		default:
-			w.r.rec.failCheck(checkOrder, fmt.Sprintf("connection %d: %s after disconnect, want disconnected", w.id, quote(f.Type)))
+			w.r.rec.failCheck(checkOrder, fmt.Sprintf("connection %d: %s %s", w.id, quote(f.Type), where))
 		}
 	}
 }

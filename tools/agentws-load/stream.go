@@ -215,20 +215,7 @@ func (w *worker) hold(ctx context.Context, release <-chan struct{}) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for {
-			f, err := w.readFrame(ctx, "a frame on an idle connection")
-			if err != nil {
-				return
-			}
-			switch {
-			case f == nil, ignorable(f.Type):
-			case f.Type == typeDisconnected:
-				w.awaitClose(ctx)
-				return
-			default:
-				w.r.rec.failCheck(checkOrder, fmt.Sprintf("connection %d: %s on an idle connection", w.id, quote(f.Type)))
-			}
-		}
+		w.readUntilDisconnected(ctx, "a frame on an idle connection", "on an idle connection")
 	}()
 	select {
 	case <-release:
