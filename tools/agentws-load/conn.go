@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -24,10 +25,9 @@ type worker struct {
 	id        int
 	sessionID string
 	conn      *websocket.Conn
-	caps      map[string]bool
+	queryIDs  bool // the server claims query_id: every frame of a stream carries it
 	counts    counts
 	free      time.Time // open loop: when the connection last became free to send
-	idle      bool      // reads wait without bound: an idle connection may get no frame
 	closing   atomic.Bool
 }
 
@@ -111,20 +111,17 @@ func (w *worker) readConnected(ctx context.Context) error {
 	if f.SessionID != w.sessionID {
 		w.r.rec.failCheck(checkConnected, fmt.Sprintf("connection %d: connected names session %s, want %s", w.id, quote(f.SessionID), quote(w.sessionID)))
 	}
-	w.caps = map[string]bool{}
-	for _, c := range f.Capabilities {
-		w.caps[c] = true
-	}
+	w.queryIDs = slices.Contains(f.Capabilities, "query_id")
 	w.r.noteCapabilities(f.Capabilities)
 	return nil
 }
 
-// readMessage reads one message within -timeout (without bound on an idle
-// connection). A failure is recorded, with awaiting saying what was awaited, and
-// returned as errStop.
+// readMessage reads one message within -timeout (without bound with -idle: an idle
+// connection may get no frame). A failure is recorded, with awaiting saying what was
+// awaited, and returned as errStop.
 func (w *worker) readMessage(ctx context.Context, awaiting string) (websocket.MessageType, []byte, error) {
 	rctx, cancel := ctx, context.CancelFunc(func() {})
-	if !w.idle {
+	if !w.r.cfg.idle {
 		rctx, cancel = context.WithTimeout(ctx, w.r.cfg.timeout)
 	}
 	defer cancel()

@@ -18,7 +18,7 @@ type runner struct {
 	rec       *recorder
 	sig       context.Context // ends on an interrupt
 	start     time.Time
-	deadline  time.Time // the end of sending, with -duration
+	deadline  time.Time // the end of sending, with -duration (not -idle)
 	nofile    nofile
 
 	capsOnce sync.Once
@@ -86,7 +86,6 @@ func (r *runner) run(sig context.Context) *report {
 	if c.idle {
 		held.Wait()
 		m.sampleOpened()
-		r.deadline = time.Now().Add(c.duration)
 		t := time.NewTimer(c.duration)
 		select {
 		case <-t.C:
@@ -104,7 +103,7 @@ func (r *runner) run(sig context.Context) *report {
 // work runs connection i.
 func (r *runner) work(ctx context.Context, i int, held *sync.WaitGroup, release <-chan struct{}) {
 	c := r.cfg
-	w := &worker{r: r, id: i, sessionID: c.sessionPrefix + "-" + strconv.Itoa(i), idle: c.idle}
+	w := &worker{r: r, id: i, sessionID: c.sessionPrefix + "-" + strconv.Itoa(i)}
 	defer func() { r.rec.addCounts(w.counts) }()
 	ok := r.rampUp(ctx, i) && w.dial(ctx) == nil
 	held.Done()

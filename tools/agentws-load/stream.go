@@ -118,7 +118,7 @@ func (w *worker) ask(ctx context.Context, k int, origin time.Time) error {
 // step applies one frame to the stream of q and reports whether it ended it.
 func (w *worker) step(q *query, f *frame) bool {
 	now := time.Now()
-	if w.caps["query_id"] && f.QueryID != q.id && (f.QueryID != "" || f.Type != typeError) {
+	if w.queryIDs && f.QueryID != q.id && (f.QueryID != "" || f.Type != typeError) {
 		w.check(q, checkQueryID, "%s carries query_id %s, want %s (QID-1)", f.Type, quote(f.QueryID), quote(q.id))
 	}
 	switch f.Type {
