@@ -100,8 +100,9 @@ func (w *worker) ask(ctx context.Context, k int, origin time.Time) error {
 	if w.r.cfg.mode() != modeOpen {
 		q.origin = sent
 	}
+	awaiting := "the stream of query " + q.id
 	for {
-		f, err := w.readFrame(ctx, "the stream of query "+q.id)
+		f, err := w.readFrame(ctx, awaiting)
 		if err != nil {
 			return err
 		}
