@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -28,6 +27,7 @@ type worker struct {
 	queryIDs  bool // the server claims query_id: every frame of a stream carries it
 	counts    counts
 	free      time.Time // open loop: when the connection last became free to send
+	echoBuf   []byte    // -echo: the frame being echoed
 	closing   atomic.Bool
 }
 
@@ -255,17 +255,21 @@ func (r *runner) endpoint(id string) string {
 // queryText returns the k-th query of connection i: "load I.K " filled to n
 // characters with letters, so that every query of a run differs.
 func queryText(i, k, n int) string {
-	var b strings.Builder
-	b.Grow(n + len(filler))
-	b.WriteString("load ")
-	b.WriteString(strconv.Itoa(i))
-	b.WriteByte('.')
-	b.WriteString(strconv.Itoa(k))
-	b.WriteByte(' ')
-	for b.Len() < n {
-		b.WriteString(filler)
+	return string(appendQueryText(make([]byte, 0, n+len(filler)), i, k, n))
+}
+
+// appendQueryText appends queryText(i, k, n) to b.
+func appendQueryText(b []byte, i, k, n int) []byte {
+	start := len(b)
+	b = append(b, "load "...)
+	b = strconv.AppendInt(b, int64(i), 10)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, int64(k), 10)
+	b = append(b, ' ')
+	for len(b)-start < n {
+		b = append(b, filler...)
 	}
-	return b.String()[:n]
+	return b[:start+n]
 }
 
 const filler = "abcdefghijklmnopqrstuvwxyz"

@@ -188,7 +188,9 @@ func (w *worker) check(q *query, check, format string, args ...any) {
 
 // echo sends frame k, of -query-size bytes, and waits for it to come back.
 func (w *worker) echo(ctx context.Context, k int, origin time.Time) error {
-	msg := []byte(queryText(w.id, k, w.r.cfg.querySize))
+	// Write returns when the frame is written: the buffer serves every frame.
+	w.echoBuf = appendQueryText(w.echoBuf[:0], w.id, k, w.r.cfg.querySize)
+	msg := w.echoBuf
 	sent := time.Now()
 	if err := w.write(ctx, msg, "frame "+strconv.Itoa(k)); err != nil {
 		return err
