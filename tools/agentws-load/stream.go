@@ -31,22 +31,25 @@ type query struct {
 // from the intended time all the same (no coordinated omission).
 func (w *worker) queries(ctx context.Context) error {
 	c := w.r.cfg
+	open := c.mode() == modeOpen
 	var interval time.Duration
 	base := time.Now()
-	if c.mode() == modeOpen {
+	w.free = base
+	if open {
 		interval = time.Duration(float64(c.conns) / c.rate * float64(time.Second))
 		base = base.Add(time.Duration(float64(w.id) / c.rate * float64(time.Second)))
 	}
-	w.free = time.Now()
 	for k := 0; ; k++ {
-		origin := time.Now()
-		if interval > 0 {
+		var origin time.Time
+		if open {
 			origin = base.Add(time.Duration(k) * interval)
+		} else {
+			origin = time.Now()
 		}
 		if !w.r.more(k, origin) || ctx.Err() != nil {
 			return nil
 		}
-		if interval > 0 && !w.wait(ctx, origin) {
+		if open && !w.wait(ctx, origin) {
 			return nil
 		}
 		var err error
@@ -55,9 +58,11 @@ func (w *worker) queries(ctx context.Context) error {
 		} else {
 			err = w.ask(ctx, k, origin)
 		}
-		w.free = time.Now()
 		if err != nil {
 			return err
+		}
+		if open {
+			w.free = time.Now()
 		}
 	}
 }
