@@ -149,12 +149,19 @@ func TestOpenLoop(t *testing.T) {
 func TestIdle(t *testing.T) {
 	url := startReference(t, nil)
 	status, rep := load(t, "-url", url, "-c", "5", "-idle", "-duration", "50ms", "-pid", strconv.Itoa(os.Getpid()))
-	wantPassed(t, status, rep)
-	wantCount(t, "connections opened", rep.ConnectionsOpened, 5)
-	wantCount(t, "connect latencies", rep.LatencyUS[latConnect].Count, 5)
+	wantHeld(t, status, rep, 5)
 	wantCount(t, "frames received", rep.FramesReceived, 10) // connected and disconnected
 	wantCount(t, "frames sent", rep.FramesSent, 5)
 	wantCount(t, "queries sent", rep.QueriesSent, 0)
+}
+
+// wantHeld checks a passed -idle run with -pid: every connection opened, and the
+// server's RSS while they were held.
+func wantHeld(t *testing.T, status int, rep *report, conns int64) {
+	t.Helper()
+	wantPassed(t, status, rep)
+	wantCount(t, "connections opened", rep.ConnectionsOpened, conns)
+	wantCount(t, "connect latencies", rep.LatencyUS[latConnect].Count, conns)
 	if s := rep.Server; s == nil || s.RSSHeldBytes <= 0 {
 		t.Fatalf("server report %+v, want the RSS with the connections held", s)
 	}
@@ -179,14 +186,9 @@ func TestEcho(t *testing.T) {
 func TestIdleEcho(t *testing.T) {
 	url := startEcho(t)
 	status, rep := load(t, "-echo", "-idle", "-url", url, "-c", "4", "-duration", "10ms", "-pid", strconv.Itoa(os.Getpid()))
-	wantPassed(t, status, rep)
-	wantCount(t, "connections opened", rep.ConnectionsOpened, 4)
-	wantCount(t, "connect latencies", rep.LatencyUS[latConnect].Count, 4)
+	wantHeld(t, status, rep, 4)
 	wantCount(t, "frames received", rep.FramesReceived, 0)
 	wantCount(t, "frames sent", rep.FramesSent, 0)
-	if s := rep.Server; s == nil || s.RSSHeldBytes <= 0 {
-		t.Fatalf("server report %+v, want the RSS with the connections held", s)
-	}
 }
 
 func TestEchoOpenLoop(t *testing.T) {
