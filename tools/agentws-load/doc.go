@@ -52,7 +52,7 @@
 // connected, no disconnect). It measures an echo server such as agentws-echo with the
 // same client, so that the server CPU a frame of an agentws server and of a bare
 // WebSocket server compare in the same units. -url defaults to agentws-echo's,
-// ws://localhost:8060/ws. It combines with -rate.
+// ws://localhost:8060/ws. It combines with -rate, and with -idle (see Idle).
 //
 // Every connection has its own session, session_id PREFIX-i (-session-prefix, default
 // load-RUN with RUN unique to the run), and sends {"type":"query","query":…,
@@ -125,7 +125,7 @@
 //	                      ws://localhost:8050/ws; with -echo ws://localhost:8060/ws)
 //	-token T              a bearer token sent with every handshake (default $AGENTWS_TOKEN)
 //	-c N                  connections (default 10)
-//	-q N                  queries each connection sends (default 100)
+//	-q N                  queries each connection sends, frames with -echo (default 100)
 //	-duration D           send for D instead of -q; with -idle, the hold (default 10s)
 //	-rate R               open loop: R queries a second in all (default 0: closed loop)
 //	-ramp D               open the connections evenly over D (default 0: all at once)
@@ -146,8 +146,8 @@
 //	-sample-interval D    with -pid: how often the server's RSS is sampled (default 100ms)
 //	-session-prefix P     session ids are P-0, P-1, … (default load-RUN)
 //
-// -q and -duration exclude each other; -idle takes neither
-// -q nor -rate.
+// -q and -duration exclude each other; -idle takes neither -q nor -rate, and combines
+// with -echo.
 //
 // Exit status:
 //
