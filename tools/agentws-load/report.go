@@ -94,7 +94,7 @@ func (r *runner) report(m *measure) *report {
 	rep := &report{
 		Mode: c.mode(), Echo: c.echo, URL: c.url, Connections: c.conns,
 		RampUS: c.ramp.Microseconds(), Rate: c.rate, QuerySize: c.querySize,
-		Capabilities: append([]string{}, r.caps...), Interrupted: r.sig.Err() != nil,
+		Capabilities: append([]string{}, r.caps...), Interrupted: r.interrupted(),
 		ElapsedUS: m.wall().Microseconds(),
 		LatencyUS: map[string]Percentiles{},
 	}
