@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agentws/agentws/reference/pace"
 	"github.com/agentws/agentws/schemas"
 )
 
@@ -130,12 +131,5 @@ func (r *runner) rampUp(ctx context.Context, i int) bool {
 		return true
 	}
 	at := r.start.Add(r.cfg.ramp * time.Duration(i) / time.Duration(r.cfg.conns))
-	t := time.NewTimer(time.Until(at))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return pace.Until(ctx, at) == nil
 }

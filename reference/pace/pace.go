@@ -1,0 +1,167 @@
+package pace
+
+import (
+	"container/heap"
+	"context"
+	"sync"
+	"time"
+)
+
+// Until waits until t, or until ctx is done; it returns ctx.Err() when ctx ended the
+// wait, else nil. It never returns before t unless ctx is done.
+func Until(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	if w := shared(); w != nil {
+		return w.wait(ctx, d)
+	}
+	return timerWait(ctx, d)
+}
+
+// TimerUntil is Until with a time.Timer, everywhere: what a testing/synctest bubble's
+// clock drives (Until's timerfd keeps the machine's time), or a wait whose millisecond
+// does not matter.
+func TimerUntil(ctx context.Context, t time.Time) error {
+	if d := time.Until(t); d > 0 {
+		return timerWait(ctx, d)
+	}
+	return ctx.Err()
+}
+
+// Sleep waits for d, or until ctx is done, as Until.
+func Sleep(ctx context.Context, d time.Duration) error {
+	return Until(ctx, time.Now().Add(d))
+}
+
+// timerWait is Until with a time.Timer.
+func timerWait(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// A clock is what a waker needs of its timer: the time now, and an alarm set to go
+// off at a time of the same clock (in nanoseconds), which wakes the waker's loop.
+type clock interface {
+	now() int64
+	set(at int64) error
+	// alarm blocks until the alarm has gone off since it last returned, or until the
+	// clock is closed (false).
+	alarm() bool
+	close()
+}
+
+// A waker keeps the waits of a process in a heap, earliest first, with its clock's
+// alarm set for the earliest.
+type waker struct {
+	clock clock
+
+	mu    sync.Mutex
+	waits waitHeap
+	set   int64 // when the alarm is set for; 0: not set
+	dead  bool  // the clock failed: waits go to time.Timer
+}
+
+type waitFor struct {
+	at   int64
+	done chan struct{}
+	i    int // index in the heap; -1 once out of it
+}
+
+func newWaker(c clock) *waker {
+	w := &waker{clock: c}
+	go w.loop()
+	return w
+}
+
+func (w *waker) wait(ctx context.Context, d time.Duration) error {
+	wf := &waitFor{at: w.clock.now() + int64(d), done: make(chan struct{})}
+	w.mu.Lock()
+	if w.dead {
+		w.mu.Unlock()
+		return timerWait(ctx, d)
+	}
+	heap.Push(&w.waits, wf)
+	if w.set == 0 || wf.at < w.set {
+		w.setLocked(wf.at)
+	}
+	w.mu.Unlock()
+	select {
+	case <-wf.done:
+		return nil
+	case <-ctx.Done():
+		w.mu.Lock()
+		if wf.i >= 0 {
+			heap.Remove(&w.waits, wf.i)
+		}
+		w.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// loop ends the waits that are due each time the alarm goes off, and sets it for the
+// next.
+func (w *waker) loop() {
+	for w.clock.alarm() {
+		w.mu.Lock()
+		now := w.clock.now()
+		for len(w.waits) > 0 && w.waits[0].at <= now {
+			close(heap.Pop(&w.waits).(*waitFor).done)
+		}
+		w.set = 0
+		if len(w.waits) > 0 {
+			w.setLocked(w.waits[0].at)
+		}
+		w.mu.Unlock()
+	}
+}
+
+// setLocked sets the alarm for at. Should the clock fail, the waits go on with
+// time.Timer, from the same time, and so do the ones to come. w.mu is held.
+func (w *waker) setLocked(at int64) {
+	if w.dead {
+		return
+	}
+	w.set = at
+	if w.clock.set(at) == nil {
+		return
+	}
+	w.dead = true
+	w.clock.close() // the loop ends
+	for len(w.waits) > 0 {
+		wf := heap.Pop(&w.waits).(*waitFor)
+		go func(d time.Duration) {
+			timerWait(context.Background(), d)
+			close(wf.done)
+		}(time.Duration(wf.at - w.clock.now()))
+	}
+}
+
+type waitHeap []*waitFor
+
+func (h waitHeap) Len() int           { return len(h) }
+func (h waitHeap) Less(i, j int) bool { return h[i].at < h[j].at }
+func (h waitHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].i, h[j].i = i, j
+}
+func (h *waitHeap) Push(x any) {
+	wf := x.(*waitFor)
+	wf.i = len(*h)
+	*h = append(*h, wf)
+}
+func (h *waitHeap) Pop() any {
+	old := *h
+	wf := old[len(old)-1]
+	old[len(old)-1] = nil
+	wf.i = -1
+	*h = old[:len(old)-1]
+	return wf
+}
