@@ -3,7 +3,8 @@ package server
 // frameBuffer is a session's offline buffer: frames in order, bounded by count and by
 // bytes; when full, the oldest frames are evicted (BUF-3, BUF-7).
 type frameBuffer struct {
-	frames   []frame
+	frames   []frame // oldest first: the end of arr, whose front the evicted frames left
+	arr      []frame // the array of frames, to move them back to its front when it is full
 	bytes    int
 	maxCount int
 	maxBytes int
@@ -15,7 +16,19 @@ type frameBuffer struct {
 // evicted too.
 func (b *frameBuffer) push(f frame) int {
 	f.held.hold()
+	full := len(b.frames) == cap(b.frames)
+	if full && cap(b.arr) > 0 && cap(b.arr)-cap(b.frames) >= len(b.frames) {
+		// As many frames were evicted from the front as remain: move those back
+		// rather than append to a new array, which a buffer at its bound, evicting
+		// one frame for each it takes, would do every so many frames.
+		n := copy(b.arr[:cap(b.arr)], b.frames)
+		clear(b.arr[n:cap(b.arr)])
+		b.frames, full = b.arr[:n], false
+	}
 	b.frames = append(b.frames, f)
+	if full {
+		b.arr = b.frames // append moved them to a new array
+	}
 	b.bytes += len(f.data)
 	return b.evictOver()
 }
@@ -48,6 +61,7 @@ func (b *frameBuffer) dropOldest() int {
 func (b *frameBuffer) pushFront(f frame) int {
 	f.held.hold()
 	b.frames = append([]frame{f}, b.frames...)
+	b.arr = b.frames
 	b.bytes += len(f.data)
 	return b.evictOver()
 }
@@ -56,7 +70,7 @@ func (b *frameBuffer) pushFront(f frame) int {
 // how many frames it evicted since it was last taken.
 func (b *frameBuffer) take() (frames []frame, evicted int) {
 	frames, evicted = b.frames, b.evicted
-	b.frames, b.bytes, b.evicted = nil, 0, 0
+	b.frames, b.arr, b.bytes, b.evicted = nil, nil, 0, 0
 	return frames, evicted
 }
 

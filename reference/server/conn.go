@@ -139,6 +139,9 @@ func (c *conn) queueLocked(f frame, answer bool) {
 		c.ansB += len(f.data)
 	}
 	c.bytes += len(f.data)
+	if c.out == nil {
+		c.out = getFrames()
+	}
 	c.out = append(c.out, f)
 	c.notify()
 }
@@ -294,6 +297,7 @@ func (c *conn) closeNow(code websocket.StatusCode, reason string) (unsent []fram
 		}
 		unannounced += f.evicted
 	}
+	putFrames(c.out)
 	c.out, c.answers, c.bytes, c.ansB = nil, 0, 0, 0
 	if !c.closing || c.flush {
 		c.closing, c.code, c.reason, c.flush = true, code, reason, false
@@ -304,10 +308,32 @@ func (c *conn) closeNow(code websocket.StatusCode, reason string) (unsent []fram
 	return unsent, unannounced
 }
 
+// queueArray is the backing array of a connection's queue, or of its writer's batch,
+// while frames wait: the arrays go back to framesPool when the queue empties, so that
+// a connection whose frames come one at a time (a paced agent, pongs) allocates none,
+// and an idle connection holds none. A queue that grows past it gets an array of its
+// own, which goes to the garbage collector.
+type queueArray = [16]frame
+
+var framesPool = sync.Pool{New: func() any { return new(queueArray) }}
+
+func getFrames() []frame { return framesPool.Get().(*queueArray)[:0] }
+
+// putFrames gives back the array of fs, unless fs is no queueArray from its start.
+func putFrames(fs []frame) {
+	if cap(fs) != len(queueArray{}) {
+		return
+	}
+	a := (*queueArray)(fs[:cap(fs)])
+	clear(a[:])
+	framesPool.Put(a)
+}
+
 // writeLoop writes queued frames, a batch at a time, until none waits, or until the
 // connection closes.
 func (c *conn) writeLoop() {
-	var batch []frame
+	batch := getFrames()
+	defer func() { putFrames(batch) }()
 	for {
 		batch = c.take(batch[:0])
 		if len(batch) > 0 {
@@ -349,19 +375,15 @@ func (c *conn) take(batch []frame) []frame {
 	if len(c.out) == 0 || (c.closing && !c.flush) {
 		return batch
 	}
-	size := 0
-	for len(c.out) > 0 && (len(batch) == 0 || (c.cork != nil && size+len(c.out[0].data) <= corkBatchBytes)) {
-		f := c.out[0]
+	size, n := 0, 0
+	for n < len(c.out) && (n == 0 || (c.cork != nil && size+len(c.out[n].data) <= corkBatchBytes)) {
+		f := c.out[n]
+		n++
 		if f.session {
 			c.sent = f.seq
 			if c.onSent != nil {
 				c.onSent(f.seq)
 			}
-		}
-		c.out[0] = frame{}
-		c.out = c.out[1:]
-		if len(c.out) == 0 {
-			c.out = nil // an idle connection keeps no queue
 		}
 		if f.answer {
 			c.answers--
@@ -372,6 +394,13 @@ func (c *conn) take(batch []frame) []frame {
 		c.inflB += len(f.data)
 		size += len(f.data)
 		batch = append(batch, f)
+	}
+	if n == len(c.out) {
+		putFrames(c.out)
+		c.out = nil // an idle connection keeps no queue
+	} else {
+		clear(c.out[:n])
+		c.out = c.out[n:]
 	}
 	if c.reserveLocked() {
 		c.signalAnswerRoomLocked()
