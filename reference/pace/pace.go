@@ -71,9 +71,13 @@ type waker struct {
 
 type waitFor struct {
 	at   int64
-	done chan struct{}
-	i    int // index in the heap; -1 once out of it
+	done chan struct{} // the loop sends to it (it has room for one) when the wait is due
+	i    int           // index in the heap; -1 once out of it
 }
+
+// waits keeps the waitFors of the waits that ended, with their channels, empty: a
+// wait allocates nothing.
+var waits = sync.Pool{New: func() any { return &waitFor{done: make(chan struct{}, 1)} }}
 
 func newWaker(c clock) *waker {
 	w := &waker{clock: c}
@@ -82,10 +86,12 @@ func newWaker(c clock) *waker {
 }
 
 func (w *waker) wait(ctx context.Context, d time.Duration) error {
-	wf := &waitFor{at: w.clock.now() + int64(d), done: make(chan struct{})}
+	wf := waits.Get().(*waitFor)
+	wf.at = w.clock.now() + int64(d)
 	w.mu.Lock()
 	if w.dead {
 		w.mu.Unlock()
+		waits.Put(wf)
 		return timerWait(ctx, d)
 	}
 	heap.Push(&w.waits, wf)
@@ -95,15 +101,17 @@ func (w *waker) wait(ctx context.Context, d time.Duration) error {
 	w.mu.Unlock()
 	select {
 	case <-wf.done:
+		waits.Put(wf)
 		return nil
 	case <-ctx.Done():
-		w.mu.Lock()
-		if wf.i >= 0 {
-			heap.Remove(&w.waits, wf.i)
-		}
-		w.mu.Unlock()
-		return ctx.Err()
 	}
+	w.mu.Lock()
+	if wf.i >= 0 {
+		heap.Remove(&w.waits, wf.i)
+		waits.Put(wf)
+	} // else it was due, or given to a time.Timer: it is not used again, whoever sends
+	w.mu.Unlock()
+	return ctx.Err()
 }
 
 // loop ends the waits that are due each time the alarm goes off, and sets it for the
@@ -113,7 +121,7 @@ func (w *waker) loop() {
 		w.mu.Lock()
 		now := w.clock.now()
 		for len(w.waits) > 0 && w.waits[0].at <= now {
-			close(heap.Pop(&w.waits).(*waitFor).done)
+			heap.Pop(&w.waits).(*waitFor).done <- struct{}{}
 		}
 		w.set = 0
 		if len(w.waits) > 0 {
@@ -139,7 +147,7 @@ func (w *waker) setLocked(at int64) {
 		wf := heap.Pop(&w.waits).(*waitFor)
 		go func(d time.Duration) {
 			timerWait(context.Background(), d)
-			close(wf.done)
+			wf.done <- struct{}{}
 		}(time.Duration(wf.at - w.clock.now()))
 	}
 }

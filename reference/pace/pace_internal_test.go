@@ -166,3 +166,12 @@ func BenchmarkLateness(b *testing.B) {
 		})
 	}
 }
+
+// A wait allocates nothing: its state and channel are kept for the next.
+func TestWaitAllocs(t *testing.T) {
+	w := newTestWaker(t)
+	ctx := context.Background()
+	if allocs := testing.AllocsPerRun(200, func() { w.wait(ctx, time.Microsecond) }); allocs != 0 {
+		t.Errorf("a wait allocates %.0f times, want 0", allocs)
+	}
+}
