@@ -7,8 +7,11 @@
 // That is noise a fixture agent pacing its chunks, or a load generator sending at fixed
 // times, must not add to what it measures. Until arms a timerfd instead, which the same
 // poller waits for: the poller then wakes when the timer expires, to within the
-// kernel's timer resolution. One timerfd and one goroutine serve a whole process, armed
-// for the earliest wait.
+// kernel's timer resolution. But the runtime asks its poller only when it has nothing
+// to run: while goroutines keep it busy, it is a time.Timer, checked at each switch of
+// goroutines, that is on time. Until sets both for the earliest wait, and the first to
+// go off ends the waits that are due. One timerfd, one timer and one goroutine serve a
+// whole process.
 //
 // Elsewhere, or when the timerfd cannot be made, Until waits with a time.Timer.
 package pace

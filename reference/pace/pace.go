@@ -59,9 +59,14 @@ type clock interface {
 }
 
 // A waker keeps the waits of a process in a heap, earliest first, with its clock's
-// alarm set for the earliest.
+// alarm set for the earliest, and a time.Timer too: the runtime asks its poller (and so
+// the timerfd) only when it has nothing to run, so while goroutines keep the
+// processors busy, the timerfd's expiry waits; then Go's timers, which the scheduler
+// checks each time it switches goroutines, are the ones on time. Whichever goes off
+// first ends the waits that are due.
 type waker struct {
 	clock clock
+	timer *time.Timer
 
 	mu    sync.Mutex
 	waits waitHeap
@@ -81,6 +86,8 @@ var waits = sync.Pool{New: func() any { return &waitFor{done: make(chan struct{}
 
 func newWaker(c clock) *waker {
 	w := &waker{clock: c}
+	w.timer = time.AfterFunc(time.Hour, w.fire)
+	w.timer.Stop()
 	go w.loop()
 	return w
 }
@@ -114,24 +121,28 @@ func (w *waker) wait(ctx context.Context, d time.Duration) error {
 	return ctx.Err()
 }
 
-// loop ends the waits that are due each time the alarm goes off, and sets it for the
-// next.
+// loop ends the waits that are due each time the alarm goes off.
 func (w *waker) loop() {
 	for w.clock.alarm() {
-		w.mu.Lock()
-		now := w.clock.now()
-		for len(w.waits) > 0 && w.waits[0].at <= now {
-			heap.Pop(&w.waits).(*waitFor).done <- struct{}{}
-		}
-		w.set = 0
-		if len(w.waits) > 0 {
-			w.setLocked(w.waits[0].at)
-		}
-		w.mu.Unlock()
+		w.fire()
 	}
 }
 
-// setLocked sets the alarm for at. Should the clock fail, the waits go on with
+// fire ends the waits that are due, and sets the alarm and the timer for the next.
+func (w *waker) fire() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := w.clock.now()
+	for len(w.waits) > 0 && w.waits[0].at <= now {
+		heap.Pop(&w.waits).(*waitFor).done <- struct{}{}
+	}
+	w.set = 0
+	if len(w.waits) > 0 {
+		w.setLocked(w.waits[0].at)
+	}
+}
+
+// setLocked sets the alarm, and the timer, for at. Should the clock fail, the waits go on with
 // time.Timer, from the same time, and so do the ones to come. w.mu is held.
 func (w *waker) setLocked(at int64) {
 	if w.dead {
@@ -139,9 +150,11 @@ func (w *waker) setLocked(at int64) {
 	}
 	w.set = at
 	if w.clock.set(at) == nil {
+		w.timer.Reset(time.Duration(at - w.clock.now()))
 		return
 	}
 	w.dead = true
+	w.timer.Stop()
 	w.clock.close() // the loop ends
 	for len(w.waits) > 0 {
 		wf := heap.Pop(&w.waits).(*waitFor)

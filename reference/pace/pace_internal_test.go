@@ -101,6 +101,36 @@ func TestWaitClockFails(t *testing.T) {
 	}
 }
 
+// stuckClock is a clock whose alarm never goes off, as a timerfd's expiry waits for
+// the poller while goroutines keep the processors busy.
+type stuckClock struct{ closed chan struct{} }
+
+func (stuckClock) now() int64      { return time.Now().UnixNano() }
+func (stuckClock) set(int64) error { return nil }
+func (c stuckClock) alarm() bool   { <-c.closed; return false }
+func (c stuckClock) close()        { close(c.closed) }
+
+// The waits end at their time without the alarm: the timer set with it ends them.
+func TestWaitWithoutAlarm(t *testing.T) {
+	c := stuckClock{closed: make(chan struct{})}
+	w := newWaker(c)
+	defer c.close()
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			d := rand.N(5 * time.Millisecond)
+			due := time.Now().Add(d)
+			if err := w.wait(context.Background(), d); err != nil {
+				t.Errorf("wait(%v): %v", d, err)
+			}
+			if now := time.Now(); now.Before(due) {
+				t.Errorf("wait(%v) ended %v early", d, due.Sub(now))
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // Until of a past time returns at once, with ctx's error if it has one.
 func TestUntilPast(t *testing.T) {
 	if err := Until(context.Background(), time.Now().Add(-time.Second)); err != nil {
