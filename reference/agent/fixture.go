@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"iter"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -86,18 +87,21 @@ func (f Fixture) Stream(ctx context.Context, req Request, emit func(string) erro
 	return nil
 }
 
-// split cuts s into pieces of at most n characters, never inside a character.
-func split(s string, n int) []string {
-	var out []string
-	for len(s) > 0 {
-		i, count := 0, 0
-		for i < len(s) && count < n {
-			_, w := utf8.DecodeRuneInString(s[i:])
-			i += w
-			count++
+// split cuts s into pieces of at most n characters, never inside a character, in
+// order, with their index.
+func split(s string, n int) iter.Seq2[int, string] {
+	return func(yield func(int, string) bool) {
+		for k := 0; len(s) > 0; k++ {
+			i, count := 0, 0
+			for i < len(s) && count < n {
+				_, w := utf8.DecodeRuneInString(s[i:])
+				i += w
+				count++
+			}
+			if !yield(k, s[:i]) {
+				return
+			}
+			s = s[i:]
 		}
-		out = append(out, s[:i])
-		s = s[i:]
 	}
-	return out
 }
