@@ -13,8 +13,10 @@ test: lint check-generate lint-spec typecheck seed-clients browser redis node
 	$(MAKE) fuzz FUZZTIME=60000x
 
 # The validator against the server's decoding of client frames, schemas.Decode against
-# encoding/json, Decode's fast path against its encoding/json path, and ValidateMessage
-# against the full union schemas (make fuzz FUZZTIME=10m for longer). -fuzzminimizetime is
+# encoding/json, Decode's fast path against its encoding/json path, ValidateMessage
+# against the full union schemas, and the validator's fork of the schema library
+# (schemas/internal/jsonschema) against the upstream release it was copied from
+# (make fuzz FUZZTIME=10m for longer). -fuzzminimizetime is
 # bounded: unbounded, minimizing each new input can stall the run (golang/go#48820).
 # make test gives a count of inputs (about 5 s here), not a duration: a duration can
 # fail a clean run with "context deadline exceeded" when the machine is loaded, a race
@@ -25,6 +27,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1000x ./schemas/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFast$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1000x ./schemas/
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateMessage$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1000x ./schemas/
+	$(GO) test -run '^$$' -fuzz '^FuzzForkAgreesWithUpstream$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1000x ./schemas/
 	$(GO) test -run '^$$' -fuzz '^FuzzClassRegexp$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1000x ./schemas/
 
 # Check a server: make conformance URL=ws://localhost:8050/ws (no URL: the reference server).

@@ -1,5 +1,7 @@
 package schemas
 
+import "github.com/agentws/agentws/schemas/internal/jsonschema"
+
 // ValidateMessageFull is the reference that FuzzValidateMessage holds ValidateMessage
 // to: the text decoded by encoding/json (decodeStd, not parseFast), and every message
 // validated against its direction's whole union schema, not straight against its
@@ -25,3 +27,13 @@ func (v *Validator) ValidateMessageFull(d Direction, data []byte) error {
 	}
 	return v.ValidateMessageValue(d, doc) // an unknown direction's error
 }
+
+// SchemaDocs is schemaDocs: the documents NewValidator compiles, for a test that
+// compiles them with another compiler.
+func SchemaDocs(opts Options) (map[Schema]any, error) { return schemaDocs(opts) }
+
+// CompileRegexp is the validator's regexp engine.
+var CompileRegexp = compileRegexp
+
+// Compiled returns the schema the validator validates s with.
+func (v *Validator) Compiled(s Schema) *jsonschema.Schema { return v.schemas[s] }

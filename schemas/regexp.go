@@ -4,7 +4,7 @@ import (
 	"regexp"
 	"regexp/syntax"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/agentws/agentws/schemas/internal/jsonschema"
 )
 
 // compileRegexp is the validator's regexp engine (jsonschema.Compiler.UseRegexpEngine):

@@ -12,10 +12,11 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
-	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
+
+	"github.com/agentws/agentws/schemas/internal/jsonschema"
+	"github.com/agentws/agentws/schemas/internal/jsonschema/kind"
 )
 
 // Options configures a [Validator].
@@ -41,23 +42,12 @@ func NewValidator(opts Options) (*Validator, error) {
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.UseRegexpEngine(compileRegexp)
 	names := All()
-	defsDoc, err := loadDoc(defsSchema)
+	docs, err := schemaDocs(opts)
 	if err != nil {
 		return nil, err
 	}
-	defs, _ := defsDoc.(map[string]any)["$defs"].(map[string]any)
 	for _, name := range names {
-		doc, err := loadDoc(name)
-		if err != nil {
-			return nil, err
-		}
-		if name != defsSchema {
-			doc = inlineDefs(doc, defs)
-		}
-		if opts.Strict {
-			forbidUnknown(doc)
-		}
-		if err := c.AddResource(name.URL(), doc); err != nil {
+		if err := c.AddResource(name.URL(), docs[name]); err != nil {
 			return nil, fmt.Errorf("failed to add schema %s: %w", name.File(), err)
 		}
 	}
@@ -70,6 +60,32 @@ func NewValidator(opts Options) (*Validator, error) {
 		v.schemas[name] = sch
 	}
 	return v, nil
+}
+
+// schemaDocs returns each embedded schema's document as NewValidator compiles it: the
+// definitions inlined and, in strict mode, the message schemas closed.
+func schemaDocs(opts Options) (map[Schema]any, error) {
+	names := All()
+	defsDoc, err := loadDoc(defsSchema)
+	if err != nil {
+		return nil, err
+	}
+	defs, _ := defsDoc.(map[string]any)["$defs"].(map[string]any)
+	docs := make(map[Schema]any, len(names))
+	for _, name := range names {
+		doc, err := loadDoc(name)
+		if err != nil {
+			return nil, err
+		}
+		if name != defsSchema {
+			doc = inlineDefs(doc, defs)
+		}
+		if opts.Strict {
+			forbidUnknown(doc)
+		}
+		docs[name] = doc
+	}
+	return docs, nil
 }
 
 func loadDoc(name Schema) (any, error) {
