@@ -3,6 +3,7 @@
 package jsonschema
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math/big"
@@ -524,30 +525,46 @@ func (vd *validator) numValidate(v any) {
 		}
 		return numVal
 	}
+	// compare is num().Cmp(r), without num() when v and r are int64s for certain.
+	n, exact := exactInt64(v)
+	compare := func(r *big.Rat) int {
+		if exact {
+			if m, ok := ratInt64(r); ok {
+				return cmp.Compare(n, m)
+			}
+		}
+		return num().Cmp(r)
+	}
 
 	// minimum --
-	if s.Minimum != nil && num().Cmp(s.Minimum) < 0 {
+	if s.Minimum != nil && compare(s.Minimum) < 0 {
 		vd.addError(&kind.Minimum{Got: num(), Want: s.Minimum})
 	}
 
 	// maximum --
-	if s.Maximum != nil && num().Cmp(s.Maximum) > 0 {
+	if s.Maximum != nil && compare(s.Maximum) > 0 {
 		vd.addError(&kind.Maximum{Got: num(), Want: s.Maximum})
 	}
 
 	// exclusiveMinimum
-	if s.ExclusiveMinimum != nil && num().Cmp(s.ExclusiveMinimum) <= 0 {
+	if s.ExclusiveMinimum != nil && compare(s.ExclusiveMinimum) <= 0 {
 		vd.addError(&kind.ExclusiveMinimum{Got: num(), Want: s.ExclusiveMinimum})
 	}
 
 	// exclusiveMaximum
-	if s.ExclusiveMaximum != nil && num().Cmp(s.ExclusiveMaximum) >= 0 {
+	if s.ExclusiveMaximum != nil && compare(s.ExclusiveMaximum) >= 0 {
 		vd.addError(&kind.ExclusiveMaximum{Got: num(), Want: s.ExclusiveMaximum})
 	}
 
 	// multipleOf
 	if s.MultipleOf != nil {
-		if q := new(big.Rat).Quo(num(), s.MultipleOf); !q.IsInt() {
+		var multiple bool
+		if m, ok := ratInt64(s.MultipleOf); exact && ok && m > 0 {
+			multiple = n%m == 0
+		} else {
+			multiple = new(big.Rat).Quo(num(), s.MultipleOf).IsInt()
+		}
+		if !multiple {
 			vd.addError(&kind.MultipleOf{Got: num(), Want: s.MultipleOf})
 		}
 	}
