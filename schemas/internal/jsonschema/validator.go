@@ -177,8 +177,8 @@ func (vd *validator) validate() (uneval, error) {
 		}
 		vd.condValidate()
 
-		for _, ext := range s.Extensions {
-			ext.Validate(&ValidatorContext{vd}, v)
+		if len(s.Extensions) > 0 {
+			vd.validateExtensions(v)
 		}
 
 		if s.DraftVersion >= 2019 {
@@ -196,6 +196,18 @@ func (vd *validator) validate() (uneval, error) {
 		verr.Causes = vd.errors
 		return uneval{}, verr
 	}
+}
+
+// validateExtensions runs the schema's extensions. Their ValidatorContext holds a copy of
+// vd, which takes back what they changed: a pointer to vd itself, given to them, would
+// move every validator to the heap, also those of schemas that have no extension.
+func (vd *validator) validateExtensions(v any) {
+	cp := new(validator)
+	*cp = *vd
+	for _, ext := range vd.sch.Extensions {
+		ext.Validate(&ValidatorContext{cp}, v)
+	}
+	*vd = *cp
 }
 
 func (vd *validator) objValidate(obj map[string]any) {
