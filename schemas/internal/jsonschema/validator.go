@@ -450,7 +450,7 @@ func (vd *validator) strValidate(str string) {
 
 	strLen := -1
 	if s.MinLength != nil || s.MaxLength != nil {
-		strLen = utf8.RuneCount([]byte(str))
+		strLen = utf8.RuneCountInString(str)
 	}
 
 	// minLength --
@@ -481,13 +481,15 @@ func (vd *validator) strValidate(str string) {
 	var err error
 
 	// contentEncoding --
-	decoded := []byte(str)
+	var decoded []byte
 	if s.ContentEncoding != nil {
 		decoded, err = s.ContentEncoding.Decode(str)
 		if err != nil {
 			decoded = nil
 			vd.addError(&kind.ContentEncoding{Want: s.ContentEncoding.Name, Err: err})
 		}
+	} else if s.ContentMediaType != nil {
+		decoded = []byte(str) // the only use of the text's bytes
 	}
 
 	var deserialized *any
