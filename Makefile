@@ -16,11 +16,12 @@ test: lint check-generate lint-spec typecheck seed-clients browser redis node
 # encoding/json, Decode's fast path against its encoding/json path, ValidateMessage
 # against the full union schemas, and the validator's fork of the schema library
 # (schemas/internal/jsonschema) against the upstream release it was copied from
-# (make fuzz FUZZTIME=10m for longer). -fuzzminimizetime is
-# bounded: unbounded, minimizing each new input can stall the run (golang/go#48820).
-# make test gives a count of inputs (about 5 s here), not a duration: a duration can
-# fail a clean run with "context deadline exceeded" when the machine is loaded, a race
-# in Go's fuzzing coordinator before Go 1.27 (golang/go#75804).
+# (make fuzz FUZZTIME=10m for longer). -fuzzminimizetime is bounded: unbounded,
+# minimizing each new input can stall the run (golang/go#48820). make test gives a
+# count of inputs (about 5 s a target here; 20 s for FuzzForkAgreesWithUpstream, which
+# validates each input against every schema with both libraries), not a duration: a
+# duration can fail a clean run with "context deadline exceeded" when the machine is
+# loaded, a race in Go's fuzzing coordinator before Go 1.27 (golang/go#75804).
 FUZZTIME ?= 2m
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeClient$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1000x ./schemas/

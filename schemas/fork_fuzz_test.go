@@ -247,55 +247,63 @@ type errNode struct {
 }
 
 func forkTree(t *testing.T, err error) errTree {
-	t.Helper()
-	verr, ok := err.(*jsonschema.ValidationError)
-	if !ok {
-		t.Fatalf("the fork returned %T: %v", err, err)
-	}
-	var node func(e *jsonschema.ValidationError) keyedNode
-	node = func(e *jsonschema.ValidationError) keyedNode {
-		if k, ok := e.ErrorKind.(*kind.AdditionalProperties); ok {
-			slices.Sort(k.Properties) // found in a map's order
+	type E = *jsonschema.ValidationError
+	return libTree(t, err, func(e E) (string, []string, errorKind, []E) {
+		return e.SchemaURL, e.InstanceLocation, e.ErrorKind, e.Causes
+	}, func(e E) (units []string) {
+		for _, u := range e.BasicOutput().Errors {
+			units = append(units, unitText(u.KeywordLocation, u.AbsoluteKeywordLocation, u.InstanceLocation, u.Error.String()))
 		}
-		causes := make([]keyedNode, len(e.Causes))
-		for i, c := range e.Causes {
-			causes[i] = node(c)
-		}
-		return newNode(e.SchemaURL, e.InstanceLocation, e.ErrorKind, causes)
-	}
-	root := node(verr).node
-	var basic []string
-	for _, u := range verr.BasicOutput().Errors {
-		basic = append(basic, strings.Join([]string{u.KeywordLocation, u.AbsoluteKeywordLocation, u.InstanceLocation, u.Error.String()}, " "))
-	}
-	slices.Sort(basic)
-	return errTree{root, basic}
+		return units
+	})
 }
 
 func upstreamTree(t *testing.T, err error) errTree {
+	type E = *upstream.ValidationError
+	return libTree(t, err, func(e E) (string, []string, errorKind, []E) {
+		return e.SchemaURL, e.InstanceLocation, e.ErrorKind, e.Causes
+	}, func(e E) (units []string) {
+		for _, u := range e.BasicOutput().Errors {
+			units = append(units, unitText(u.KeywordLocation, u.AbsoluteKeywordLocation, u.InstanceLocation, u.Error.String()))
+		}
+		return units
+	})
+}
+
+type errorKind interface{ KeywordPath() []string }
+
+// libTree makes the errTree of an error of either library, E its *ValidationError:
+// parts gives an error's schema location, instance location, kind and causes; basic
+// gives the units of its basic output.
+func libTree[E any](t *testing.T, err error, parts func(E) (string, []string, errorKind, []E), basic func(E) []string) errTree {
 	t.Helper()
-	verr, ok := err.(*upstream.ValidationError)
+	verr, ok := err.(E)
 	if !ok {
-		t.Fatalf("upstream returned %T: %v", err, err)
+		t.Fatalf("got %T, want %T: %v", err, verr, err)
 	}
-	var node func(e *upstream.ValidationError) keyedNode
-	node = func(e *upstream.ValidationError) keyedNode {
-		if k, ok := e.ErrorKind.(*upkind.AdditionalProperties); ok {
+	var node func(e E) keyedNode
+	node = func(e E) keyedNode {
+		schemaURL, instance, k, causes := parts(e)
+		switch k := k.(type) { // the properties are found in a map's order
+		case *kind.AdditionalProperties:
+			slices.Sort(k.Properties)
+		case *upkind.AdditionalProperties:
 			slices.Sort(k.Properties)
 		}
-		causes := make([]keyedNode, len(e.Causes))
-		for i, c := range e.Causes {
-			causes[i] = node(c)
+		nodes := make([]keyedNode, len(causes))
+		for i, c := range causes {
+			nodes[i] = node(c)
 		}
-		return newNode(e.SchemaURL, e.InstanceLocation, e.ErrorKind, causes)
+		return newNode(schemaURL, instance, k, nodes)
 	}
-	root := node(verr).node
-	var basic []string
-	for _, u := range verr.BasicOutput().Errors {
-		basic = append(basic, strings.Join([]string{u.KeywordLocation, u.AbsoluteKeywordLocation, u.InstanceLocation, u.Error.String()}, " "))
-	}
-	slices.Sort(basic)
-	return errTree{root, basic}
+	root := node(verr).node // sorts the properties before basic's messages name them
+	units := basic(verr)
+	slices.Sort(units)
+	return errTree{root, units}
+}
+
+func unitText(keywordLocation, absoluteKeywordLocation, instanceLocation, message string) string {
+	return strings.Join([]string{keywordLocation, absoluteKeywordLocation, instanceLocation, message}, " ")
 }
 
 // A keyedNode is a node with a hash of it that orders it among its siblings.
@@ -307,7 +315,7 @@ type keyedNode struct {
 var keySeed = maphash.MakeSeed()
 
 // newNode makes a node of an error, its causes sorted by their keys.
-func newNode(schemaURL string, instance []string, k interface{ KeywordPath() []string }, causes []keyedNode) keyedNode {
+func newNode(schemaURL string, instance []string, k errorKind, causes []keyedNode) keyedNode {
 	slices.SortFunc(causes, func(a, b keyedNode) int { return cmp.Compare(a.key, b.key) })
 	n := errNode{schemaURL, instance, k.KeywordPath(), fmt.Sprintf("%T%+v", k, k), nil}
 	var h maphash.Hash
