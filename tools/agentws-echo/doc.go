@@ -6,7 +6,7 @@
 //
 // Usage:
 //
-//	agentws-echo [-addr ADDRESS] [-max-message-bytes N]
+//	agentws-echo [-addr ADDRESS] [-max-message-bytes N] [-delay D]
 //
 // For example, beside the reference server on its defaults:
 //
@@ -21,6 +21,10 @@
 //	-addr ADDRESS          the listen address (default localhost:8060; :0 picks a free port)
 //	-max-message-bytes N   the largest message read; a larger one closes the
 //	                       connection with 1009 (default 1 MiB, the reference server's)
+//	-delay D               wait D before echoing each message, as the reference's fixture
+//	                       agent waits before a chunk (-fixture-delay): the floor of the
+//	                       latency a server whose answers take D can reach on a machine
+//	                       (default 0)
 //
 // Exit status: 0 after an interrupt, 1 when it cannot listen or serve, 2 on a usage
 // error.

@@ -27,11 +27,12 @@ const (
 	exitUsage = 2
 )
 
-const usageLine = "usage: agentws-echo [-addr ADDRESS] [-max-message-bytes N]"
+const usageLine = "usage: agentws-echo [-addr ADDRESS] [-max-message-bytes N] [-delay D]"
 
 type config struct {
 	addr      string
 	readLimit int64
+	delay     time.Duration
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -44,6 +45,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	c := &config{}
 	fs.StringVar(&c.addr, "addr", "localhost:8060", "the listen `address`; :0 picks a free port")
 	fs.Int64Var(&c.readLimit, "max-message-bytes", echo.DefaultReadLimit, "the largest message read, in `bytes`; a larger one closes the connection with 1009")
+	fs.DurationVar(&c.delay, "delay", 0, "wait this long before echoing each message (a model's latency per answer); 0: none")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -52,6 +54,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("unexpected argument %q: agentws-echo takes only flags", fs.Arg(0))
 	case c.readLimit < 1:
 		return nil, fmt.Errorf("-max-message-bytes is %d, want a positive size", c.readLimit)
+	case c.delay < 0:
+		return nil, fmt.Errorf("-delay is %v, want 0 or more", c.delay)
 	}
 	return c, nil
 }
@@ -81,7 +85,7 @@ func serve(ctx context.Context, c *config, stdout io.Writer) error {
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/ws", echo.Handler(c.readLimit))
+	mux.Handle("/ws", echo.Delayed(c.readLimit, c.delay))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stdout, "agentws-echo: serving ws://%s/ws\n", ln.Addr())
 	done := make(chan error, 1)

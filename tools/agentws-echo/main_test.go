@@ -65,6 +65,45 @@ func TestServe(t *testing.T) {
 	}
 }
 
+// With -delay, each message comes back no sooner than the delay after it was sent,
+// and unchanged.
+func TestServeDelay(t *testing.T) {
+	const delay = 20 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	serveCtx, stop := context.WithCancel(ctx)
+	out, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- serve(serveCtx, &config{addr: "127.0.0.1:0", readLimit: 64, delay: delay}, w) }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := websocket.Dial(ctx, strings.TrimPrefix(strings.TrimSpace(line), "agentws-echo: serving "), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	for i := range 3 {
+		sent := time.Now()
+		msg := []byte{'m', byte('0' + i)}
+		if err := c.Write(ctx, websocket.MessageText, msg); err != nil {
+			t.Fatal(err)
+		}
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(sent); took < delay || !bytes.Equal(data, msg) {
+			t.Errorf("message %d: %q back after %v, want %q after %v or more", i, data, took, msg, delay)
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+}
+
 func TestServeListenFails(t *testing.T) {
 	err := serve(context.Background(), &config{addr: "256.0.0.1:1", readLimit: 1}, io.Discard)
 	if err == nil {
@@ -79,6 +118,7 @@ func TestUsage(t *testing.T) {
 	}{
 		{[]string{"-max-message-bytes", "0"}, "-max-message-bytes is 0"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
+		{[]string{"-delay", "-1ms"}, "-delay is -1ms, want 0 or more"},
 		{[]string{"-bogus"}, "flag provided but not defined: -bogus"},
 	} {
 		var stderr bytes.Buffer

@@ -6,8 +6,11 @@ package echo
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/agentws/agentws/reference/pace"
 )
 
 // DefaultReadLimit is the largest message a connection reads unless told otherwise:
@@ -17,7 +20,12 @@ const DefaultReadLimit = 1 << 20
 // Handler returns a handler that accepts WebSocket connections and echoes each
 // message, text or binary, back on its connection, one goroutine per connection. A
 // message over readLimit bytes closes the connection with 1009 (message too big).
-func Handler(readLimit int64) http.Handler {
+func Handler(readLimit int64) http.Handler { return Delayed(readLimit, 0) }
+
+// Delayed is Handler with a wait of delay before each message goes back (pace.Sleep,
+// as the reference's fixture agent waits before a chunk): the floor of what a server
+// whose agent takes delay per answer can do on a machine.
+func Delayed(readLimit int64, delay time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := websocket.Accept(w, r, nil)
 		if err != nil {
@@ -29,6 +37,9 @@ func Handler(readLimit int64) http.Handler {
 		for {
 			typ, data, err := c.Read(ctx)
 			if err != nil {
+				return
+			}
+			if delay > 0 && pace.Sleep(ctx, delay) != nil {
 				return
 			}
 			if err := c.Write(ctx, typ, data); err != nil {
