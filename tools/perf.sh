@@ -94,6 +94,10 @@ if want delay; then
   reference -fixture-delay 5ms
   load -c 50 -duration 10s -pid "$pid"
   stop
+  echo "== delay: the bare echo server waiting 5 ms before each echo, 50 clients (the machine's floor)"
+  start agentws-echo localhost:8060 -delay 5ms
+  load -echo -c 50 -duration 10s -pid "$pid"
+  stop
 fi
 
 if want held; then
