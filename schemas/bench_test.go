@@ -95,3 +95,19 @@ func BenchmarkDecodeClient(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBindChunk is binding a decoded chunk to its generated Go type, as a client
+// that acts on what it validated does (agentws-load, the conformance harness).
+func BenchmarkBindChunk(b *testing.B) {
+	doc, err := schemas.Decode(typicalChunk)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		var c msg.Chunk
+		if err := schemas.Bind(doc, &c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

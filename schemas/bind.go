@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/agentws/agentws/schemas/msg"
 )
@@ -54,10 +55,45 @@ func Bind(doc any, dst any) error {
 	if p.Kind() != reflect.Pointer || p.IsNil() {
 		return fmt.Errorf("schemas: Bind needs a non-nil pointer, got %T", dst)
 	}
-	return bind(p.Elem(), doc, "")
+	return bind(p.Elem(), doc)
 }
 
-func bind(dst reflect.Value, v any, ptr string) error {
+// A bindError is a value that does not fit where Bind stores it. Its JSON pointer is
+// made as the error comes back up, token by token, so that a value bound costs no
+// pointer.
+type bindError struct {
+	tokens []string // innermost first, escaped
+	msg    string
+}
+
+func (e *bindError) Error() string {
+	if len(e.tokens) == 0 {
+		return "schemas: (root): " + e.msg
+	}
+	var b strings.Builder
+	b.WriteString("schemas: ")
+	for i := len(e.tokens) - 1; i >= 0; i-- {
+		b.WriteString("/")
+		b.WriteString(e.tokens[i])
+	}
+	b.WriteString(": ")
+	b.WriteString(e.msg)
+	return b.String()
+}
+
+func bindFailed(format string, args ...any) error {
+	return &bindError{msg: fmt.Sprintf(format, args...)}
+}
+
+// under puts err, of a value bound, under the member or element named by token.
+func under(err error, token string) error {
+	if be, ok := err.(*bindError); ok {
+		be.tokens = append(be.tokens, token)
+	}
+	return err
+}
+
+func bind(dst reflect.Value, v any) error {
 	if v == nil {
 		dst.SetZero()
 		return nil
@@ -65,23 +101,23 @@ func bind(dst reflect.Value, v any, ptr string) error {
 	switch dst.Kind() {
 	case reflect.Pointer:
 		dst.Set(reflect.New(dst.Type().Elem()))
-		return bind(dst.Elem(), v, ptr)
+		return bind(dst.Elem(), v)
 	case reflect.Struct:
-		return bindStruct(dst, v, ptr)
+		return bindStruct(dst, v)
 	case reflect.Slice:
-		return bindSlice(dst, v, ptr)
+		return bindSlice(dst, v)
 	case reflect.Map:
-		return bindMap(dst, v, ptr)
+		return bindMap(dst, v)
 	case reflect.Interface:
 		if dst.NumMethod() == 0 {
 			dst.Set(reflect.ValueOf(v))
 			return nil
 		}
 	}
-	return bindScalar(dst, v, ptr)
+	return bindScalar(dst, v)
 }
 
-func bindScalar(dst reflect.Value, v any, ptr string) error {
+func bindScalar(dst reflect.Value, v any) error {
 	switch x := v.(type) {
 	case string:
 		if dst.Kind() == reflect.String {
@@ -94,27 +130,27 @@ func bindScalar(dst reflect.Value, v any, ptr string) error {
 			return nil
 		}
 	case json.Number:
-		return bindNumber(dst, x, ptr)
+		return bindNumber(dst, x)
 	}
-	return mismatch(dst, v, ptr)
+	return mismatch(dst, v)
 }
 
-func bindNumber(dst reflect.Value, n json.Number, ptr string) error {
+func bindNumber(dst reflect.Value, n json.Number) error {
 	switch {
 	case dst.CanInt():
 		i, ok := integer(n)
 		if !ok || dst.OverflowInt(i) {
-			return fmt.Errorf("schemas: %s: %s is not an integer that fits in %s", pointerOrRoot(ptr), n, dst.Type())
+			return bindFailed("%s is not an integer that fits in %s", n, dst.Type())
 		}
 		dst.SetInt(i)
 	case dst.CanFloat():
 		f, err := strconv.ParseFloat(n.String(), 64)
 		if err != nil || dst.OverflowFloat(f) {
-			return fmt.Errorf("schemas: %s: %s does not fit in %s", pointerOrRoot(ptr), n, dst.Type())
+			return bindFailed("%s does not fit in %s", n, dst.Type())
 		}
 		dst.SetFloat(f)
 	default:
-		return mismatch(dst, n, ptr)
+		return mismatch(dst, n)
 	}
 	return nil
 }
@@ -133,13 +169,20 @@ func integer(n json.Number) (int64, bool) {
 	return i, acc == big.Exact
 }
 
-// bindStruct fills each field from the member named exactly as its JSON name.
-func bindStruct(dst reflect.Value, v any, ptr string) error {
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return mismatch(dst, v, ptr)
+// A boundField is a struct field that Bind fills: its index, and its JSON name.
+type boundField struct {
+	index int
+	name  string
+}
+
+// boundFields holds the boundFields of each struct type bound so far.
+var boundFields sync.Map // reflect.Type -> []boundField
+
+func fieldsOf(t reflect.Type) []boundField {
+	if fs, ok := boundFields.Load(t); ok {
+		return fs.([]boundField)
 	}
-	t := dst.Type()
+	var fs []boundField
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
@@ -149,40 +192,53 @@ func bindStruct(dst reflect.Value, v any, ptr string) error {
 		if name == "" {
 			name = f.Name
 		}
-		if m, present := obj[name]; present {
-			if err := bind(dst.Field(i), m, ptr+"/"+escapePointer(name)); err != nil {
-				return err
+		fs = append(fs, boundField{index: i, name: name})
+	}
+	boundFields.Store(t, fs)
+	return fs
+}
+
+// bindStruct fills each field from the member named exactly as its JSON name.
+func bindStruct(dst reflect.Value, v any) error {
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return mismatch(dst, v)
+	}
+	for _, f := range fieldsOf(dst.Type()) {
+		if m, present := obj[f.name]; present {
+			if err := bind(dst.Field(f.index), m); err != nil {
+				return under(err, escapePointer(f.name))
 			}
 		}
 	}
 	return nil
 }
 
-func bindSlice(dst reflect.Value, v any, ptr string) error {
+func bindSlice(dst reflect.Value, v any) error {
 	arr, ok := v.([]any)
 	if !ok {
-		return mismatch(dst, v, ptr)
+		return mismatch(dst, v)
 	}
 	out := reflect.MakeSlice(dst.Type(), len(arr), len(arr))
 	for i, e := range arr {
-		if err := bind(out.Index(i), e, ptr+"/"+strconv.Itoa(i)); err != nil {
-			return err
+		if err := bind(out.Index(i), e); err != nil {
+			return under(err, strconv.Itoa(i))
 		}
 	}
 	dst.Set(out)
 	return nil
 }
 
-func bindMap(dst reflect.Value, v any, ptr string) error {
+func bindMap(dst reflect.Value, v any) error {
 	obj, ok := v.(map[string]any)
 	if !ok || dst.Type().Key().Kind() != reflect.String {
-		return mismatch(dst, v, ptr)
+		return mismatch(dst, v)
 	}
 	out := reflect.MakeMapWithSize(dst.Type(), len(obj))
 	for k, e := range obj {
 		ev := reflect.New(dst.Type().Elem()).Elem()
-		if err := bind(ev, e, ptr+"/"+escapePointer(k)); err != nil {
-			return err
+		if err := bind(ev, e); err != nil {
+			return under(err, escapePointer(k))
 		}
 		out.SetMapIndex(reflect.ValueOf(k).Convert(dst.Type().Key()), ev)
 	}
@@ -190,13 +246,6 @@ func bindMap(dst reflect.Value, v any, ptr string) error {
 	return nil
 }
 
-func mismatch(dst reflect.Value, v any, ptr string) error {
-	return fmt.Errorf("schemas: %s: cannot store a JSON %s in %s", pointerOrRoot(ptr), jsonType(v), dst.Type())
-}
-
-func pointerOrRoot(ptr string) string {
-	if ptr == "" {
-		return "(root)"
-	}
-	return ptr
+func mismatch(dst reflect.Value, v any) error {
+	return bindFailed("cannot store a JSON %s in %s", jsonType(v), dst.Type())
 }
