@@ -28,7 +28,14 @@ type worker struct {
 	counts    counts
 	free      time.Time // open loop: when the connection last became free to send
 	echoBuf   []byte    // -echo: the frame being echoed
+	readBuf   []byte    // the message read last; the next read reuses it
 	closing   atomic.Bool
+
+	// The reads' -timeout: readCtx ends when readTimer goes off, which each read sets
+	// again (one context and one timer for the reads of a context, not one each).
+	readParent context.Context
+	readCtx    context.Context
+	readTimer  *time.Timer
 }
 
 // errStop ends a worker's queries: its connection failed (the failure is recorded),
@@ -120,12 +127,17 @@ func (w *worker) readConnected(ctx context.Context) error {
 // connection may get no frame). A failure is recorded, with awaiting saying what was
 // awaited, and returned as errStop.
 func (w *worker) readMessage(ctx context.Context, awaiting string) (websocket.MessageType, []byte, error) {
-	rctx, cancel := ctx, context.CancelFunc(func() {})
+	rctx := ctx
 	if !w.r.cfg.idle {
-		rctx, cancel = context.WithTimeout(ctx, w.r.cfg.timeout)
+		rctx = w.readContext(ctx)
+		w.readTimer.Reset(w.r.cfg.timeout)
+		defer func() {
+			if !w.readTimer.Stop() { // it went off: the next read gets a context of its own
+				w.readParent = nil
+			}
+		}()
 	}
-	defer cancel()
-	typ, data, err := w.conn.Read(rctx)
+	typ, data, err := w.read(rctx)
 	if err != nil {
 		w.readFailure(rctx, err, awaiting)
 		return 0, nil, errStop
@@ -133,6 +145,49 @@ func (w *worker) readMessage(ctx context.Context, awaiting string) (websocket.Me
 	w.counts.framesRead++
 	w.counts.bytesRead += int64(len(data))
 	return typ, data, nil
+}
+
+// readContext returns the context of the reads under ctx: it ends with ctx, or when
+// readTimer goes off (a read that took -timeout, which ends the connection's work).
+func (w *worker) readContext(ctx context.Context) context.Context {
+	if w.readParent != ctx {
+		if w.readTimer != nil {
+			w.readTimer.Stop()
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		w.readParent, w.readCtx, w.readTimer = ctx, rctx, time.AfterFunc(w.r.cfg.timeout, cancel)
+		w.readTimer.Stop()
+	}
+	return w.readCtx
+}
+
+// keptReadBytes bounds the buffer a connection keeps for its next read.
+const keptReadBytes = 64 << 10
+
+// read reads one message into readBuf, which it returns: valid until the next read.
+func (w *worker) read(ctx context.Context) (websocket.MessageType, []byte, error) {
+	typ, r, err := w.conn.Reader(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	buf := w.readBuf[:0]
+	if cap(buf) > keptReadBytes {
+		buf = nil // a large message once is no reason to keep its bytes
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			w.readBuf = buf
+			return typ, buf, nil
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+	}
 }
 
 // readFailure records why a read failed, unless the run was interrupted or the
