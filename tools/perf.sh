@@ -87,6 +87,11 @@ if want open; then
   load -c 50 -rate "$half" -duration 10s -validate=false -pid "$pid" || true
   load -c 50 -rate 2000 -duration 10s -validate=false -pid "$pid"
   stop
+  echo "== open: the bare echo server at the same rates, one frame each way (the machine's floor)"
+  echo_server
+  load -echo -c 50 -rate "$half" -duration 10s -pid "$pid" || true
+  load -echo -c 50 -rate 2000 -duration 10s -pid "$pid"
+  stop
 fi
 
 if want delay; then
