@@ -17,7 +17,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/agentws/agentws/reference/agent"
-	"github.com/agentws/agentws/reference/pace"
 )
 
 func collect(t *testing.T, a agent.Agent, ctx context.Context, q string) ([]string, error) {
@@ -332,7 +331,7 @@ func TestFixtureDelayIsARate(t *testing.T) {
 		} {
 			start := time.Now()
 			var got []time.Duration
-			err := agent.Fixture{Delay: tc.d, ChunkRunes: 4, Until: pace.TimerUntil}.Stream(context.Background(), agent.Request{Query: tc.query}, func(string) error {
+			err := agent.Fixture{Delay: tc.d, ChunkRunes: 4}.Stream(context.Background(), agent.Request{Query: tc.query}, func(string) error {
 				got = append(got, time.Since(start))
 				if len(got) == 1 {
 					time.Sleep(3 * delay) // the reader holds the first chunk

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/agentws/agentws/reference/pace"
 )
 
 // The fixture contract, spec/PROTOCOL.md rules FIX-1 to FIX-3.
@@ -32,11 +30,6 @@ type Fixture struct {
 	// ChunkRunes is the smallest chunk size, in characters; 0 means 16. Long answers
 	// use larger chunks, so that no answer has more than MaxChunks chunks.
 	ChunkRunes int
-	// Until waits until a chunk of a Delay-paced answer is due, or until ctx is done;
-	// nil means pace.Until, which wakes within the kernel's timer resolution, not the
-	// millisecond of a time.Timer, so that a delay's tail is the server's, not the
-	// fixture's. (A slow query's pause, at its 100 ms, waits with a time.Timer.)
-	Until func(ctx context.Context, t time.Time) error
 }
 
 // MaxChunks bounds the chunks of an answer that is not slow: an agent that produces
@@ -61,21 +54,25 @@ func (f Fixture) Stream(ctx context.Context, req Request, emit func(string) erro
 	if slow {
 		size, delay = SlowChunkRunes, SlowDelay
 	}
-	until := f.Until
-	if until == nil {
-		until = pace.Until
-	}
 	start := time.Now()
+	var timer *time.Timer
 	for k, chunk := range split(answer, size) {
-		var err error
-		switch {
-		case slow:
-			err = pace.TimerUntil(ctx, time.Now().Add(delay))
-		case delay > 0:
-			err = until(ctx, start.Add(time.Duration(k+1)*delay))
-		}
-		if err != nil {
-			return err
+		if delay > 0 {
+			wait := delay
+			if !slow {
+				wait = time.Until(start.Add(time.Duration(k+1) * delay))
+			}
+			if timer == nil {
+				timer = time.NewTimer(wait)
+				defer timer.Stop()
+			} else {
+				timer.Reset(wait)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-timer.C:
+			}
 		}
 		if err := ctx.Err(); err != nil {
 			return err

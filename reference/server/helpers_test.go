@@ -40,7 +40,7 @@ func leakedGoroutines(within time.Duration) string {
 		buf = buf[:runtime.Stack(buf, true)]
 		var leaked []string
 		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "agentws/reference/") && !strings.Contains(g, "leakedGoroutines") && !strings.Contains(g, "TestMain") && !strings.Contains(g, "pace.(*waker).loop") { // pace.Until has one goroutine for the process
+			if strings.Contains(g, "agentws/reference/") && !strings.Contains(g, "leakedGoroutines") && !strings.Contains(g, "TestMain") {
 				leaked = append(leaked, g)
 			}
 		}

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agentws/agentws/reference/pace"
 	"github.com/agentws/agentws/schemas"
 )
 
@@ -131,5 +130,12 @@ func (r *runner) rampUp(ctx context.Context, i int) bool {
 		return true
 	}
 	at := r.start.Add(r.cfg.ramp * time.Duration(i) / time.Duration(r.cfg.conns))
-	return pace.Until(ctx, at) == nil
+	t := time.NewTimer(time.Until(at))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentws/agentws/reference/pace"
 	"github.com/coder/websocket"
 )
 
@@ -68,12 +67,17 @@ func (w *worker) queries(ctx context.Context) error {
 	}
 }
 
-// wait sleeps until the intended send time (pace.Until: a time.Timer would wake up to
-// a millisecond late, and count it), and records how late the send is beyond
+// wait sleeps until the intended send time, and records how late the send is beyond
 // what its connection being busy explains: the client's own lag.
 func (w *worker) wait(ctx context.Context, intended time.Time) bool {
-	if pace.Until(ctx, intended) != nil {
-		return false
+	if d := time.Until(intended); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
 	}
 	due := intended
 	if w.free.After(intended) {

@@ -5,12 +5,11 @@
 package echo
 
 import (
+	"context"
 	"net/http"
 	"time"
 
 	"github.com/coder/websocket"
-
-	"github.com/agentws/agentws/reference/pace"
 )
 
 // DefaultReadLimit is the largest message a connection reads unless told otherwise:
@@ -22,9 +21,9 @@ const DefaultReadLimit = 1 << 20
 // message over readLimit bytes closes the connection with 1009 (message too big).
 func Handler(readLimit int64) http.Handler { return Delayed(readLimit, 0) }
 
-// Delayed is Handler with a wait of delay before each message goes back (pace.Sleep,
-// as the reference's fixture agent waits before a chunk): the floor of what a server
-// whose agent takes delay per answer can do on a machine.
+// Delayed is Handler with a wait of delay before each message goes back (a
+// time.Timer, as the reference's fixture agent waits before a chunk): the floor of
+// what a server whose agent takes delay per answer can do on a machine.
 func Delayed(readLimit int64, delay time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := websocket.Accept(w, r, nil)
@@ -39,7 +38,7 @@ func Delayed(readLimit int64, delay time.Duration) http.Handler {
 			if err != nil {
 				return
 			}
-			if delay > 0 && pace.Sleep(ctx, delay) != nil {
+			if delay > 0 && !sleep(ctx, delay) {
 				return
 			}
 			if err := c.Write(ctx, typ, data); err != nil {
@@ -47,4 +46,16 @@ func Delayed(readLimit int64, delay time.Duration) http.Handler {
 			}
 		}
 	})
+}
+
+// sleep waits for d, or until ctx ends (false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
