@@ -126,19 +126,29 @@ func newWire() (wire, func(client.Direction, []byte)) {
 	}
 }
 
-// until reads frames until one of direction dir has every member of want, failing the
-// test when its deadline passes first.
-func (w wire) until(t testing.TB, dir client.Direction, want map[string]any) {
+// A wireWant is a frame of a direction with the given members.
+type wireWant struct {
+	dir     client.Direction
+	members map[string]any
+}
+
+// untilAll reads frames until it has seen one for each of wants, in any order: a
+// frame is reported sent once its write returned, which may be after the answer to it
+// was received and reported.
+func (w wire) untilAll(t testing.TB, wants ...wireWant) {
 	t.Helper()
 	ctx := testContext(t)
-	for {
+	for len(wants) > 0 {
 		select {
 		case f := <-w:
-			if f.dir == dir && hasMembers(f.frame, want) {
-				return
+			for i, want := range wants {
+				if f.dir == want.dir && hasMembers(f.frame, want.members) {
+					wants = append(wants[:i], wants[i+1:]...)
+					break
+				}
 			}
 		case <-ctx.Done():
-			t.Fatalf("no %s frame with %v", dir, want)
+			t.Fatalf("no frames seen for %v", wants)
 		}
 	}
 }

@@ -60,8 +60,9 @@ func TestReferenceCancel(t *testing.T) {
 	if _, err := q.Result(); !errors.Is(err, client.ErrCancelled) {
 		t.Fatalf("got %v, want cancelled", err)
 	}
-	w.until(t, client.Sent, map[string]any{"type": "cancel", "query_id": q.ID()})
-	w.until(t, client.Received, map[string]any{"type": "error", "code": "cancelled", "query_id": q.ID()})
+	w.untilAll(t,
+		wireWant{client.Sent, map[string]any{"type": "cancel", "query_id": q.ID()}},
+		wireWant{client.Received, map[string]any{"type": "error", "code": "cancelled", "query_id": q.ID()}})
 }
 
 // A second client of the same session takes it over: the first ends with replaced
