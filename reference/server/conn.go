@@ -319,7 +319,9 @@ var framesPool = sync.Pool{New: func() any { return new(queueArray) }}
 
 func getFrames() []frame { return framesPool.Get().(*queueArray)[:0] }
 
-// putFrames gives back the array of fs, unless fs is no queueArray from its start.
+// putFrames gives back the array of fs when it has a queueArray's capacity: one from
+// the pool, or (after a partial take of a queue that grew past one) the end of a larger
+// array, whose slots nothing else holds any more.
 func putFrames(fs []frame) {
 	if cap(fs) != len(queueArray{}) {
 		return

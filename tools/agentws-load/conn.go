@@ -35,6 +35,7 @@ type worker struct {
 	// again (one context and one timer for the reads of a context, not one each).
 	readParent context.Context
 	readCtx    context.Context
+	readCancel context.CancelFunc
 	readTimer  *time.Timer
 }
 
@@ -153,9 +154,11 @@ func (w *worker) readContext(ctx context.Context) context.Context {
 	if w.readParent != ctx {
 		if w.readTimer != nil {
 			w.readTimer.Stop()
+			w.readCancel() // it leaves its parent's children
 		}
 		rctx, cancel := context.WithCancel(ctx)
-		w.readParent, w.readCtx, w.readTimer = ctx, rctx, time.AfterFunc(w.r.cfg.timeout, cancel)
+		w.readParent, w.readCtx, w.readCancel = ctx, rctx, cancel
+		w.readTimer = time.AfterFunc(w.r.cfg.timeout, cancel)
 		w.readTimer.Stop()
 	}
 	return w.readCtx
