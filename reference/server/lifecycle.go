@@ -23,7 +23,8 @@ var (
 // handshakes never take the server past it (HS-10). At the limit, it ends the session
 // that has been without a connection the longest to make room, and tries again; it
 // refuses only when no session is without one. A session made here holds its slot
-// until the handshake's connection joins it, or the handshake gives it back (abandon).
+// until the handshake's connection joins it, or gives it back when its upgrade fails
+// (withdraw).
 func (s *Server) join(sid, user string) (*session, error) {
 	for {
 		sess, oldest, err := s.joinOrPick(sid, user)
@@ -124,8 +125,8 @@ func (s *Server) cameOnline(sess *session) {
 }
 
 // openSession joins the session a asks for, then upgrades the request and starts the
-// connection's writer; it returns the connection and its session, tracked in s.conns
-// until the caller is done with them, or nil when it refused the request (every
+// connection's writer; it returns the connection and its session, or nil when it
+// refused the request (every
 // refusal is an HTTP error before the upgrade) or the upgrade failed. The connection
 // joins its session before the upgrade answers: a client that got its 101 has taken
 // the session over, so the connection it opens next is newer in the server's eyes too
@@ -140,16 +141,10 @@ func (s *Server) openSession(w http.ResponseWriter, r *http.Request, a *handshak
 		s.refuseJoin(w, log, err)
 		return nil, nil
 	}
-	if !s.track(&s.conns) {
-		sess.abandon()
-		s.refuseJoin(w, log, errShutdown)
-		return nil, nil
-	}
 	c := newConn(s, log)
 	c.rate = a.rate
 	sess, old, err := s.attach(c, sess, user, a.resume)
 	if err != nil {
-		s.conns.Done()
 		s.refuseJoin(w, log, err)
 		return nil, nil
 	}
@@ -164,7 +159,6 @@ func (s *Server) openSession(w http.ResponseWriter, r *http.Request, a *handshak
 		log.Warn("upgrade failed", "err", err)
 		s.release(c)
 		sess.withdraw(c)
-		s.conns.Done()
 		return nil, nil
 	}
 	// The server's read and write deadlines (-read-timeout, -http-write-timeout) do not

@@ -78,16 +78,6 @@ func (rs *redisSession) sessionID() string { return rs.id }
 // backlog, then is upgraded.
 func (s *Server) openRedis(w http.ResponseWriter, r *http.Request, a *handshake) (*conn, liveSession) {
 	st, log, user := s.redis, a.log, a.user
-	if !s.track(&s.conns) {
-		s.refuseJoin(w, log, errShutdown)
-		return nil, nil
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			s.conns.Done()
-		}
-	}()
 	if !st.up.Load() {
 		s.refuse(w, http.StatusServiceUnavailable, httpapi.HTTPErrorCodeStoreUnavailable, "%v; try again later", errStoreDown)
 		return nil, nil
@@ -116,7 +106,6 @@ func (s *Server) openRedis(w http.ResponseWriter, r *http.Request, a *handshake)
 	ws.SetReadLimit(s.cfg.MaxMessageBytes)
 	log.Info("connected", "user_id", user, "node", st.node)
 	c.start(ws, cw.conn)
-	ok = true
 	return c, rs
 }
 

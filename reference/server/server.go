@@ -174,8 +174,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if a == nil {
 		return
 	}
+	if !s.track(&s.conns) {
+		s.refuseJoin(w, a.log, errShutdown)
+		a.release(s)
+		return
+	}
 	c, sess := s.openSession(w, r, a)
 	if c == nil {
+		s.conns.Done()
 		a.release(s)
 		return
 	}
@@ -183,7 +189,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveConn reads the connection until it ends. The connection holds its places among
-// its address's and its user's connections (HS-14) until then.
+// its address's and its user's connections (HS-14), and in s.conns, until then.
 func (s *Server) serveConn(c *conn, sess liveSession, a *handshake) {
 	defer a.release(s)
 	defer s.conns.Done()

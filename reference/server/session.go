@@ -138,16 +138,6 @@ func (s *session) attach(c *conn, r resumeRequest) (old *conn, err error) {
 	return old, nil
 }
 
-// abandon ends a session made for a handshake that did not get to join it (the upgrade
-// failed), unless a connection joined it meanwhile: it gives its slot back (HS-10).
-func (s *session) abandon() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.attached == 0 && !s.ended {
-		s.endLocked(errSessionEnded)
-	}
-}
-
 // withdraw undoes the attach of c, whose upgrade failed: its frames go back to the
 // buffer, and a session that c was the first to join gives its slot back (HS-10).
 func (s *session) withdraw(c *conn) {
