@@ -15,25 +15,7 @@ import (
 // serve echoes text and binary messages, closes a connection whose message is over
 // the limit with 1009, and returns when its context ends.
 func TestServe(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	serveCtx, stop := context.WithCancel(ctx)
-	out, w := io.Pipe()
-	done := make(chan error, 1)
-	go func() { done <- serve(serveCtx, &config{addr: "127.0.0.1:0", readLimit: 64}, w) }()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	url, ok := strings.CutPrefix(strings.TrimSpace(line), "agentws-echo: serving ")
-	if !ok {
-		t.Fatalf("first line %q, want agentws-echo: serving URL", line)
-	}
-	c, _, err := websocket.Dial(ctx, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
+	ctx, c, stop := serveAndDial(t, &config{addr: "127.0.0.1:0", readLimit: 64})
 	for _, m := range []struct {
 		typ  websocket.MessageType
 		data []byte
@@ -60,8 +42,37 @@ func TestServe(t *testing.T) {
 		t.Errorf("after a message over the limit: %v, want close 1009", err)
 	}
 	stop()
-	if err := <-done; err != nil {
-		t.Errorf("serve: %v", err)
+}
+
+// serveAndDial runs serve with cfg, reads the URL it prints and dials it. stop ends
+// serve and checks that it returned nil.
+func serveAndDial(t *testing.T, cfg *config) (context.Context, *websocket.Conn, func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	serveCtx, end := context.WithCancel(ctx)
+	out, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- serve(serveCtx, cfg, w) }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, ok := strings.CutPrefix(strings.TrimSpace(line), "agentws-echo: serving ")
+	if !ok {
+		t.Fatalf("first line %q, want agentws-echo: serving URL", line)
+	}
+	c, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return ctx, c, func() {
+		t.Helper()
+		end()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
 	}
 }
 
@@ -69,21 +80,7 @@ func TestServe(t *testing.T) {
 // and unchanged.
 func TestServeDelay(t *testing.T) {
 	const delay = 20 * time.Millisecond
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	serveCtx, stop := context.WithCancel(ctx)
-	out, w := io.Pipe()
-	done := make(chan error, 1)
-	go func() { done <- serve(serveCtx, &config{addr: "127.0.0.1:0", readLimit: 64, delay: delay}, w) }()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _, err := websocket.Dial(ctx, strings.TrimPrefix(strings.TrimSpace(line), "agentws-echo: serving "), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
+	ctx, c, stop := serveAndDial(t, &config{addr: "127.0.0.1:0", readLimit: 64, delay: delay})
 	for i := range 3 {
 		sent := time.Now()
 		msg := []byte{'m', byte('0' + i)}
@@ -99,9 +96,6 @@ func TestServeDelay(t *testing.T) {
 		}
 	}
 	stop()
-	if err := <-done; err != nil {
-		t.Errorf("serve: %v", err)
-	}
 }
 
 func TestServeListenFails(t *testing.T) {
