@@ -159,16 +159,21 @@ func (s *session) info() (adminapi.SessionInfo, bool) {
 	}, true
 }
 
-// sessionInfos returns the sessions of this process, in session_id order.
-func (s *Server) sessionInfos() []adminapi.SessionInfo {
+// sessionPage returns the page of this process's sessions after the session_id after,
+// at most limit of them in session_id order, and the session_id the next page follows
+// ("" when none does). Only the page's sessions are asked for their state: a session
+// that ended meanwhile is left out of it, as the Redis store's sessionPage does.
+func (s *Server) sessionPage(after string, limit int) ([]adminapi.SessionInfo, string) {
+	all := s.snapshot()
+	slices.SortFunc(all, func(a, b *session) int { return strings.Compare(a.id, b.id) })
+	page, next := pageOf(all, func(sess *session) string { return sess.id }, after, limit)
 	var out []adminapi.SessionInfo
-	for _, sess := range s.snapshot() {
+	for _, sess := range page {
 		if info, ok := sess.info(); ok {
 			out = append(out, info)
 		}
 	}
-	slices.SortFunc(out, func(a, b adminapi.SessionInfo) int { return strings.Compare(a.SessionId, b.SessionId) })
-	return out
+	return out, next
 }
 
 // lookup returns the session sid of this process's table, or nil.
@@ -214,7 +219,7 @@ func (s *Server) adminSessions(ctx context.Context, after string, limit int) ([]
 	if s.redis != nil {
 		return s.redis.sessionPage(ctx, after, limit)
 	}
-	page, next := pageOf(s.sessionInfos(), func(i adminapi.SessionInfo) string { return i.SessionId }, after, limit)
+	page, next := s.sessionPage(after, limit)
 	return page, next, nil
 }
 
