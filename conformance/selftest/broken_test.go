@@ -153,7 +153,7 @@ func relay(w http.ResponseWriter, r *http.Request, upstream string, b breakage, 
 			if code := websocket.CloseStatus(err); code != -1 {
 				up.Close(code, "")
 			} else {
-				up.CloseNow()
+				up.drop(done)
 			}
 			break
 		}

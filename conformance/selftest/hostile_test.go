@@ -284,9 +284,38 @@ func stubborn(t *testing.T, upstream string) string {
 	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
 }
 
+// upConn is a proxy's connection to the server it stands in front of, with the TCP
+// connection under it, so that the proxy passes an abrupt end of the client's side on
+// as the harness made it: a FIN after what was relayed. A plain close() with frames
+// still unread would reset the connection, and the kernel would throw away what it had
+// not yet sent, such as the end of a big query the server is slow to read.
+type upConn struct {
+	*websocket.Conn
+	raw net.Conn
+}
+
+// upDrainBound bounds how long a proxy waits for the server to end its side after the
+// proxy ended its own.
+const upDrainBound = 5 * time.Second
+
+// drop ends the proxy's side of the connection after what was written to it, waits for
+// the server to end its side (done, closed by the goroutine that reads from the
+// server), at most upDrainBound, and closes the connection.
+func (u upConn) drop(done <-chan struct{}) {
+	if hc, ok := u.raw.(interface{ CloseWrite() error }); ok && hc.CloseWrite() == nil {
+		timer := time.NewTimer(upDrainBound)
+		defer timer.Stop()
+		select {
+		case <-done:
+		case <-timer.C:
+		}
+	}
+	u.CloseNow()
+}
+
 // dialUpstream makes the upgrade request r to upstream, as the client made it to the
 // proxy standing in for upstream.
-func dialUpstream(r *http.Request, upstream string) (*websocket.Conn, *http.Response, error) {
+func dialUpstream(r *http.Request, upstream string) (upConn, *http.Response, error) {
 	header := http.Header{"Authorization": r.Header.Values("Authorization")}
 	switch origin := r.Header.Get("Origin"); origin {
 	case "":
@@ -301,7 +330,17 @@ func dialUpstream(r *http.Request, upstream string) (*websocket.Conn, *http.Resp
 	if h, _, _ := net.SplitHostPort(r.Host); net.ParseIP(h) == nil {
 		host = r.Host
 	}
-	return websocket.Dial(r.Context(), upstream+"?"+r.URL.RawQuery, &websocket.DialOptions{HTTPHeader: header, Host: host})
+	var raw net.Conn
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.DisableKeepAlives = true
+	transport.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		raw = nc
+		return nc, err
+	}
+	ws, resp, err := websocket.Dial(r.Context(), upstream+"?"+r.URL.RawQuery, &websocket.DialOptions{HTTPHeader: header, Host: host, HTTPClient: &http.Client{Transport: transport}})
+	transport.CloseIdleConnections()
+	return upConn{Conn: ws, raw: raw}, resp, err
 }
 
 func relayStubborn(w http.ResponseWriter, r *http.Request, upstream string) {
@@ -326,7 +365,9 @@ func relayStubborn(w http.ResponseWriter, r *http.Request, upstream string) {
 		return
 	}
 	go keepalives(ctx, down)
+	done := make(chan struct{})
 	go func() { // server to client; the end of the server's connection is not passed on
+		defer close(done)
 		for {
 			typ, data, err := up.Read(ctx)
 			if err != nil || down.Write(ctx, typ, data) != nil {
@@ -337,6 +378,9 @@ func relayStubborn(w http.ResponseWriter, r *http.Request, upstream string) {
 	for { // client to server, without what the server would close the connection for
 		typ, data, err := down.Read(ctx)
 		if err != nil {
+			if websocket.CloseStatus(err) == -1 {
+				up.drop(done)
+			}
 			return
 		}
 		if typ == websocket.MessageBinary || len(data) > 1<<20 {
